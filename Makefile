@@ -1,0 +1,43 @@
+# hookhost tasks. The README's two commands are `make run` and `make test`.
+#
+# Everything a task needs is installed by the task itself (the wasm32-wasip2
+# Rust target), so both work on a fresh machine with only rustup + cargo.
+
+CARGO ?= cargo
+# Example plugins served by `make run` (folders under plugins/).
+PLUGINS := echo github
+EXAMPLES_DIR := target/example-plugins
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test plugins wasm-target lint fmt
+
+## Build the example plugins and serve them on $(LISTEN).
+run: plugins
+	$(CARGO) run --release -p hookhost -- serve --listen $(LISTEN) \
+		--plugins $(EXAMPLES_DIR) --data target/example-data
+
+## Run every test: unit tests, then the integration suite against the real host.
+test: wasm-target
+	$(CARGO) test
+
+## Build the example plugins into $(EXAMPLES_DIR) (NAME.wasm + NAME.toml).
+plugins: wasm-target
+	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS))
+	mkdir -p $(EXAMPLES_DIR)
+	for p in $(PLUGINS); do \
+		cp target/wasm32-wasip2/release/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
+		if [ -f plugins/$$p/$$p.toml ]; then cp plugins/$$p/$$p.toml $(EXAMPLES_DIR)/; fi; \
+	done
+
+## Format check and lints, as CI runs them.
+lint: wasm-target
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip2 --workspace \
+		--exclude hookhost --exclude hookhost-test-artifacts -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
