@@ -1,0 +1,819 @@
+//! The `[verify]` table of a plugin manifest, validated once at load into a
+//! ready [`Scheme`].
+//!
+//! ```toml
+//! [verify]
+//! scheme = "github"
+//! secret = "env:GITHUB_WEBHOOK_SECRET"   # or secrets = [...] while rotating
+//! ```
+//!
+//! [`SecretResolver::resolve`] is the only code in [`super`] that does I/O.
+
+use std::env::VarError;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::generic::{self, Encoding, GenericHmac};
+use super::github::{self, Github};
+use super::gitlab::{self, Gitlab};
+use super::shopify::{self, Shopify};
+use super::slack::{self, Slack};
+use super::standard_webhooks::{self, StandardWebhooks};
+use super::stripe::{self, Stripe};
+use super::token::{self, Token};
+use super::twilio::{self, Twilio};
+use super::{Algorithm, Scheme, Secret, scheme_names};
+
+/// Used when `tolerance` is not set: what Stripe, Slack and Standard
+/// Webhooks all recommend.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+/// The `[verify]` table as written. Turned into a scheme by [`build`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    /// One of [`scheme_names`].
+    pub scheme: String,
+    /// `env:VAR`, `file:PATH` or the secret itself. Exactly one of `secret`
+    /// and `secrets` is required.
+    pub secret: Option<SecretRef>,
+    /// Several secrets, any of which may match: for rotation. Requests are
+    /// signed (by `hookhost send`) with the first.
+    pub secrets: Option<Vec<SecretRef>>,
+    /// How far a signed timestamp may be from now, e.g. `5m`. Default 5
+    /// minutes. Only for `stripe`, `slack` and `standard-webhooks`.
+    pub tolerance: Option<String>,
+    /// Header carrying the token or signature. `token`: default
+    /// `Authorization`; `hmac`: required.
+    pub header: Option<String>,
+    /// Text before the token or signature, matched ignoring ASCII case.
+    /// `token`: default `Bearer `; `hmac`: default none (e.g. `sha256=`).
+    pub prefix: Option<String>,
+    /// `hmac` only: `sha1`, `sha256` (default) or `sha512`.
+    pub algorithm: Option<String>,
+    /// `hmac` only: `hex` (default) or `base64`.
+    pub encoding: Option<String>,
+    /// `twilio` only: the public URL Twilio calls, without query. Default:
+    /// rebuilt from the request's `Host` and `X-Forwarded-Proto` headers.
+    pub url: Option<String>,
+}
+
+/// A secret as written in a manifest: `env:VAR`, `file:PATH`, or the secret
+/// itself. `Debug` shows references but never a literal secret.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(String);
+
+enum Source<'a> {
+    Env(&'a str),
+    File(&'a str),
+    Literal(&'a str),
+}
+
+impl SecretRef {
+    pub fn new(text: impl Into<String>) -> Self {
+        SecretRef(text.into())
+    }
+
+    /// True when the manifest holds the secret itself; worth a warning.
+    pub fn is_literal(&self) -> bool {
+        matches!(self.source(), Source::Literal(_))
+    }
+
+    fn source(&self) -> Source<'_> {
+        if let Some(var) = self.0.strip_prefix("env:") {
+            Source::Env(var)
+        } else if let Some(path) = self.0.strip_prefix("file:") {
+            Source::File(path)
+        } else {
+            Source::Literal(&self.0)
+        }
+    }
+}
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.source() {
+            Source::Env(_) | Source::File(_) => write!(f, "SecretRef({:?})", self.0),
+            Source::Literal(_) => f.write_str("SecretRef(<literal, redacted>)"),
+        }
+    }
+}
+
+/// A manifest field that cannot be used, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    field: String,
+    message: String,
+}
+
+impl ConfigError {
+    /// The offending field, e.g. `verify.secrets[1]`.
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    fn invalid(field: &str, problem: impl fmt::Display) -> Self {
+        let field = format!("verify.{field}");
+        ConfigError {
+            message: format!("`{field}`: {problem}"),
+            field,
+        }
+    }
+
+    fn unused(field: &str, users: &[&str], scheme: &str) -> Self {
+        let field = format!("verify.{field}");
+        let users: Vec<String> = users.iter().map(|u| format!("`{u}`")).collect();
+        let users = match users.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => users.concat(),
+        };
+        ConfigError {
+            message: format!(
+                "`{field}` is only used by scheme {users} (this one is `{scheme}`): remove it"
+            ),
+            field,
+        }
+    }
+}
+
+/// Reads `env:` and `file:` secret references. Environment lookup is
+/// injectable so tests need not touch the process environment.
+pub struct SecretResolver<'a> {
+    manifest_dir: &'a Path,
+    env: &'a dyn Fn(&str) -> Result<String, VarError>,
+}
+
+fn process_env(name: &str) -> Result<String, VarError> {
+    std::env::var(name)
+}
+
+impl<'a> SecretResolver<'a> {
+    /// Reads the process environment; `file:` paths are relative to
+    /// `manifest_dir`, the folder holding the manifest.
+    pub fn new(manifest_dir: &'a Path) -> Self {
+        SecretResolver {
+            manifest_dir,
+            env: &process_env,
+        }
+    }
+
+    pub fn with_env(
+        manifest_dir: &'a Path,
+        env: &'a dyn Fn(&str) -> Result<String, VarError>,
+    ) -> Self {
+        SecretResolver { manifest_dir, env }
+    }
+
+    /// The secret `reference` names, for manifest field `field`. A file's
+    /// trailing newlines are dropped (editors add them); nothing else is
+    /// trimmed. An empty secret is an error: it would make every signature
+    /// forgeable.
+    pub fn resolve(&self, field: &str, reference: &SecretRef) -> Result<Secret, ConfigError> {
+        self.read(reference)
+            .map(Secret::new)
+            .map_err(|problem| ConfigError::invalid(field, problem))
+    }
+
+    fn read(&self, reference: &SecretRef) -> Result<Vec<u8>, String> {
+        match reference.source() {
+            Source::Env("") => {
+                Err("`env:` needs a variable name, e.g. `env:WEBHOOK_SECRET`".into())
+            }
+            Source::Env(var) => match (self.env)(var) {
+                Ok(value) if value.is_empty() => {
+                    Err(format!("environment variable {var} is empty"))
+                }
+                Ok(value) => Ok(value.into_bytes()),
+                Err(VarError::NotPresent) => Err(format!(
+                    "environment variable {var} is not set (set it, or use `file:PATH`)"
+                )),
+                Err(VarError::NotUnicode(_)) => Err(format!(
+                    "environment variable {var} is not valid UTF-8 (use `file:PATH` for binary secrets)"
+                )),
+            },
+            Source::File("") => Err("`file:` needs a path, e.g. `file:secrets/github`".into()),
+            Source::File(path) => {
+                let path = self.manifest_dir.join(path);
+                let mut bytes = std::fs::read(&path).map_err(|err| {
+                    format!(
+                        "cannot read secret file {}: {err} (relative paths start from the manifest's folder)",
+                        path.display()
+                    )
+                })?;
+                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    bytes.pop();
+                }
+                if bytes.is_empty() {
+                    return Err(format!("secret file {} is empty", path.display()));
+                }
+                Ok(bytes)
+            }
+            Source::Literal("") => Err("is empty".into()),
+            Source::Literal(text) => Ok(text.as_bytes().to_vec()),
+        }
+    }
+}
+
+impl fmt::Debug for SecretResolver<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretResolver")
+            .field("manifest_dir", &self.manifest_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Validates `raw` and resolves its secrets into a ready scheme. Errors name
+/// the field and say how to fix it.
+pub fn build(
+    raw: &RawVerify,
+    resolver: &SecretResolver<'_>,
+) -> Result<Arc<dyn Scheme>, ConfigError> {
+    let scheme = *scheme_names()
+        .iter()
+        .find(|name| **name == raw.scheme)
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "scheme",
+                format!(
+                    "unknown scheme `{}` (expected one of {})",
+                    raw.scheme,
+                    scheme_names().join(", ")
+                ),
+            )
+        })?;
+
+    // Fields that only some schemes read; set elsewhere, they are mistakes.
+    let scheme_specific: [(&str, bool, &[&str]); 6] = [
+        (
+            "tolerance",
+            raw.tolerance.is_some(),
+            &[stripe::NAME, slack::NAME, standard_webhooks::NAME],
+        ),
+        (
+            "header",
+            raw.header.is_some(),
+            &[token::NAME, generic::NAME],
+        ),
+        (
+            "prefix",
+            raw.prefix.is_some(),
+            &[token::NAME, generic::NAME],
+        ),
+        ("algorithm", raw.algorithm.is_some(), &[generic::NAME]),
+        ("encoding", raw.encoding.is_some(), &[generic::NAME]),
+        ("url", raw.url.is_some(), &[twilio::NAME]),
+    ];
+    for (field, is_set, users) in scheme_specific {
+        if is_set && !users.contains(&scheme) {
+            return Err(ConfigError::unused(field, users, scheme));
+        }
+    }
+
+    let tolerance = raw
+        .tolerance
+        .as_deref()
+        .map(parse_tolerance)
+        .transpose()?
+        .unwrap_or(DEFAULT_TOLERANCE);
+    let header = raw.header.as_deref().map(parse_header).transpose()?;
+    let prefix = raw.prefix.as_deref().map(check_prefix).transpose()?;
+    let algorithm = raw.algorithm.as_deref().map(parse_algorithm).transpose()?;
+    let encoding = raw.encoding.as_deref().map(parse_encoding).transpose()?;
+    if scheme == generic::NAME && header.is_none() {
+        return Err(missing_hmac_header());
+    }
+    if let Some(url) = raw.url.as_deref() {
+        twilio::check_url(url).map_err(|err| ConfigError::invalid("url", err))?;
+    }
+
+    // Every check above is pure; reading secrets comes last so that a
+    // manifest's mistakes are reported before its environment's.
+    let secrets = resolve_secrets(raw, scheme, resolver)?;
+
+    let built: Arc<dyn Scheme> = match scheme {
+        github::NAME => Arc::new(Github::new(secrets.into_values())),
+        gitlab::NAME => {
+            check_header_safe(&secrets, b"")?;
+            Arc::new(Gitlab::new(secrets.into_values()))
+        }
+        stripe::NAME => Arc::new(Stripe::new(secrets.into_values(), tolerance)),
+        slack::NAME => Arc::new(Slack::new(secrets.into_values(), tolerance)),
+        shopify::NAME => Arc::new(Shopify::new(secrets.into_values())),
+        standard_webhooks::NAME => {
+            let fields = secrets.fields.clone();
+            let scheme = StandardWebhooks::new(secrets.into_values(), tolerance)
+                .map_err(|err| ConfigError::invalid(&fields[err.index], &err))?;
+            Arc::new(scheme)
+        }
+        token::NAME => {
+            let prefix = prefix.unwrap_or_else(|| token::DEFAULT_PREFIX.to_owned());
+            check_header_safe(&secrets, prefix.as_bytes())?;
+            Arc::new(Token::new(
+                secrets.into_values(),
+                header.unwrap_or(token::DEFAULT_HEADER),
+                prefix,
+            ))
+        }
+        generic::NAME => Arc::new(GenericHmac::new(
+            secrets.into_values(),
+            header.ok_or_else(missing_hmac_header)?,
+            algorithm.unwrap_or(Algorithm::Sha256),
+            encoding.unwrap_or(Encoding::Hex),
+            prefix.unwrap_or_default(),
+        )),
+        twilio::NAME => Arc::new(
+            Twilio::new(secrets.into_values(), raw.url.as_deref())
+                .map_err(|err| ConfigError::invalid("url", err))?,
+        ),
+        other => unreachable!("scheme `{other}` is listed in scheme_names() but not built"),
+    };
+    Ok(built)
+}
+
+/// Resolved secrets, with the manifest field each came from.
+struct Resolved {
+    fields: Vec<String>,
+    values: Vec<Secret>,
+}
+
+impl Resolved {
+    fn into_values(self) -> Vec<Secret> {
+        self.values
+    }
+}
+
+fn resolve_secrets(
+    raw: &RawVerify,
+    scheme: &str,
+    resolver: &SecretResolver<'_>,
+) -> Result<Resolved, ConfigError> {
+    let refs: Vec<(String, &SecretRef)> = match (&raw.secret, &raw.secrets) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError {
+                field: "verify".into(),
+                message: "`verify`: set `secret` or `secrets`, not both".into(),
+            });
+        }
+        (None, None) => {
+            return Err(ConfigError {
+                field: "verify.secret".into(),
+                message: format!(
+                    "`verify.secret` is required for scheme `{scheme}` (e.g. `secret = \"env:WEBHOOK_SECRET\"`, \
+                     or `secrets = [...]` to accept several while rotating)"
+                ),
+            });
+        }
+        (Some(one), None) => vec![("secret".to_owned(), one)],
+        (None, Some(list)) if list.is_empty() => {
+            return Err(ConfigError::invalid("secrets", "list at least one secret"));
+        }
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("secrets[{i}]"), r))
+            .collect(),
+    };
+    let mut resolved = Resolved {
+        fields: Vec::new(),
+        values: Vec::new(),
+    };
+    for (field, reference) in refs {
+        resolved.values.push(resolver.resolve(&field, reference)?);
+        resolved.fields.push(field);
+    }
+    Ok(resolved)
+}
+
+fn parse_tolerance(text: &str) -> Result<Duration, ConfigError> {
+    let tolerance = humantime::parse_duration(text).map_err(|err| {
+        ConfigError::invalid(
+            "tolerance",
+            format!("`{text}` is not a duration: {err} (e.g. `5m` or `300s`)"),
+        )
+    })?;
+    if tolerance < Duration::from_secs(1) {
+        return Err(ConfigError::invalid(
+            "tolerance",
+            "must be at least `1s`: timestamps are whole seconds",
+        ));
+    }
+    Ok(tolerance)
+}
+
+fn parse_algorithm(name: &str) -> Result<Algorithm, ConfigError> {
+    Algorithm::from_name(name).ok_or_else(|| {
+        let expected = Algorithm::NAMES.join(", ");
+        ConfigError::invalid(
+            "algorithm",
+            format!("unknown algorithm `{name}` (expected one of {expected})"),
+        )
+    })
+}
+
+fn parse_encoding(name: &str) -> Result<Encoding, ConfigError> {
+    Encoding::from_name(name).ok_or_else(|| {
+        let expected = Encoding::NAMES.join(", ");
+        ConfigError::invalid(
+            "encoding",
+            format!("unknown encoding `{name}` (expected one of {expected})"),
+        )
+    })
+}
+
+fn missing_hmac_header() -> ConfigError {
+    ConfigError {
+        field: "verify.header".into(),
+        message: "`verify.header` is required for scheme `hmac`: name the header that carries \
+                  the signature, e.g. `header = \"X-Signature\"`"
+            .into(),
+    }
+}
+
+fn parse_header(text: &str) -> Result<HeaderName, ConfigError> {
+    HeaderName::from_bytes(text.as_bytes()).map_err(|_| {
+        ConfigError::invalid(
+            "header",
+            format!("`{text}` is not a valid HTTP header name"),
+        )
+    })
+}
+
+fn check_prefix(text: &str) -> Result<String, ConfigError> {
+    if HeaderValue::from_str(text).is_err() {
+        return Err(ConfigError::invalid(
+            "prefix",
+            "must be printable ASCII: it is part of a header value",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Token schemes compare the header text with the secret, so a secret that
+/// cannot travel as header text would silently match nothing.
+fn check_header_safe(secrets: &Resolved, prefix: &[u8]) -> Result<(), ConfigError> {
+    for (field, secret) in secrets.fields.iter().zip(&secrets.values) {
+        let value = [prefix, secret.expose()].concat();
+        let text_ok = HeaderValue::from_bytes(&value).is_ok_and(|v| v.to_str().is_ok());
+        let trimmed = secret.expose().trim_ascii() == secret.expose();
+        if !text_ok || !trimmed {
+            return Err(ConfigError::invalid(
+                field,
+                "must be printable ASCII without leading or trailing spaces: it is sent as a header value",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn raw(scheme: &str) -> RawVerify {
+        RawVerify {
+            scheme: scheme.into(),
+            secret: Some(SecretRef::new("literal-secret")),
+            ..RawVerify::default()
+        }
+    }
+
+    fn build_with_env(
+        raw: &RawVerify,
+        vars: &[(&str, &str)],
+    ) -> Result<Arc<dyn Scheme>, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = move |name: &str| vars.get(name).cloned().ok_or(VarError::NotPresent);
+        build(
+            raw,
+            &SecretResolver::with_env(Path::new("/nonexistent"), &env),
+        )
+    }
+
+    fn error(raw: &RawVerify) -> String {
+        build_with_env(raw, &[])
+            .expect_err("config should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn every_scheme_name_builds() {
+        for name in scheme_names() {
+            let mut raw = raw(name);
+            match *name {
+                "hmac" => raw.header = Some("X-Signature".into()),
+                "standard-webhooks" => {
+                    raw.secret = Some(SecretRef::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+                }
+                _ => {}
+            }
+            let scheme = build_with_env(&raw, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(scheme.name(), *name);
+        }
+    }
+
+    #[test]
+    fn parses_from_toml_shaped_input_and_rejects_unknown_fields() {
+        let ok: RawVerify =
+            serde_json::from_str(r#"{"scheme":"github","secrets":["env:A","file:b"]}"#).unwrap();
+        assert_eq!(ok.secrets.unwrap().len(), 2);
+        let err = serde_json::from_str::<RawVerify>(
+            r#"{"scheme":"github","secret":"x","tolerence":"5m"}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `tolerence`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_scheme_lists_the_known_ones() {
+        assert_eq!(
+            error(&raw("githb")),
+            "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
+             standard-webhooks, token, hmac, twilio)"
+        );
+    }
+
+    #[test]
+    fn unset_environment_variable_names_it_and_the_fix() {
+        let raw = RawVerify {
+            secret: Some(SecretRef::new("env:GITHUB_SECRET")),
+            ..raw("github")
+        };
+        assert_eq!(
+            error(&raw),
+            "`verify.secret`: environment variable GITHUB_SECRET is not set (set it, or use `file:PATH`)"
+        );
+        assert_eq!(
+            build_with_env(&raw, &[("GITHUB_SECRET", "")])
+                .unwrap_err()
+                .to_string(),
+            "`verify.secret`: environment variable GITHUB_SECRET is empty"
+        );
+        assert!(build_with_env(&raw, &[("GITHUB_SECRET", "s3cret")]).is_ok());
+    }
+
+    #[test]
+    fn errors_in_a_secrets_list_name_the_entry() {
+        let raw = RawVerify {
+            secret: None,
+            secrets: Some(vec![SecretRef::new("env:OLD"), SecretRef::new("env:NEW")]),
+            ..raw("github")
+        };
+        let err = build_with_env(&raw, &[("OLD", "x")]).unwrap_err();
+        assert_eq!(err.field(), "verify.secrets[1]");
+        assert_eq!(
+            err.to_string(),
+            "`verify.secrets[1]`: environment variable NEW is not set (set it, or use `file:PATH`)"
+        );
+    }
+
+    #[test]
+    fn secret_and_secrets_are_exclusive_and_one_is_required() {
+        let both = RawVerify {
+            secrets: Some(vec![SecretRef::new("x")]),
+            ..raw("github")
+        };
+        assert_eq!(
+            error(&both),
+            "`verify`: set `secret` or `secrets`, not both"
+        );
+        let neither = RawVerify {
+            secret: None,
+            ..raw("slack")
+        };
+        assert!(error(&neither).starts_with("`verify.secret` is required for scheme `slack`"));
+        let empty = RawVerify {
+            secret: None,
+            secrets: Some(vec![]),
+            ..raw("slack")
+        };
+        assert_eq!(error(&empty), "`verify.secrets`: list at least one secret");
+        let blank = RawVerify {
+            secret: Some(SecretRef::new("")),
+            ..raw("slack")
+        };
+        assert_eq!(error(&blank), "`verify.secret`: is empty");
+    }
+
+    #[test]
+    fn fields_of_other_schemes_are_refused() {
+        let header = RawVerify {
+            header: Some("X-Sig".into()),
+            ..raw("github")
+        };
+        assert_eq!(
+            error(&header),
+            "`verify.header` is only used by scheme `token` or `hmac` (this one is `github`): remove it"
+        );
+        let tolerance = RawVerify {
+            tolerance: Some("5m".into()),
+            ..raw("shopify")
+        };
+        assert_eq!(
+            error(&tolerance),
+            "`verify.tolerance` is only used by scheme `stripe`, `slack` or `standard-webhooks` (this one is \
+             `shopify`): remove it"
+        );
+        let url = RawVerify {
+            url: Some("https://x.com".into()),
+            ..raw("slack")
+        };
+        assert!(error(&url).starts_with("`verify.url` is only used by scheme `twilio`"));
+        let algorithm = RawVerify {
+            algorithm: Some("sha1".into()),
+            ..raw("token")
+        };
+        assert!(error(&algorithm).starts_with("`verify.algorithm` is only used by scheme `hmac`"));
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cases = [
+            (
+                RawVerify {
+                    tolerance: Some("5 parsecs".into()),
+                    ..raw("slack")
+                },
+                "`verify.tolerance`: `5 parsecs` is not a duration",
+            ),
+            (
+                RawVerify {
+                    tolerance: Some("0s".into()),
+                    ..raw("slack")
+                },
+                "`verify.tolerance`: must be at least `1s`",
+            ),
+            (
+                RawVerify {
+                    header: Some("X Sig".into()),
+                    ..raw("token")
+                },
+                "`verify.header`: `X Sig` is not a valid HTTP header name",
+            ),
+            (raw("hmac"), "`verify.header` is required for scheme `hmac`"),
+            (
+                RawVerify {
+                    header: Some("x-sig".into()),
+                    algorithm: Some("md5".into()),
+                    ..raw("hmac")
+                },
+                "`verify.algorithm`: unknown algorithm `md5` (expected one of sha1, sha256, sha512)",
+            ),
+            (
+                RawVerify {
+                    header: Some("x-sig".into()),
+                    encoding: Some("b64".into()),
+                    ..raw("hmac")
+                },
+                "`verify.encoding`: unknown encoding `b64` (expected one of hex, base64)",
+            ),
+            (
+                RawVerify {
+                    url: Some("/sms".into()),
+                    ..raw("twilio")
+                },
+                "`verify.url`: not an absolute http(s) URL",
+            ),
+            (
+                RawVerify {
+                    secret: Some(SecretRef::new("whsec_???")),
+                    ..raw("standard-webhooks")
+                },
+                "`verify.secret`: not a Standard Webhooks secret (expected `whsec_` followed by base64)",
+            ),
+            (
+                RawVerify {
+                    secret: Some(SecretRef::new("tok\u{e9}n")),
+                    ..raw("gitlab")
+                },
+                "`verify.secret`: must be printable ASCII",
+            ),
+            (
+                RawVerify {
+                    secret: Some(SecretRef::new("token ")),
+                    ..raw("token")
+                },
+                "`verify.secret`: must be printable ASCII",
+            ),
+            (
+                RawVerify {
+                    secret: Some(SecretRef::new("env:")),
+                    ..raw("github")
+                },
+                "`verify.secret`: `env:` needs a variable name",
+            ),
+        ];
+        for (raw, want) in cases {
+            let got = error(&raw);
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn manifest_mistakes_are_reported_before_missing_secrets() {
+        let raw = RawVerify {
+            secret: Some(SecretRef::new("env:UNSET")),
+            tolerance: Some("soon".into()),
+            ..raw("slack")
+        };
+        assert!(error(&raw).starts_with("`verify.tolerance`"));
+    }
+
+    #[test]
+    fn file_secrets_are_read_relative_to_the_manifest_and_lose_trailing_newlines() {
+        let dir = std::env::temp_dir().join(format!("hookhost-verify-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        std::fs::write(dir.join("secrets/github"), b"s3cret\r\n").unwrap();
+        std::fs::write(dir.join("secrets/empty"), b"\n").unwrap();
+        let resolver = SecretResolver::new(&dir);
+
+        let secret = resolver
+            .resolve("secret", &SecretRef::new("file:secrets/github"))
+            .unwrap();
+        assert_eq!(secret.expose(), b"s3cret");
+        let absolute = format!("file:{}", dir.join("secrets/github").display());
+        assert_eq!(
+            resolver
+                .resolve("secret", &SecretRef::new(absolute))
+                .unwrap()
+                .expose(),
+            b"s3cret"
+        );
+
+        let empty = resolver
+            .resolve("secret", &SecretRef::new("file:secrets/empty"))
+            .unwrap_err()
+            .to_string();
+        assert!(empty.ends_with("secrets/empty is empty"), "{empty}");
+        let missing = resolver
+            .resolve("secrets[0]", &SecretRef::new("file:nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.starts_with("`verify.secrets[0]`: cannot read secret file "),
+            "{missing}"
+        );
+        assert!(
+            missing.contains("relative paths start from the manifest's folder"),
+            "{missing}"
+        );
+
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn built_scheme_verifies_what_it_signs() {
+        let raw = RawVerify {
+            secrets: Some(vec![SecretRef::new("env:NEW"), SecretRef::new("env:OLD")]),
+            secret: None,
+            tolerance: Some("10m".into()),
+            ..raw("slack")
+        };
+        let scheme = build_with_env(&raw, &[("NEW", "new"), ("OLD", "old")]).unwrap();
+        let uri: http::Uri = "/hooks/slack".parse().unwrap();
+        let headers = scheme.sign(b"{}", &uri, 1_000_000).unwrap();
+        let input = super::super::Input {
+            headers: &headers,
+            body: b"{}",
+            uri: &uri,
+            now: 1_000_000 + 540,
+        };
+        assert_eq!(scheme.verify(&input), Ok(()));
+    }
+
+    #[test]
+    fn debug_output_hides_literal_secrets_and_resolved_ones() {
+        let raw = RawVerify {
+            secret: None,
+            secrets: Some(vec![
+                SecretRef::new("hunter2"),
+                SecretRef::new("env:SECRET"),
+            ]),
+            ..raw("github")
+        };
+        let debug = format!("{raw:?}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("env:SECRET"),
+            "{debug}"
+        );
+        let scheme = build_with_env(&raw, &[("SECRET", "swordfish")]).unwrap();
+        let debug = format!("{scheme:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("swordfish"),
+            "{debug}"
+        );
+        assert!(SecretRef::new("hunter2").is_literal() && !SecretRef::new("env:X").is_literal());
+    }
+}

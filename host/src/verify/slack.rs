@@ -1,0 +1,217 @@
+//! Slack: `X-Slack-Signature: v0=<hex>`, HMAC-SHA256 of `"v0:{ts}:{body}"`
+//! where `ts` is `X-Slack-Request-Timestamp`. Timestamps too far in the past
+//! or the future are refused, as Slack's SDKs do.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, Uri};
+
+use super::mac::{self, Algorithm};
+use super::{
+    Input, Refusal, Scheme, Secret, SignError, Window, check_timestamp, decode_hex, header_value,
+    parse_unix_seconds, required_header, tolerance_secs,
+};
+
+pub(crate) const NAME: &str = "slack";
+const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
+const VERSION: &str = "v0";
+
+#[derive(Debug)]
+pub struct Slack {
+    secrets: Vec<Secret>,
+    tolerance: i64,
+}
+
+impl Slack {
+    pub fn new(secrets: Vec<Secret>, tolerance: Duration) -> Self {
+        Slack {
+            secrets,
+            tolerance: tolerance_secs(tolerance),
+        }
+    }
+}
+
+/// The signed message; the timestamp is signed as sent, as Slack's SDKs do.
+fn signed_parts<'a>(timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] {
+    [VERSION.as_bytes(), b":", timestamp.as_bytes(), b":", body]
+}
+
+impl Scheme for Slack {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+        let signature = required_header(
+            input.headers,
+            &SIGNATURE,
+            Refusal::MissingSignature,
+            Refusal::MalformedSignature,
+        )?;
+        let timestamp = required_header(
+            input.headers,
+            &TIMESTAMP,
+            Refusal::MissingTimestamp,
+            Refusal::MalformedTimestamp,
+        )?;
+        let ts = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(TIMESTAMP))?;
+        let tag = signature
+            .strip_prefix("v0=")
+            .and_then(decode_hex)
+            .ok_or(Refusal::MalformedSignature(SIGNATURE))?;
+        check_timestamp(ts, input.now, self.tolerance, Window::BothWays)?;
+        if mac::any_key_matches(
+            Algorithm::Sha256,
+            &self.secrets,
+            &signed_parts(timestamp, input.body),
+            &[tag],
+        ) {
+            Ok(())
+        } else {
+            Err(Refusal::BadSignature)
+        }
+    }
+
+    fn sign(&self, body: &[u8], _uri: &Uri, now: i64) -> Result<HeaderMap, SignError> {
+        let key = self.secrets.first().ok_or(SignError::NoSecret)?;
+        let timestamp = now.to_string();
+        let tag = mac::compute(Algorithm::Sha256, key, &signed_parts(&timestamp, body));
+        let mut headers = HeaderMap::new();
+        headers.insert(TIMESTAMP, header_value(&timestamp)?);
+        headers.insert(
+            SIGNATURE,
+            header_value(&format!("{VERSION}={}", hex::encode(tag.as_bytes())))?,
+        );
+        Ok(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{self, NOW, name, signed_with, verify_at};
+    use super::*;
+
+    const FIVE_MINUTES: Duration = Duration::from_secs(300);
+
+    fn slack(secrets: Vec<Secret>) -> Slack {
+        Slack::new(secrets, FIVE_MINUTES)
+    }
+
+    testutil::scheme_contract!(
+        slack,
+        ["8f742231b10e8888abcd99yyyzzz85a5", "another-signing-secret"],
+        covers_body
+    );
+
+    #[test]
+    fn published_vector_verifies_at_its_time() {
+        for v in testutil::vectors(NAME) {
+            let scheme = slack(vec![Secret::from(v["secret"].as_str().unwrap())]);
+            let body = v["body"].as_str().unwrap().as_bytes();
+            let now = v["now"].as_i64().unwrap();
+            let headers = testutil::vector_headers(&v);
+            assert_eq!(verify_at(&scheme, &headers, body, now), Ok(()));
+            assert_eq!(
+                scheme
+                    .sign(body, &testutil::URI.parse().unwrap(), now)
+                    .unwrap(),
+                headers
+            );
+            // The same vector checked against the wall clock is long stale.
+            assert_eq!(
+                verify_at(&scheme, &headers, body, now + 900),
+                Err(Refusal::TimestampOutsideTolerance {
+                    age: 900,
+                    tolerance: 300
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn missing_headers() {
+        let scheme = slack(vec![Secret::from("s")]);
+        let no_sig = signed_with(&scheme, b"{}", "x-slack-signature", None);
+        assert_eq!(
+            verify_at(&scheme, &no_sig, b"{}", NOW),
+            Err(Refusal::MissingSignature(name("x-slack-signature")))
+        );
+        let no_ts = signed_with(&scheme, b"{}", "x-slack-request-timestamp", None);
+        assert_eq!(
+            verify_at(&scheme, &no_ts, b"{}", NOW),
+            Err(Refusal::MissingTimestamp(name("x-slack-request-timestamp")))
+        );
+    }
+
+    #[test]
+    fn malformed_headers() {
+        let scheme = slack(vec![Secret::from("s")]);
+        for bad in ["v1=abcd", "abcd", "v0=xyz", "v0="] {
+            let headers = signed_with(&scheme, b"{}", "x-slack-signature", Some(bad));
+            assert_eq!(
+                verify_at(&scheme, &headers, b"{}", NOW),
+                Err(Refusal::MalformedSignature(name("x-slack-signature"))),
+                "{bad:?}"
+            );
+        }
+        for bad in ["", "soon", "1.5e9", "-1"] {
+            let headers = signed_with(&scheme, b"{}", "x-slack-request-timestamp", Some(bad));
+            assert_eq!(
+                verify_at(&scheme, &headers, b"{}", NOW),
+                Err(Refusal::MalformedTimestamp(name(
+                    "x-slack-request-timestamp"
+                ))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stale_timestamp_is_refused() {
+        let scheme = slack(vec![Secret::from("s")]);
+        assert_eq!(
+            testutil::deliver(&scheme, b"{}", NOW - 900, &scheme, b"{}", NOW),
+            Err(Refusal::TimestampOutsideTolerance {
+                age: 900,
+                tolerance: 300
+            })
+        );
+    }
+
+    #[test]
+    fn future_timestamp_is_refused() {
+        let scheme = slack(vec![Secret::from("s")]);
+        assert_eq!(
+            testutil::deliver(&scheme, b"{}", NOW + 900, &scheme, b"{}", NOW),
+            Err(Refusal::TimestampOutsideTolerance {
+                age: -900,
+                tolerance: 300
+            })
+        );
+    }
+
+    #[test]
+    fn configured_tolerance_applies() {
+        let scheme = Slack::new(vec![Secret::from("s")], Duration::from_secs(3600));
+        assert_eq!(
+            testutil::deliver(&scheme, b"{}", NOW - 900, &scheme, b"{}", NOW),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn timestamp_is_signed() {
+        let scheme = slack(vec![Secret::from("s")]);
+        let headers = signed_with(
+            &scheme,
+            b"{}",
+            "x-slack-request-timestamp",
+            Some(&(NOW - 1).to_string()),
+        );
+        assert_eq!(
+            verify_at(&scheme, &headers, b"{}", NOW),
+            Err(Refusal::BadSignature)
+        );
+    }
+}
