@@ -1,0 +1,368 @@
+//! Host configuration and plugin manifests.
+//!
+//! Owns turning what an operator wrote (flags, `NAME.toml` manifests) into
+//! validated values: durations and sizes parsed, routes checked, defaults
+//! applied. Everything is validated once, at load; nothing here is consulted
+//! per request except the already-validated structs.
+//!
+//! A manifest is parsed in two steps: [`RawManifest`] is exactly the TOML
+//! (`deny_unknown_fields`, so a typo is an error naming the key), and
+//! [`Manifest`] is the checked result. Every error names the file, the field
+//! and, where there is one, the fix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::verify::{self, RawVerify, Scheme, SecretResolver};
+
+/// Default wall-clock limit for one plugin call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default linear-memory cap for one plugin instance.
+pub const DEFAULT_MEMORY: u64 = 64 * MIB;
+/// Default request body limit (`--max-body`).
+pub const DEFAULT_MAX_BODY: u64 = MIB;
+/// The largest memory a manifest may grant: the pooling allocator reserves
+/// this much address space per memory slot, so nothing above it can fit.
+pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
+
+const MIB: u64 = 1024 * 1024;
+
+/// The validated configuration of a running host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Folder holding `NAME.wasm` plugins and their optional `NAME.toml` manifests.
+    pub plugins_dir: PathBuf,
+    /// Folder for host state (compile cache, later the inbox).
+    pub data_dir: PathBuf,
+    /// Where compiled plugins are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body: u64,
+    /// How many plugin calls may run at once; also sizes the instance pool.
+    pub max_concurrency: u32,
+    /// How long shutdown waits for in-flight deliveries before giving up.
+    pub shutdown_grace: Duration,
+}
+
+impl HostConfig {
+    /// A configuration with every default, serving plugins from `plugins_dir`
+    /// and keeping state in `data_dir`.
+    pub fn new(plugins_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            plugins_dir: plugins_dir.into(),
+            cache_dir: Some(data_dir.join("cache")),
+            data_dir,
+            max_body: DEFAULT_MAX_BODY,
+            max_concurrency: 256,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A plugin manifest exactly as written in `NAME.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    /// Path the plugin is served at; default `/hooks/NAME`.
+    pub route: Option<String>,
+    /// Per-call resource limits.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Signature verification; none means the route is unverified.
+    pub verify: Option<RawVerify>,
+}
+
+/// The `[limits]` table of a manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Wall-clock limit for one call, e.g. `"2s"`, `"500ms"`.
+    pub timeout: Option<String>,
+    /// Linear-memory cap, e.g. `"32MiB"`.
+    pub memory: Option<String>,
+}
+
+/// A validated plugin manifest (defaults applied when there was no file).
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The route this plugin answers, e.g. `/hooks/echo`.
+    pub route: String,
+    /// Wall-clock limit for one call.
+    pub timeout: Duration,
+    /// Linear-memory cap for one instance, in bytes.
+    pub memory: u64,
+    /// The scheme every request must pass before the plugin runs, with its
+    /// secrets resolved; `None` for an unverified route.
+    pub verify: Option<Arc<dyn Scheme>>,
+}
+
+/// A manifest that could not be read or does not validate.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ManifestError {
+    /// The manifest file.
+    pub path: PathBuf,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Manifest {
+    /// The manifest of a plugin that has no `NAME.toml`.
+    pub fn default_for(name: &str) -> Self {
+        Self {
+            route: format!("/hooks/{name}"),
+            timeout: DEFAULT_TIMEOUT,
+            memory: DEFAULT_MEMORY,
+            verify: None,
+        }
+    }
+
+    /// Reads and validates the manifest at `path` for plugin `name`.
+    pub fn load(name: &str, path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ManifestError {
+            path: path.to_owned(),
+            message: format!("cannot read manifest: {err}"),
+        })?;
+        // `file:` secrets are relative to the manifest's folder.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(name, &text, &SecretResolver::new(dir)).map_err(|message| ManifestError {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses and validates manifest text, resolving secret references with
+    /// `secrets`; the error is a message without the file name (the caller
+    /// adds it).
+    pub fn parse(name: &str, text: &str, secrets: &SecretResolver<'_>) -> Result<Self, String> {
+        let raw: RawManifest = toml::from_str(text).map_err(|err| {
+            // toml's message already names the key and quotes the line.
+            format!("invalid manifest: {}", err.to_string().trim_end())
+        })?;
+        Self::validate(name, raw, secrets)
+    }
+
+    fn validate(
+        name: &str,
+        raw: RawManifest,
+        secrets: &SecretResolver<'_>,
+    ) -> Result<Self, String> {
+        let defaults = Self::default_for(name);
+        let route = match raw.route {
+            Some(route) => check_route(&route).map_err(|why| format!("`route`: {why}"))?,
+            None => defaults.route,
+        };
+        let timeout = match raw.limits.timeout {
+            Some(text) => {
+                let timeout =
+                    parse_duration(&text).map_err(|why| format!("`limits.timeout`: {why}"))?;
+                if timeout.is_zero() {
+                    return Err("`limits.timeout`: must be more than zero".into());
+                }
+                timeout
+            }
+            None => defaults.timeout,
+        };
+        let memory = match raw.limits.memory {
+            Some(text) => {
+                let memory = parse_size(&text).map_err(|why| format!("`limits.memory`: {why}"))?;
+                if memory < MIB {
+                    return Err(format!(
+                        "`limits.memory`: {text} is too small; a plugin needs at least 1MiB"
+                    ));
+                }
+                if memory > MAX_MEMORY {
+                    return Err(format!(
+                        "`limits.memory`: {text} is more than the 4GiB a plugin can address"
+                    ));
+                }
+                memory
+            }
+            None => defaults.memory,
+        };
+        let verify = match &raw.verify {
+            Some(raw) => {
+                let scheme = verify::build(raw, secrets).map_err(|err| err.to_string())?;
+                if raw.secret.as_ref().is_some_and(|s| s.is_literal())
+                    || raw.secrets.iter().flatten().any(|s| s.is_literal())
+                {
+                    tracing::warn!(
+                        plugin = name,
+                        "`verify.secret` is written inline in the manifest; prefer `env:VAR` or `file:PATH`"
+                    );
+                }
+                Some(scheme)
+            }
+            None => None,
+        };
+        Ok(Self {
+            route,
+            timeout,
+            memory,
+            verify,
+        })
+    }
+}
+
+/// Checks a route: an absolute path without query, fragment or spaces.
+fn check_route(route: &str) -> Result<String, String> {
+    if !route.starts_with('/') {
+        return Err(format!(
+            "\"{route}\" must start with `/`, e.g. \"/hooks/github\""
+        ));
+    }
+    if route.contains(['?', '#']) || route.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "\"{route}\" must be a plain path (no query, fragment or spaces)"
+        ));
+    }
+    if route.parse::<http::uri::PathAndQuery>().is_err() {
+        return Err(format!("\"{route}\" is not a valid URL path"));
+    }
+    Ok(route.to_owned())
+}
+
+/// Parses a duration such as `"500ms"`, `"5s"` or `"1m 30s"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|err| {
+        format!("invalid duration \"{text}\" ({err}); write e.g. \"500ms\", \"5s\" or \"2m\"")
+    })
+}
+
+/// Parses a size such as `"64MiB"`, `"512 KiB"`, `"1MB"` or `"1048576"` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let bad = || format!("invalid size \"{text}\"; write e.g. \"64MiB\", \"512KiB\" or \"1GiB\"");
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1024,
+        "mb" => 1000 * 1000,
+        "mib" | "m" => MIB,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" | "g" => 1024 * MIB,
+        _ => return Err(bad()),
+    };
+    number.checked_mul(multiplier).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(name: &str, text: &str) -> Result<Manifest, String> {
+        Manifest::parse(name, text, &SecretResolver::new(Path::new(".")))
+    }
+
+    #[test]
+    fn no_manifest_means_defaults() {
+        let manifest = parse("echo", "").unwrap();
+        let defaults = Manifest::default_for("echo");
+        assert_eq!(manifest.route, "/hooks/echo");
+        assert_eq!(manifest.route, defaults.route);
+        assert_eq!(manifest.timeout, defaults.timeout);
+        assert_eq!(manifest.memory, defaults.memory);
+        assert!(manifest.verify.is_none());
+    }
+
+    #[test]
+    fn verify_table_builds_the_scheme() {
+        let manifest = parse(
+            "gh",
+            "[verify]\nscheme = \"github\"\nsecret = \"It's a Secret to Everybody\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.verify.unwrap().name(), "github");
+        let err = parse("gh", "[verify]\nscheme = \"githb\"\nsecret = \"x\"\n").unwrap_err();
+        assert!(
+            err.contains("verify.scheme") && err.contains("github"),
+            "{err}"
+        );
+        let err = parse(
+            "gh",
+            "[verify]\nscheme = \"github\"\nsecret = \"env:HOOKHOST_TEST_SURELY_UNSET\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("HOOKHOST_TEST_SURELY_UNSET"), "{err}");
+        let err = parse("gh", "[verify]\nscheme = \"github\"\nsecrett = \"x\"\n").unwrap_err();
+        assert!(err.contains("unknown field `secrett`"), "{err}");
+    }
+
+    #[test]
+    fn full_manifest_parses() {
+        let manifest = parse(
+            "gh",
+            "route = \"/github\"\n[limits]\ntimeout = \"250ms\"\nmemory = \"32MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.route, "/github");
+        assert_eq!(manifest.timeout, Duration::from_millis(250));
+        assert_eq!(manifest.memory, 32 * MIB);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("gh", "rout = \"/x\"\n").unwrap_err();
+        assert!(err.contains("unknown field `rout`"), "{err}");
+        let err = parse("gh", "[limits]\ntimeot = \"1s\"\n").unwrap_err();
+        assert!(err.contains("unknown field `timeot`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_field_and_fix() {
+        let err = parse("gh", "route = \"hooks\"\n").unwrap_err();
+        assert!(
+            err.starts_with("`route`:") && err.contains("start with `/`"),
+            "{err}"
+        );
+        let err = parse("gh", "[limits]\ntimeout = \"soon\"\n").unwrap_err();
+        assert!(
+            err.starts_with("`limits.timeout`:") && err.contains("5s"),
+            "{err}"
+        );
+        let err = parse("gh", "[limits]\ntimeout = \"0s\"\n").unwrap_err();
+        assert!(err.contains("more than zero"), "{err}");
+        let err = parse("gh", "[limits]\nmemory = \"lots\"\n").unwrap_err();
+        assert!(
+            err.starts_with("`limits.memory`:") && err.contains("64MiB"),
+            "{err}"
+        );
+        let err = parse("gh", "[limits]\nmemory = \"8GiB\"\n").unwrap_err();
+        assert!(err.contains("4GiB"), "{err}");
+        let err = parse("gh", "route = \"/a?b\"\n").unwrap_err();
+        assert!(err.contains("plain path"), "{err}");
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("hookhost-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "route = 3\n").unwrap();
+        let err = Manifest::load("bad", &path).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()), "{err}");
+        assert!(err.contains("route"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576").unwrap(), MIB);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
+        assert_eq!(parse_size("512 KiB").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
+        assert_eq!(parse_size("2g").unwrap(), 2048 * MIB);
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("1.5MiB").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+}

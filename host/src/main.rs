@@ -1,0 +1,269 @@
+//! The `hookhost` command line: parse flags, install logging, bind, call the
+//! library. No logic lives here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use hookhost::config::{self, HostConfig};
+
+/// Receive webhooks, verify them and run each one through a sandboxed
+/// WebAssembly plugin.
+#[derive(Parser)]
+#[command(name = "hookhost", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the plugins in a folder over HTTP.
+    Serve(ServeArgs),
+    /// Send a webhook signed the way a real sender would, and print the answer.
+    ///
+    /// Exits 0 when the answer is 2xx, 1 otherwise.
+    Send(SendArgs),
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  hookhost send http://127.0.0.1:8080/hooks/github --scheme github --secret env:GITHUB_SECRET \\
+      --file push.json -H 'X-GitHub-Event: push'
+  hookhost send http://127.0.0.1:8080/hooks/stripe --scheme stripe --secret whsec_... --file event.json
+  hookhost send http://127.0.0.1:8080/hooks/echo --data '{\"hello\":1}'")]
+struct SendArgs {
+    /// Where to POST, e.g. `http://127.0.0.1:8080/hooks/github`.
+    #[arg(value_name = "URL")]
+    url: http::Uri,
+
+    /// Signature scheme to sign with (the route's `[verify] scheme`); omit to
+    /// send unsigned.
+    #[arg(long, value_name = "SCHEME", value_parser = clap::builder::PossibleValuesParser::new(hookhost::verify::scheme_names()))]
+    scheme: Option<String>,
+
+    /// Secret to sign with: `env:VAR`, `file:PATH` or the secret itself.
+    #[arg(long, value_name = "SECRET", requires = "scheme")]
+    secret: Option<String>,
+
+    /// Body file (`-` for stdin).
+    #[arg(long, value_name = "PATH", conflicts_with = "data")]
+    file: Option<PathBuf>,
+
+    /// Body given inline.
+    #[arg(long, value_name = "TEXT")]
+    data: Option<String>,
+
+    /// Extra request header, repeatable: `-H 'X-GitHub-Event: push'`.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = hookhost::send::parse_header)]
+    headers: Vec<(http::HeaderName, http::HeaderValue)>,
+
+    /// `token`/`hmac`: header carrying the token or signature.
+    #[arg(long, value_name = "NAME", requires = "scheme")]
+    signature_header: Option<String>,
+
+    /// `token`/`hmac`: text before the token or signature (e.g. `sha256=`).
+    #[arg(long, value_name = "TEXT", requires = "scheme")]
+    prefix: Option<String>,
+
+    /// `hmac`: `sha1`, `sha256` or `sha512`.
+    #[arg(long, value_name = "ALG", requires = "scheme")]
+    algorithm: Option<String>,
+
+    /// `hmac`: `hex` or `base64`.
+    #[arg(long, value_name = "ENC", requires = "scheme")]
+    encoding: Option<String>,
+
+    /// Sign as of this Unix time instead of now (to test stale timestamps).
+    #[arg(long, value_name = "SECONDS", requires = "scheme")]
+    timestamp: Option<i64>,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on. Use port 0 to pick a free port (the chosen
+    /// address is logged as `listening on http://ADDR`).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: SocketAddr,
+
+    /// Folder of plugins: each `NAME.wasm` is served at `/hooks/NAME` unless
+    /// its optional `NAME.toml` manifest says otherwise.
+    #[arg(long, default_value = "./plugins", value_name = "DIR")]
+    plugins: PathBuf,
+
+    /// Folder for host state (compile cache).
+    #[arg(long, default_value = "./data", value_name = "DIR")]
+    data: PathBuf,
+
+    /// Largest request body accepted; larger bodies are answered 413.
+    /// Accepts sizes like `1MiB`, `512KiB` or a number of bytes.
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
+    max_body: u64,
+
+    /// Most plugin calls running at once; more wait for a free slot (up to the
+    /// plugin's timeout, then 503). Also sizes the pre-reserved instance pool.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_concurrency: u32,
+
+    /// On SIGINT/SIGTERM, how long to wait for in-flight deliveries to finish
+    /// before exiting anyway (e.g. `30s`).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    shutdown_grace: Duration,
+
+    /// Where compiled plugins are cached, keyed by content and engine
+    /// settings, so restarts do not recompile [default: DATA/cache].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Do not cache compiled plugins (every start recompiles).
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    config::parse_size(text)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    config::parse_duration(text)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Send(args) => send(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = HostConfig::new(args.plugins, args.data);
+    config.max_body = args.max_body;
+    config.max_concurrency = args.max_concurrency;
+    config.shutdown_grace = args.shutdown_grace;
+    if let Some(dir) = args.cache_dir {
+        config.cache_dir = Some(dir);
+    }
+    if args.no_cache {
+        config.cache_dir = None;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        hookhost::run(listener, config, shutdown_signal()).await
+    })
+}
+
+fn send(args: SendArgs) -> anyhow::Result<()> {
+    let body = match (&args.file, &args.data) {
+        (Some(path), _) if path.as_os_str() == "-" => {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut body)
+                .context("cannot read the body from stdin")?;
+            body
+        }
+        (Some(path), _) => std::fs::read(path)
+            .with_context(|| format!("cannot read body file {}", path.display()))?,
+        (None, Some(data)) => data.clone().into_bytes(),
+        (None, None) => Vec::new(),
+    };
+    let verify = match args.scheme {
+        Some(scheme) => {
+            let secret = args.secret.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--scheme {scheme} needs --secret (env:VAR, file:PATH or the secret)"
+                )
+            })?;
+            Some(hookhost::verify::RawVerify {
+                scheme,
+                secret: Some(hookhost::verify::SecretRef::new(secret)),
+                header: args.signature_header,
+                prefix: args.prefix,
+                algorithm: args.algorithm,
+                encoding: args.encoding,
+                ..Default::default()
+            })
+        }
+        None => None,
+    };
+    let request = hookhost::send::SendRequest {
+        url: args.url,
+        body,
+        headers: args.headers,
+        verify,
+        timestamp: args.timestamp,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let answer = runtime.block_on(hookhost::send::send(request))?;
+    println!("{}", answer.status);
+    for (name, value) in &answer.headers {
+        println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
+    }
+    println!();
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout();
+    stdout.write_all(&answer.body)?;
+    if !answer.body.ends_with(b"\n") {
+        println!();
+    }
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the host");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => tracing::info!("SIGINT received"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+        tracing::info!("Ctrl-C received");
+    }
+}

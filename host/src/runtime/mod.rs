@@ -1,0 +1,297 @@
+//! The WebAssembly runtime: one wasmtime `Engine` for the whole host, the
+//! linker with every import a plugin may use, and the per-call sandbox.
+//!
+//! Owns compiling and pre-linking components ([`Runtime::prepare`]) and running
+//! one delivery through one fresh instance ([`Runtime::call`]). Does not own
+//! which plugins exist (the registry) or HTTP (the server).
+//!
+//! Strategy, per delivery: a new `Store` (its own WASI context granting
+//! nothing, its own memory limit), an instance from the plugin's pre-linked
+//! `HandlerPre` through the pooling allocator, one call, then everything is
+//! dropped. Nothing survives from one delivery to the next. A 1 ms epoch ticker
+//! drives deadlines: at each tick a running guest yields to the executor (so a
+//! busy plugin cannot starve other deliveries on the same worker thread) and is
+//! interrupted once its wall-clock timeout has passed.
+
+mod bindings;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+pub use self::bindings::hookhost::plugin::types::Header;
+pub use bindings::{Delivery, HandlerError, HandlerPre, Response};
+pub use state::State;
+
+/// How often the epoch advances. Deadlines are checked (and busy guests yield)
+/// at this granularity.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Knobs of the runtime, taken from the host configuration.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// How many plugin calls may run at once. Sizes the instance pool.
+    pub max_concurrency: u32,
+    /// Where compiled code is cached across restarts; `None` disables it.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+/// A component compiled and linked against the host, ready to instantiate.
+#[derive(Clone)]
+pub struct Prepared {
+    pre: HandlerPre<State>,
+}
+
+/// Limits for one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Wall-clock deadline for instantiation plus the call.
+    pub timeout: Duration,
+    /// Linear-memory cap in bytes.
+    pub memory: u64,
+}
+
+/// Why a call produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned `retry`.
+    #[error("plugin asked to retry: {0}")]
+    Retry(String),
+    /// The plugin returned `reject`.
+    #[error("plugin rejected the delivery: {0}")]
+    Reject(String),
+    /// The call ran past its timeout and was interrupted.
+    #[error("plugin exceeded its {0:?} timeout")]
+    Timeout(Duration),
+    /// The plugin tried to grow memory past its cap and then failed.
+    #[error("plugin exceeded its memory limit of {0} bytes")]
+    MemoryExceeded(u64),
+    /// The plugin trapped (panic, abort, bad memory access...).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// Every instance slot is busy and none freed up within the deadline.
+    #[error("no free instance slot within the plugin's timeout")]
+    Capacity,
+    /// The plugin returned a response the host cannot send (e.g. status 42).
+    #[error("plugin returned an invalid response: {0}")]
+    InvalidResponse(String),
+}
+
+/// The shared wasmtime engine, linker and call gate.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    /// One permit per instance slot of the pool: waiting here instead of failing
+    /// in the allocator turns a burst into queueing, not errors.
+    slots: Arc<Semaphore>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine (pooling allocator, epoch interruption, compile cache)
+    /// and the linker, and starts the epoch ticker.
+    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
+        let mut wasm = wasmtime::Config::new();
+        wasm.epoch_interruption(true);
+        wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
+            config.max_concurrency,
+        )));
+        if let Some(dir) = &config.cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create cache folder {}", dir.display()))?;
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            wasm.cache(Some(wasmtime::Cache::new(cache)?));
+        }
+        let engine = Engine::new(&wasm)
+            .map_err(anyhow::Error::from)
+            .context("cannot create the wasmtime engine")?;
+
+        let mut linker = Linker::new(&engine);
+        // Full WASI p2 is linked because every guest toolchain imports some of
+        // it (Rust std: io, cli, clocks); what a guest may actually do is
+        // decided by the empty `WasiCtx` in `State`.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
+
+        Ok(Self {
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(config.max_concurrency as usize)),
+            ticker_stop,
+        })
+    }
+
+    /// Compiles `bytes` (read from `path`, used in messages) and links it
+    /// against the host. Blocking and CPU-heavy: call it off the async
+    /// threads. The error says what is wrong in terms a plugin author can act on.
+    pub fn prepare(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<Prepared> {
+        check_component_header(bytes)?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} failed to compile", path.display()))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "{} imports something hookhost does not provide (build it against wit/)",
+                    path.display()
+                )
+            })?;
+        let pre = HandlerPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+            format!(
+                "{} does not implement the hookhost:plugin/handler world (it must export `handle`)",
+                path.display()
+            )
+        })?;
+        Ok(Prepared { pre })
+    }
+
+    /// Runs one delivery in a fresh instance of `plugin` under `limits`.
+    pub async fn call(
+        &self,
+        plugin: &Prepared,
+        delivery: &Delivery,
+        limits: CallLimits,
+    ) -> Result<Response, CallError> {
+        let started = Instant::now();
+        let deadline = started + limits.timeout;
+        let _slot = tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| CallError::Capacity)?
+            .expect("the slot semaphore is never closed");
+
+        let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+        let mut store = Store::new(&self.engine, State::new(memory));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
+
+        let run = async {
+            let handler = plugin.pre.instantiate_async(&mut store).await?;
+            handler.call_handle(&mut store, delivery).await
+        };
+        // The epoch deadline interrupts guest code; this outer timeout also
+        // bounds time spent in host imports, with a margin so that the epoch
+        // (which gives the clearer error) normally fires first.
+        let outcome = tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await;
+        let memory_exceeded = store.data().limiter.memory_exceeded;
+        match outcome {
+            Err(_elapsed) => Err(CallError::Timeout(limits.timeout)),
+            Ok(Ok(Ok(response))) => validate_response(response),
+            Ok(Ok(Err(HandlerError::Retry(message)))) => Err(CallError::Retry(message)),
+            Ok(Ok(Err(HandlerError::Reject(message)))) => Err(CallError::Reject(message)),
+            Ok(Err(err)) => Err(classify_trap(err, memory_exceeded, limits)),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Pool sizes derived from the concurrency limit. Every number bounds address
+/// space reserved up front (not memory used), which is why they scale with
+/// `max_concurrency` instead of being generous constants: a host with a few
+/// hundred slots reserves a few TiB of virtual space, tests with 16 slots a
+/// few hundred GiB.
+fn pooling(max_concurrency: u32) -> PoolingAllocationConfig {
+    let slots = max_concurrency.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(slots)
+        // Why 8 per component: a Rust component is 2-4 core instances (module,
+        // WASI adapter shims); interpreters embedded by componentize-py/js use
+        // more.
+        .total_core_instances(slots * 8)
+        // Why 2: one memory for the guest, one for an adapter that brings its own.
+        .total_memories(slots * 2)
+        .total_tables(slots * 4)
+        // One async fiber stack per concurrent call.
+        .total_stacks(slots)
+        // A plugin's memory cap is enforced per store by the limiter; the pool
+        // only needs slots large enough for the largest cap a manifest can set.
+        .max_memory_size(crate::config::MAX_MEMORY as usize);
+    pool
+}
+
+fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("hookhost-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })
+        .context("cannot start the epoch ticker thread")?;
+    Ok(())
+}
+
+/// Rejects files that are not components before Cranelift sees them, with a
+/// message that says what to do instead of wasmtime's generic parse error.
+fn check_component_header(bytes: &[u8]) -> anyhow::Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        anyhow::bail!(
+            "not a WebAssembly file ({} bytes; a half-written copy or the wrong file?)",
+            bytes.len()
+        );
+    }
+    // Bytes 4..8 are version and layer: core modules are layer 0, components 1.
+    if bytes[6..8] == [0, 0] {
+        anyhow::bail!(
+            "is a core WebAssembly module, not a component; build the plugin with \
+             `--target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+        );
+    }
+    Ok(())
+}
+
+fn validate_response(response: Response) -> Result<Response, CallError> {
+    if !(100..=599).contains(&response.status) {
+        return Err(CallError::InvalidResponse(format!(
+            "status {} is not between 100 and 599",
+            response.status
+        )));
+    }
+    Ok(response)
+}
+
+fn classify_trap(err: wasmtime::Error, memory_exceeded: bool, limits: CallLimits) -> CallError {
+    if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+        return CallError::Timeout(limits.timeout);
+    }
+    // A failed grow is reported by the guest (Rust aborts with `unreachable`),
+    // not as a distinct trap, so the limiter's record decides.
+    if memory_exceeded {
+        return CallError::MemoryExceeded(limits.memory);
+    }
+    CallError::Trap(format!("{err:#}"))
+}

@@ -1,0 +1,304 @@
+//! What one plugin call owns inside its `Store`: the (empty) WASI context, the
+//! resource limiter, the guest's stdout/stderr, and the host imports.
+//!
+//! A `State` lives exactly as long as one delivery attempt. It grants the guest
+//! nothing: no preopened directories, no environment, no arguments, no sockets
+//! (WASI clocks and random are always present). Its stdout and stderr go to the
+//! host log, line by line, inside the delivery's span.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{Level, hookhost};
+
+/// Most bytes of stdout/stderr (each) logged per call; the rest is dropped so a
+/// chatty or malicious plugin cannot flood the host log.
+const OUTPUT_BUDGET: usize = 64 * 1024;
+/// Most `log` import calls honoured per call, for the same reason.
+const LOG_LINES_BUDGET: u32 = 1000;
+/// Longest message logged from one `log` call.
+const LOG_LINE_MAX: usize = 8 * 1024;
+
+/// Per-call store data.
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: Limiter,
+    log_lines_left: u32,
+}
+
+impl State {
+    /// A state granting nothing, with `memory` bytes of linear memory at most.
+    pub fn new(memory: usize) -> Self {
+        let span = tracing::Span::current();
+        let wasi = WasiCtx::builder()
+            .stdout(GuestOutput::new("stdout", span.clone()))
+            .stderr(GuestOutput::new("stderr", span))
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(memory),
+            log_lines_left: LOG_LINES_BUDGET,
+        }
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl hookhost::plugin::types::Host for State {}
+
+impl hookhost::plugin::log::Host for State {
+    async fn log(&mut self, level: Level, message: String) {
+        if self.log_lines_left == 0 {
+            return;
+        }
+        self.log_lines_left -= 1;
+        if self.log_lines_left == 0 {
+            tracing::warn!(
+                target: "hookhost::plugin",
+                "plugin logged {LOG_LINES_BUDGET} lines; further lines from this call are dropped"
+            );
+            return;
+        }
+        let message = truncate(&message, LOG_LINE_MAX);
+        // The delivery span (plugin, delivery id) is current here, so every line
+        // is tagged without repeating the fields.
+        match level {
+            Level::Trace => tracing::trace!(target: "hookhost::plugin", "{message}"),
+            Level::Debug => tracing::debug!(target: "hookhost::plugin", "{message}"),
+            Level::Info => tracing::info!(target: "hookhost::plugin", "{message}"),
+            Level::Warn => tracing::warn!(target: "hookhost::plugin", "{message}"),
+            Level::Error => tracing::error!(target: "hookhost::plugin", "{message}"),
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Caps linear memory and remembers whether the cap was what stopped a
+/// `memory.grow`, because the resulting trap does not say so: a Rust guest whose
+/// allocation fails aborts with `unreachable`, indistinguishable from a panic.
+pub(super) struct Limiter {
+    limits: StoreLimits,
+    memory: usize,
+    pub(super) memory_exceeded: bool,
+}
+
+impl Limiter {
+    fn new(memory: usize) -> Self {
+        Self {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory)
+                // A handler component is a handful of core instances; these
+                // bounds only stop a pathological component early.
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .build(),
+            memory,
+            memory_exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.memory_exceeded = true;
+        }
+        self.limits.memory_growing(current, desired, maximum)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// A guest's stdout or stderr: complete lines go to the host log inside the
+/// span of the delivery that wrote them.
+///
+/// Why not `MemoryOutputPipe`: writes past its capacity fail, and a Rust guest
+/// whose `println!` fails panics, so a chatty plugin would trap. Here the
+/// excess is dropped silently instead.
+#[derive(Clone)]
+struct GuestOutput {
+    inner: Arc<Mutex<LineBuffer>>,
+}
+
+struct LineBuffer {
+    stream: &'static str,
+    span: tracing::Span,
+    pending: Vec<u8>,
+    budget: usize,
+}
+
+impl GuestOutput {
+    fn new(stream: &'static str, span: tracing::Span) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(LineBuffer {
+                stream,
+                span,
+                pending: Vec::new(),
+                budget: OUTPUT_BUDGET,
+            })),
+        }
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        let mut buffer = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        buffer.write(bytes);
+    }
+}
+
+impl LineBuffer {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.budget == 0 {
+            return;
+        }
+        let take = bytes.len().min(self.budget);
+        self.budget -= take;
+        self.pending.extend_from_slice(&bytes[..take]);
+        while let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=newline).collect();
+            self.emit(&line[..line.len() - 1]);
+        }
+        if self.budget == 0 {
+            let rest = std::mem::take(&mut self.pending);
+            self.emit(&rest);
+            let _entered = self.span.enter();
+            tracing::warn!(
+                target: "hookhost::plugin",
+                stream = self.stream,
+                "plugin wrote more than {OUTPUT_BUDGET} bytes; the rest is dropped"
+            );
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
+        let _entered = self.span.enter();
+        tracing::info!(target: "hookhost::plugin", stream = self.stream, "{line}");
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.emit(&rest);
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always ready: writes never block, excess is dropped.
+        Ok(1 << 20)
+    }
+}
+
+impl Pollable for GuestOutput {
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(async {})
+    }
+}
+
+impl tokio::io::AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.write_bytes(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,90 @@
+//! The HTTP side: accepting connections, turning a request into a delivery,
+//! and answering.
+//!
+//! Owns the accept loop and graceful shutdown ([`serve`]), the per-request path
+//! (route lookup, method, body limit, plugin call) in [`service`], and the one
+//! place where an outcome becomes an HTTP status ([`response`]). Does not own
+//! plugins (the registry) or the sandbox (the runtime).
+//!
+//! Strategy for shutdown: when the shutdown future resolves the listener is
+//! dropped (no new connections), every open connection is told to finish its
+//! current request and close, and we wait for them up to the grace period.
+//! Deliveries run inside their connection's task, so "connections drained"
+//! means "in-flight deliveries finished".
+
+mod response;
+mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+pub use service::App;
+
+/// How long a client may take to send request headers before the connection
+/// is closed (HTTP/1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains open
+/// connections for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    grace: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Usually EMFILE/ENFILE: back off instead of spinning, the
+                    // listener itself is still fine.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Webhook answers are small: send them without Nagle's delay.
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |request| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.handle(request, peer).await) }
+        });
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!(grace = ?grace, "shutting down: finishing in-flight deliveries");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!("grace period over with deliveries still running; they are cut off");
+        }
+    }
+}

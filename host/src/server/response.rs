@@ -1,0 +1,158 @@
+//! The one place where outcomes become HTTP responses.
+//!
+//! Sender-facing error bodies are short JSON naming the route and the delivery
+//! id, never internals (trap messages, backtraces, paths): those go to the
+//! log, where the delivery id finds them.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use http_body_util::Full;
+
+use crate::runtime::{CallError, Response};
+use crate::verify::Refusal;
+
+/// Response header carrying the delivery id on every answer, so a sender (or
+/// an operator with curl) can find the delivery in the logs.
+pub const DELIVERY_HEADER: &str = "x-hookhost-delivery";
+
+/// Why a request did not get a plugin's response.
+#[derive(Debug)]
+pub enum Failure {
+    /// No plugin serves this path.
+    NoRoute,
+    /// Only POST delivers webhooks.
+    MethodNotAllowed,
+    /// The body is over the limit (bytes).
+    BodyTooLarge(u64),
+    /// The client failed while sending the body.
+    BodyRead(String),
+    /// The request failed its route's signature verification.
+    Unverified(Refusal),
+    /// The plugin call produced no response.
+    Plugin(CallError),
+}
+
+pub(super) fn status_of(failure: &Failure) -> StatusCode {
+    match failure {
+        Failure::NoRoute => StatusCode::NOT_FOUND,
+        Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        Failure::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Failure::BodyRead(_) => StatusCode::BAD_REQUEST,
+        Failure::Unverified(_) => StatusCode::UNAUTHORIZED,
+        Failure::Plugin(err) => match err {
+            CallError::Retry(_) | CallError::Capacity => StatusCode::SERVICE_UNAVAILABLE,
+            CallError::Reject(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            CallError::MemoryExceeded(_) | CallError::Trap(_) | CallError::InvalidResponse(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        },
+    }
+}
+
+impl Failure {
+    /// The terse, sender-facing description.
+    fn public_message(&self) -> String {
+        match self {
+            Failure::NoRoute => "no plugin serves this route".into(),
+            Failure::MethodNotAllowed => "webhooks must be sent with POST".into(),
+            Failure::BodyTooLarge(limit) => format!("body is larger than {limit} bytes"),
+            Failure::BodyRead(_) => "could not read the request body".into(),
+            // A stable, short reason; which header or how stale is in the log.
+            Failure::Unverified(refusal) => refusal.reason().into(),
+            Failure::Plugin(err) => match err {
+                // The plugin's own message is meant for the sender.
+                CallError::Retry(message) => format!("plugin asked to retry: {message}"),
+                CallError::Reject(message) => format!("plugin rejected the delivery: {message}"),
+                CallError::Timeout(_) => "plugin timed out".into(),
+                CallError::MemoryExceeded(_) => "plugin exceeded its memory limit".into(),
+                CallError::Trap(_) => "plugin failed".into(),
+                CallError::InvalidResponse(_) => "plugin returned an invalid response".into(),
+                CallError::Capacity => "host is at capacity, try again".into(),
+            },
+        }
+    }
+
+    /// Logs the detail and builds the sender's answer.
+    pub fn into_response(self, route: &str, delivery_id: &str) -> http::Response<Full<Bytes>> {
+        let status = status_of(&self);
+        match &self {
+            Failure::Plugin(err) => tracing::warn!(error = %err, "plugin call failed"),
+            Failure::BodyRead(err) => tracing::info!(error = %err, "body read failed"),
+            // The refusal's Display names the header and the reason, never the
+            // secret or the expected signature.
+            Failure::Unverified(refusal) => {
+                tracing::warn!(reason = %refusal, "verification refused")
+            }
+            _ => {}
+        }
+        let body = serde_json::json!({
+            "error": self.public_message(),
+            "route": route,
+            "delivery": delivery_id,
+        });
+        let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(id) = HeaderValue::from_str(delivery_id) {
+            headers.insert(DELIVERY_HEADER, id);
+        }
+        match self {
+            Failure::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            Failure::Plugin(CallError::Retry(_) | CallError::Capacity) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// Hop-by-hop and framing headers are the host's business, not the plugin's.
+const RESERVED_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "te",
+    "trailer",
+];
+
+/// Turns a plugin's response into the sender's answer, dropping headers the
+/// host controls or that are not valid HTTP (logged, not fatal).
+pub fn plugin_response(response: Response, delivery_id: &str) -> http::Response<Full<Bytes>> {
+    let mut answer = http::Response::new(Full::new(Bytes::from(response.body)));
+    // Validated to be 100..=599 by the runtime.
+    *answer.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = answer.headers_mut();
+    for header in response.headers {
+        let name = header.name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&header.value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => {
+                tracing::warn!(header = %header.name, "plugin returned an invalid header; dropped")
+            }
+        }
+    }
+    if let Ok(id) = HeaderValue::from_str(delivery_id) {
+        headers.insert(DELIVERY_HEADER, id);
+    }
+    answer
+}
