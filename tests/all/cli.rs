@@ -1,0 +1,279 @@
+//! The real `hookhost` binary: start-up line, logs, signals, exit codes.
+
+use std::time::Duration;
+
+use hookhost_test_artifacts::{ECHO, GUEST_LOGGER, GUEST_SLEEPER};
+
+use crate::support::{Binary, install, plugin, plugin_with};
+
+fn folders() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let data = dir.path().join("data");
+    (dir, plugins, data)
+}
+
+#[test]
+fn serve_logs_its_address_and_answers() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin("echo", ECHO)]);
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let response = blocking::post(&host.url("/hooks/echo"), b"hello".to_vec(), &[]);
+    assert_eq!(response.0, 200);
+    assert_eq!(response.1, b"hello");
+    let log = host.log();
+    assert!(log.contains("plugin loaded"), "{log}");
+    assert!(
+        log.contains("unverified"),
+        "an unverified plugin is called out: {log}"
+    );
+}
+
+#[test]
+fn sigterm_finishes_in_flight_deliveries_then_exits_0() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin("sleeper", GUEST_SLEEPER)]);
+    let mut host = Binary::spawn(&plugins, &data, &[]);
+    let url = host.url("/hooks/sleeper?ms=1500");
+    let in_flight = std::thread::spawn(move || blocking::post(&url, b"{}".to_vec(), &[]));
+    std::thread::sleep(Duration::from_millis(400));
+    host.signal("TERM");
+    let (status, body) = in_flight.join().unwrap();
+    assert_eq!(
+        status,
+        200,
+        "in-flight delivery finished: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let exit = host.wait(Duration::from_secs(10));
+    assert!(exit.success(), "exit status {exit:?}; log:\n{}", host.log());
+    // New connections are refused once shutdown started.
+    assert!(std::net::TcpStream::connect(host.addr).is_err());
+}
+
+#[test]
+fn sigint_exits_0() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin("echo", ECHO)]);
+    let mut host = Binary::spawn(&plugins, &data, &[]);
+    host.signal("INT");
+    let exit = host.wait(Duration::from_secs(10));
+    assert!(exit.success(), "exit status {exit:?}; log:\n{}", host.log());
+}
+
+#[test]
+fn plugin_logs_and_output_are_tagged_with_plugin_and_delivery() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let (status, _) = blocking::post(
+        &host.url("/hooks/logger"),
+        b"{}".to_vec(),
+        &[("x-github-delivery", "log-test-delivery-7")],
+    );
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = host.log();
+    let tagged: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("log-test-delivery-7") && line.contains("plugin=logger"))
+        .collect();
+    for expected in ["info", "warn", "error", "stdout", "stderr"] {
+        assert!(
+            tagged
+                .iter()
+                .any(|line| line.to_lowercase().contains(expected)),
+            "no tagged `{expected}` line; log:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_manifest_is_logged_with_file_and_field() {
+    let (_dir, plugins, data) = folders();
+    install(
+        &plugins,
+        &[
+            plugin_with("broken", ECHO, "[limits]\ntimeout = \"soon\"\n"),
+            plugin("echo", ECHO),
+        ],
+    );
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let log = host.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("plugin not loaded"))
+        .unwrap_or_else(|| panic!("no load error logged:\n{log}"));
+    assert!(line.contains("broken.toml"), "{line}");
+    assert!(line.contains("limits.timeout"), "{line}");
+    assert!(line.contains("5s"), "the fix is suggested: {line}");
+    let (status, _) = blocking::post(&host.url("/hooks/echo"), b"x".to_vec(), &[]);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_missing_plugin_folder_fails_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+        .arg(dir.path().join("nope"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot read plugin folder"), "{stderr}");
+}
+
+/// Minimal blocking HTTP client for tests that run outside an async runtime.
+mod blocking {
+    pub fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut request = reqwest::Client::new().post(url).body(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().to_vec())
+        })
+    }
+}
+
+#[test]
+fn a_refused_delivery_never_runs_the_plugin() {
+    let (_dir, plugins, data) = folders();
+    let manifest = "[verify]\nscheme = \"github\"\nsecret = \"file:logger.secret\"\n";
+    install(&plugins, &[plugin_with("logger", GUEST_LOGGER, manifest)]);
+    std::fs::write(plugins.join("logger.secret"), "s3cret-for-logs").unwrap();
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let url = host.url("/hooks/logger");
+
+    let (status, _) = blocking::post(
+        &url,
+        b"{}".to_vec(),
+        &[
+            ("x-github-delivery", "refused-1"),
+            ("x-hub-signature-256", "sha256=00"),
+        ],
+    );
+    assert_eq!(status, 401);
+    let accepted = send(&[
+        &url,
+        "--scheme",
+        "github",
+        "--secret",
+        "s3cret-for-logs",
+        "--data",
+        "{}",
+        "-H",
+        "X-GitHub-Delivery: accepted-1",
+    ]);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stdout)
+    );
+    std::thread::sleep(Duration::from_millis(200));
+
+    let log = host.log();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("refused-1")).collect();
+    assert!(
+        refused.iter().any(|l| l.contains("verification refused")),
+        "{log}"
+    );
+    assert!(
+        !refused.iter().any(|l| l.contains("hookhost::plugin")),
+        "the plugin ran for a refused delivery:\n{log}"
+    );
+    let accepted: Vec<&str> = log.lines().filter(|l| l.contains("accepted-1")).collect();
+    assert!(
+        accepted.iter().any(|l| l.contains("hookhost::plugin")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("s3cret-for-logs"),
+        "the secret leaked into the log:\n{log}"
+    );
+}
+
+fn send(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        .arg("send")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn send_signs_like_the_sender_and_reports_the_answer() {
+    let (dir, plugins, data) = folders();
+    let manifest = "[verify]\nscheme = \"stripe\"\nsecret = \"file:stripe.secret\"\n";
+    install(&plugins, &[plugin_with("stripe", ECHO, manifest)]);
+    std::fs::write(plugins.join("stripe.secret"), "whsec_test_send").unwrap();
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let url = host.url("/hooks/stripe");
+    let body = dir.path().join("event.json");
+    std::fs::write(
+        &body,
+        br#"{"id":"evt_1","type":"payment_intent.succeeded"}"#,
+    )
+    .unwrap();
+    let body = body.to_str().unwrap();
+
+    let ok = send(&[
+        &url,
+        "--scheme",
+        "stripe",
+        "--secret",
+        "whsec_test_send",
+        "--file",
+        body,
+    ]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.starts_with("200 OK"), "{stdout}");
+    assert!(
+        stdout.contains(r#"{"id":"evt_1","type":"payment_intent.succeeded"}"#),
+        "{stdout}"
+    );
+
+    let wrong = send(&[
+        &url,
+        "--scheme",
+        "stripe",
+        "--secret",
+        "whsec_other",
+        "--file",
+        body,
+    ]);
+    let stdout = String::from_utf8_lossy(&wrong.stdout);
+    assert_eq!(wrong.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("401"), "{stdout}");
+    assert!(stdout.contains("bad signature"), "{stdout}");
+
+    let stale = send(&[
+        &url,
+        "--scheme",
+        "stripe",
+        "--secret",
+        "whsec_test_send",
+        "--file",
+        body,
+        "--timestamp",
+        "1600000000",
+    ]);
+    let stdout = String::from_utf8_lossy(&stale.stdout);
+    assert!(stdout.contains("timestamp outside tolerance"), "{stdout}");
+}

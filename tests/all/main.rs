@@ -1,0 +1,15 @@
+//! hookhost's integration suite: the real host on 127.0.0.1, real HTTP, real
+//! compiled plugins (built for wasm32-wasip2 by `tests/artifacts`).
+//!
+//! One test binary with modules, so the shared set-up (and the compile cache)
+//! is paid once. Most tests run the host in-process through `hookhost::run`;
+//! `cli` spawns the real binary for what only a process shows (signals, exit
+//! codes, the log).
+
+mod cli;
+mod examples;
+mod guests;
+mod sandbox;
+mod serve;
+mod support;
+mod verify;

@@ -1,0 +1,262 @@
+//! Test harness: a real host on 127.0.0.1:0 with a temporary plugin folder,
+//! real compiled plugins, and a real HTTP client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hookhost::config::HostConfig;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A plugin to put in the test host's folder.
+pub struct Plugin<'a> {
+    pub name: &'a str,
+    pub wasm: &'a str,
+    pub manifest: Option<&'a str>,
+}
+
+/// `name` served from `wasm` without a manifest.
+pub fn plugin<'a>(name: &'a str, wasm: &'a str) -> Plugin<'a> {
+    Plugin {
+        name,
+        wasm,
+        manifest: None,
+    }
+}
+
+/// `name` served from `wasm` with `manifest` as its `NAME.toml`.
+pub fn plugin_with<'a>(name: &'a str, wasm: &'a str, manifest: &'a str) -> Plugin<'a> {
+    Plugin {
+        name,
+        wasm,
+        manifest: Some(manifest),
+    }
+}
+
+/// Writes `plugins` into `dir` as the host expects them.
+pub fn install(dir: &Path, plugins: &[Plugin<'_>]) {
+    for plugin in plugins {
+        std::fs::copy(plugin.wasm, dir.join(format!("{}.wasm", plugin.name)))
+            .unwrap_or_else(|err| panic!("copy {}: {err}", plugin.wasm));
+        if let Some(manifest) = plugin.manifest {
+            std::fs::write(dir.join(format!("{}.toml", plugin.name)), manifest).unwrap();
+        }
+    }
+}
+
+/// Compiled code shared by every test host of this test run, so each plugin is
+/// compiled by Cranelift once, not once per test.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hookhost-test-cache")
+}
+
+/// A host running in-process.
+pub struct TestHost {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    // Removed (with the plugins and data in it) when the host is dropped.
+    _dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestHost {
+    /// Starts a host serving `plugins` with default limits.
+    pub async fn start(plugins: &[Plugin<'_>]) -> Self {
+        Self::start_with(plugins, |_| {}).await
+    }
+
+    /// Starts a host serving `plugins`, after `adjust` has edited its config.
+    pub async fn start_with(plugins: &[Plugin<'_>], adjust: impl FnOnce(&mut HostConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins_dir = dir.path().join("plugins");
+        std::fs::create_dir(&plugins_dir).unwrap();
+        install(&plugins_dir, plugins);
+        let mut config = HostConfig::new(&plugins_dir, dir.path().join("data"));
+        config.cache_dir = Some(shared_cache());
+        // A small pool: tests run many hosts in one process and each reserves
+        // address space per slot.
+        config.max_concurrency = 16;
+        config.shutdown_grace = Duration::from_secs(5);
+        adjust(&mut config);
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(hookhost::run(listener, config, async {
+            let _ = rx.await;
+        }));
+        let host = Self {
+            addr,
+            client: reqwest::Client::new(),
+            _dir: dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        host.wait_ready().await;
+        host
+    }
+
+    /// `run` loads plugins before it answers, so the first answered request
+    /// means the host is ready.
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.client.get(self.url("/")).send().await.is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "host did not start within 60 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs `body` to `path`.
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the host and waits for it to drain.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// Reads a JSON error body and checks its shape: `error`, `route`, `delivery`.
+pub async fn error_body(response: reqwest::Response) -> serde_json::Value {
+    let delivery_header = response
+        .headers()
+        .get("x-hookhost-delivery")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+    assert!(body["route"].is_string(), "{body}");
+    assert_eq!(
+        body["delivery"].as_str(),
+        delivery_header.as_deref(),
+        "body and header name the same delivery: {body}"
+    );
+    body
+}
+
+/// The real `hookhost` binary, spawned with its stderr captured.
+pub struct Binary {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Binary {
+    /// Spawns `hookhost serve` on 127.0.0.1:0 with `plugins_dir`, the shared
+    /// compile cache and extra
+    /// `args`, and waits for its `listening on http://ADDR` line.
+    pub fn spawn(plugins_dir: &Path, data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--plugins")
+            .arg(plugins_dir)
+            .arg("--data")
+            .arg(data_dir)
+            .arg("--max-concurrency")
+            .arg("16")
+            .arg("--cache-dir")
+            .arg(shared_cache())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "hookhost did not print its listening line; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Everything the binary logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "hookhost did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
