@@ -22,6 +22,10 @@ use crate::verify::{self, RawVerify, Scheme, SecretResolver};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default linear-memory cap for one plugin instance.
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
+/// Default quiet time before a hot reload (`--reload-debounce`): long enough
+/// to group the events of one `cp` or `mv`, short next to the 1 s in which a
+/// new plugin should answer.
+pub const DEFAULT_RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Default request body limit (`--max-body`).
 pub const DEFAULT_MAX_BODY: u64 = MIB;
 /// The largest memory a manifest may grant: the pooling allocator reserves
@@ -45,6 +49,10 @@ pub struct HostConfig {
     pub max_concurrency: u32,
     /// How long shutdown waits for in-flight deliveries before giving up.
     pub shutdown_grace: Duration,
+    /// How the plugin folder is watched for hot reload.
+    pub watch: crate::watch::WatchMode,
+    /// Quiet time after the last change in the plugin folder before reloading.
+    pub reload_debounce: Duration,
 }
 
 impl HostConfig {
@@ -59,6 +67,8 @@ impl HostConfig {
             max_body: DEFAULT_MAX_BODY,
             max_concurrency: 256,
             shutdown_grace: Duration::from_secs(30),
+            watch: crate::watch::WatchMode::Notify,
+            reload_debounce: DEFAULT_RELOAD_DEBOUNCE,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`server`]: HTTP accept loop, request path, status codes.
 //! - [`send`]: `hookhost send`, signed test deliveries.
 //! - [`verify`]: signature schemes (GitHub, Stripe, Slack, ...), pure functions.
+//! - [`watch`]: hot reload: watches the plugin folder, SIGHUP.
 //!
 //! The binary (`src/main.rs`) only parses flags, installs logging, binds the
 //! listener and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
@@ -20,6 +21,7 @@ pub mod runtime;
 pub mod send;
 pub mod server;
 pub mod verify;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -47,6 +49,8 @@ pub async fn run(
         cache_dir: config.cache_dir.clone(),
     })?);
     let registry = Arc::new(Registry::new());
+    // Watch before the first load, so that nothing written during it is missed.
+    let watcher = watch::Watcher::new(&config.plugins_dir, config.watch)?;
     let report = registry.load_dir(&runtime, &config.plugins_dir).await?;
     if report.loaded.is_empty() {
         tracing::warn!(
@@ -55,11 +59,14 @@ pub async fn run(
         );
     }
 
+    let reloader = watcher.spawn(registry.clone(), runtime.clone(), config.reload_debounce);
+
     let addr = listener
         .local_addr()
         .context("listener has no local address")?;
     tracing::info!("listening on http://{addr}");
     let app = Arc::new(server::App::new(registry, runtime, config.max_body));
     server::serve(listener, app, config.shutdown_grace, shutdown).await;
+    reloader.stop().await;
     Ok(())
 }

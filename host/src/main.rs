@@ -121,6 +121,18 @@ struct ServeArgs {
     /// Do not cache compiled plugins (every start recompiles).
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+
+    /// Find changes in the plugin folder by polling it at this interval
+    /// instead of OS notifications, for file systems that send none (NFS,
+    /// some FUSE and container mounts). `--poll` alone polls every second.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "1s", value_parser = parse_duration)]
+    poll: Option<Duration>,
+
+    /// After a change in the plugin folder, wait until it has been quiet this
+    /// long before reloading, so one copy or editor save is one reload.
+    #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = parse_duration)]
+    reload_debounce: Duration,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -167,6 +179,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.no_cache {
         config.cache_dir = None;
     }
+    if let Some(interval) = args.poll {
+        config.watch = hookhost::watch::WatchMode::Poll(interval);
+    }
+    config.reload_debounce = args.reload_debounce;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

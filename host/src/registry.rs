@@ -1,27 +1,59 @@
 //! The live set of plugins: which route runs which compiled component.
 //!
 //! Owns reading the plugin folder (`NAME.wasm` plus optional `NAME.toml`),
-//! compiling and validating each plugin, and publishing the result as an
-//! immutable routing table. Readers (every request) take a lock-free snapshot
-//! with [`Registry::lookup`]; writers build a whole new table and swap it in,
-//! so a delivery keeps the plugin version it started with.
+//! compiling and validating each plugin, deciding which plugin serves which
+//! route, and publishing the result as an immutable routing table. Readers
+//! (every request) take a lock-free snapshot with [`Registry::lookup`];
+//! writers build a whole new table and swap it in, so a delivery keeps the
+//! plugin version it started with. Noticing that files changed is not this
+//! module's job: [`crate::watch`] calls [`Registry::reload`].
 //!
-//! A plugin that fails to load (bad manifest, not a component, missing export,
-//! route already taken) is skipped and its error kept in
-//! [`Registry::errors`]; it never takes another plugin down with it.
+//! Strategy:
+//! - Plugins are keyed by name; routes are derived. Per name the registry
+//!   keeps the running version, a newer good version that is waiting for its
+//!   route, the last error, and a fingerprint (SHA-256 of the component and
+//!   manifest bytes) of the files it last tried. A reload re-reads the files
+//!   of the names it is given and skips those whose fingerprint is unchanged,
+//!   so a burst of events costs a hash, not a compile, and a half-written
+//!   file that failed is retried as soon as its content changes: the registry
+//!   always converges to what is on disk.
+//! - A new version is built completely before anything changes: manifest
+//!   validated (secrets resolved), component compiled on a blocking thread
+//!   and linked against the world. A failure leaves the running version
+//!   serving and records the error (file and reason) for the log, the admin
+//!   API and metrics. A component whose bytes did not change is not
+//!   recompiled (a manifest-only edit is instant), and an unchanged manifest
+//!   is not re-parsed, so its rate-limit buckets survive a component update.
+//! - Routes: the plugin already serving a route keeps it. A good version
+//!   whose route is taken waits, with the clash recorded as its error, and
+//!   goes live as soon as the route is free (the owner removed or moved). At
+//!   start-up every plugin is new and they are placed in name order, so the
+//!   first by name wins.
+//! - Writers are serialised by one async mutex (start-up, the watcher and
+//!   SIGHUP may overlap); after each reload, routes and errors are published
+//!   together in one `ArcSwap`, so a reader never sees half a reload.
+//! - Removing `NAME.wasm` unroutes the plugin at once; deliveries already
+//!   running hold their own `Arc` of it and finish on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
 use crate::runtime::{CallLimits, Prepared, Runtime};
+use crate::verify::SecretResolver;
 
-/// One loaded plugin.
+/// SHA-256 of a file's contents.
+pub type Digest = [u8; 32];
+
+/// One loaded plugin version.
 pub struct Plugin {
     /// The plugin's name: its file name without `.wasm`.
     pub name: String,
@@ -33,6 +65,10 @@ pub struct Plugin {
     pub loaded_at: SystemTime,
     /// The compiled, pre-linked component.
     pub prepared: Prepared,
+    /// SHA-256 of the component bytes this version was compiled from.
+    pub digest: Digest,
+    /// SHA-256 of the manifest bytes, `None` when there was no manifest.
+    pub manifest_digest: Option<Digest>,
 }
 
 impl Plugin {
@@ -43,36 +79,163 @@ impl Plugin {
             memory: self.manifest.memory,
         }
     }
+
+    /// The file that decides this version's route: its manifest if it has one.
+    fn route_file(&self) -> PathBuf {
+        if self.manifest_digest.is_some() {
+            self.path.with_extension("toml")
+        } else {
+            self.path.clone()
+        }
+    }
 }
 
-impl std::fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Plugin")
             .field("name", &self.name)
             .field("manifest", &self.manifest)
             .field("path", &self.path)
+            .field("digest", &hex::encode(&self.digest[..6]))
             .finish_non_exhaustive()
     }
 }
 
-/// Route → plugin, swapped whole.
-type Routes = HashMap<String, Arc<Plugin>>;
+/// Why a plugin's newest files are not what is serving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    /// The file at fault: `NAME.wasm` or `NAME.toml`.
+    pub file: PathBuf,
+    /// What is wrong, in terms the plugin's author can act on.
+    pub reason: String,
+    /// When the error was found.
+    pub at: SystemTime,
+}
+
+impl LoadError {
+    fn new(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            reason: reason.into(),
+            at: SystemTime::now(),
+        }
+    }
+
+    fn same_as(&self, other: Option<&LoadError>) -> bool {
+        other.is_some_and(|o| o.file == self.file && o.reason == self.reason)
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.reason)
+    }
+}
+
+/// Which of a plugin's two files a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `NAME.wasm`, the component.
+    Component,
+    /// `NAME.toml`, the manifest.
+    Manifest,
+}
+
+/// The plugin that a file in the plugin folder belongs to, or `None` for a
+/// file the host ignores: anything but `NAME.wasm` and `NAME.toml`, and
+/// dotfiles, which is what deploy tools and editors write before renaming
+/// into place (`.NAME.wasm.tmp`, `NAME.wasm~` and `NAME.wasm.part` already
+/// fail the extension test).
+pub fn plugin_file(path: &Path) -> Option<(String, FileKind)> {
+    let file = path.file_name()?.to_str()?;
+    if file.starts_with('.') {
+        return None;
+    }
+    let (stem, extension) = file.rsplit_once('.')?;
+    let kind = match extension {
+        "wasm" => FileKind::Component,
+        "toml" => FileKind::Manifest,
+        _ => return None,
+    };
+    (!stem.is_empty()).then(|| (stem.to_owned(), kind))
+}
+
+/// What a reload should look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Files of these plugin names changed (from file events).
+    Names(BTreeSet<String>),
+    /// Anything in the folder may have changed (start-up, lost events): every
+    /// name is checked, unchanged files are skipped.
+    Folder,
+    /// Like [`Changes::Folder`], but every manifest is re-validated even if
+    /// its bytes did not change, because the secrets it references (`env:`,
+    /// `file:`) may have (SIGHUP). Unchanged components are not recompiled.
+    Refresh,
+}
+
+/// What one reload did.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// Plugins whose new version went live (new or replaced), by name.
+    pub loaded: Vec<String>,
+    /// Plugins that were unrouted because their `NAME.wasm` is gone.
+    pub removed: Vec<String>,
+    /// Plugins whose newest files could not go live, and why. A plugin listed
+    /// here may still be serving an older version.
+    pub failed: BTreeMap<String, LoadError>,
+}
+
+/// Running totals, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadCounts {
+    /// Plugin versions that went live since start.
+    pub loaded: u64,
+    /// Plugin versions that failed to load since start (each distinct
+    /// failure counted once).
+    pub failed: u64,
+}
+
+/// Per-name state, writer side only.
+#[derive(Default)]
+struct Entry {
+    /// The version serving requests.
+    live: Option<Arc<Plugin>>,
+    /// A good version that cannot go live yet because its route is taken.
+    waiting: Option<Arc<Plugin>>,
+    /// Why the newest files are not serving; `None` when they are.
+    error: Option<LoadError>,
+    /// The files last tried, whatever came of it.
+    tried: Option<Fingerprint>,
+}
+
+impl Entry {
+    /// The newest good build, to reuse its compiled code or parsed manifest.
+    fn newest(&self) -> Option<&Arc<Plugin>> {
+        self.waiting.as_ref().or(self.live.as_ref())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    component: Digest,
+    manifest: Option<Digest>,
+}
+
+/// What readers see: swapped whole after each reload.
+#[derive(Default)]
+struct Published {
+    routes: HashMap<String, Arc<Plugin>>,
+    errors: BTreeMap<String, LoadError>,
+}
 
 /// The registry of loaded plugins.
 #[derive(Default)]
 pub struct Registry {
-    routes: ArcSwap<Routes>,
-    /// Last load error per plugin name, for operators (logs now, admin API later).
-    errors: Mutex<BTreeMap<String, String>>,
-}
-
-/// What one scan of the plugin folder did.
-#[derive(Debug, Default)]
-pub struct LoadReport {
-    /// Names of plugins now serving.
-    pub loaded: Vec<String>,
-    /// Plugin name → why it was not loaded.
-    pub failed: BTreeMap<String, String>,
+    published: ArcSwap<Published>,
+    entries: tokio::sync::Mutex<BTreeMap<String, Entry>>,
+    loaded: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Registry {
@@ -83,172 +246,405 @@ impl Registry {
 
     /// The plugin serving `path`, if any. Lock-free.
     pub fn lookup(&self, path: &str) -> Option<Arc<Plugin>> {
-        self.routes.load().get(path).cloned()
+        self.published.load().routes.get(path).cloned()
     }
 
     /// Every plugin currently serving, by name.
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {
-        let mut plugins: Vec<_> = self.routes.load().values().cloned().collect();
+        let mut plugins: Vec<_> = self.published.load().routes.values().cloned().collect();
         plugins.sort_by(|a, b| a.name.cmp(&b.name));
         plugins
     }
 
-    /// The last load error of each plugin that failed to load.
-    pub fn errors(&self) -> BTreeMap<String, String> {
-        self.errors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// For each plugin whose newest files are not serving, why. The plugin
+    /// may still be serving an older version (see [`Registry::plugins`]).
+    pub fn errors(&self) -> BTreeMap<String, LoadError> {
+        self.published.load().errors.clone()
     }
 
-    /// Loads every plugin in `dir` and makes exactly that set live. Plugins
-    /// that fail are reported and skipped; an unreadable folder is an error.
+    /// Versions loaded and load failures since start.
+    pub fn counts(&self) -> LoadCounts {
+        LoadCounts {
+            loaded: self.loaded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Loads every plugin in `dir` (start-up). Same as a
+    /// [`Changes::Folder`] reload.
     pub async fn load_dir(&self, runtime: &Arc<Runtime>, dir: &Path) -> anyhow::Result<LoadReport> {
-        let candidates = scan(dir)?;
+        self.reload(runtime, dir, Changes::Folder).await
+    }
+
+    /// Brings the plugins named by `changes` in line with the files in `dir`
+    /// and publishes the result. Fails only if the folder cannot be listed
+    /// (for [`Changes::Folder`] and [`Changes::Refresh`]); a plugin that fails
+    /// is reported and the rest go ahead.
+    pub async fn reload(
+        &self,
+        runtime: &Arc<Runtime>,
+        dir: &Path,
+        changes: Changes,
+    ) -> anyhow::Result<LoadReport> {
+        let mut entries = self.entries.lock().await;
+        let force = changes == Changes::Refresh;
+        let names = match changes {
+            Changes::Names(names) => names,
+            Changes::Folder | Changes::Refresh => {
+                let mut names = scan(dir)?;
+                names.extend(entries.keys().cloned());
+                names
+            }
+        };
+
         let mut report = LoadReport::default();
-        let mut routes = Routes::new();
-        for candidate in candidates {
-            let name = candidate.name.clone();
-            match load_one(runtime, candidate).await {
-                Ok(plugin) => {
-                    if let Some(owner) = routes.get(&plugin.manifest.route) {
-                        let message = format!(
-                            "route {} is already served by plugin `{}`; give one of them another `route` in its manifest",
-                            plugin.manifest.route, owner.name
-                        );
-                        report.failed.insert(name, message);
-                        continue;
+        for name in names {
+            let entry = entries.entry(name.clone()).or_default();
+            match build(runtime, dir, &name, entry, force).await {
+                Step::Unchanged => {}
+                Step::Removed => {
+                    if let Some(entry) = entries.remove(&name)
+                        && let Some(live) = entry.live
+                    {
+                        tracing::info!(plugin = %name, route = %live.manifest.route, "plugin removed: its route now answers 404");
+                        report.removed.push(name);
                     }
-                    routes.insert(plugin.manifest.route.clone(), Arc::new(plugin));
-                    report.loaded.push(name);
                 }
-                Err(err) => {
-                    report.failed.insert(name, format!("{err:#}"));
+                Step::Built(plugin, tried) => {
+                    entry.tried = Some(tried);
+                    entry.waiting = Some(plugin);
+                }
+                Step::Failed(error, tried) => {
+                    entry.tried = tried;
+                    // The newest files are broken: an older good version that
+                    // was waiting for its route must not go live in their place.
+                    entry.waiting = None;
+                    if !error.same_as(entry.error.as_ref()) || force {
+                        self.failed.fetch_add(1, Ordering::Relaxed);
+                        log_failure(&name, &error, entry.live.as_ref());
+                    }
+                    report.failed.insert(name.clone(), error.clone());
+                    entry.error = Some(error);
                 }
             }
         }
-        for plugin in routes.values() {
-            let scheme = plugin.manifest.verify.as_ref().map(|s| s.name());
-            tracing::info!(
-                plugin = %plugin.name,
-                route = %plugin.manifest.route,
-                verify = scheme.unwrap_or("none"),
-                timeout = ?plugin.manifest.timeout,
-                memory = plugin.manifest.memory,
-                "plugin loaded"
-            );
-            if scheme.is_none() {
-                tracing::warn!(
-                    plugin = %plugin.name,
-                    "plugin is unverified: anyone who can reach {} can call it (add a [verify] table to its manifest)",
-                    plugin.manifest.route
-                );
+
+        for placement in place(&mut entries) {
+            match placement {
+                Placement::Live { plugin, replaced } => {
+                    self.loaded.fetch_add(1, Ordering::Relaxed);
+                    log_live(&plugin, replaced.as_deref());
+                    report.failed.remove(&plugin.name);
+                    report.loaded.push(plugin.name.clone());
+                }
+                Placement::Blocked { name, error } => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    let live = entries.get(&name).and_then(|e| e.live.as_ref());
+                    log_failure(&name, &error, live);
+                    report.failed.insert(name, error);
+                }
             }
         }
-        for (name, error) in &report.failed {
-            tracing::error!(plugin = %name, error = %error, "plugin not loaded");
-        }
-        *self.errors.lock().unwrap_or_else(|e| e.into_inner()) = report.failed.clone();
-        self.routes.store(Arc::new(routes));
+
+        let routes = entries
+            .values()
+            .filter_map(|entry| entry.live.clone())
+            .map(|plugin| (plugin.manifest.route.clone(), plugin))
+            .collect();
+        let errors = entries
+            .iter()
+            .filter_map(|(name, entry)| Some((name.clone(), entry.error.clone()?)))
+            .collect();
+        self.published.store(Arc::new(Published { routes, errors }));
         Ok(report)
     }
 }
 
-/// A plugin file found in the folder, not yet loaded.
-struct Candidate {
-    name: String,
-    wasm: PathBuf,
-    manifest: Option<PathBuf>,
+/// What reading one plugin's files came to.
+enum Step {
+    /// The files are the ones last tried.
+    Unchanged,
+    /// `NAME.wasm` is gone.
+    Removed,
+    /// A good new version, ready to go live once its route is free.
+    Built(Arc<Plugin>, Fingerprint),
+    /// The newest files are unusable (fingerprint `None` if unreadable).
+    Failed(LoadError, Option<Fingerprint>),
 }
 
-/// Lists `NAME.wasm` files (sorted, so route clashes resolve the same way on
-/// every start) with their manifests, and warns about manifests without a
-/// component.
-fn scan(dir: &Path) -> anyhow::Result<Vec<Candidate>> {
+/// Reads, checks and compiles plugin `name`'s files, unless they are the
+/// ones `entry` last tried (and `force` is off).
+async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, force: bool) -> Step {
+    let wasm_path = dir.join(format!("{name}.wasm"));
+    let manifest_path = dir.join(format!("{name}.toml"));
+    let files = {
+        let (wasm_path, manifest_path) = (wasm_path.clone(), manifest_path.clone());
+        // Components can be tens of MB: read and hash off the async threads.
+        tokio::task::spawn_blocking(move || read_files(&wasm_path, &manifest_path)).await
+    };
+    let files = match files {
+        Ok(Ok(files)) => files,
+        Ok(Err(error)) => return Step::Failed(error, None),
+        Err(panic) => {
+            return Step::Failed(
+                LoadError::new(&wasm_path, format!("reading the files panicked: {panic}")),
+                None,
+            );
+        }
+    };
+    let Some(wasm) = files.wasm else {
+        if files.manifest.is_some() {
+            tracing::warn!(manifest = %manifest_path.display(), "manifest has no {name}.wasm beside it; ignored");
+        }
+        return Step::Removed;
+    };
+    let tried = Fingerprint {
+        component: files.component_digest,
+        manifest: files.manifest.as_ref().map(|m| m.1),
+    };
+    if !force && entry.tried == Some(tried) {
+        return Step::Unchanged;
+    }
+    let failed =
+        |file: &Path, reason: String| Step::Failed(LoadError::new(file, reason), Some(tried));
+
+    if let Err(reason) = check_name(name) {
+        return failed(&wasm_path, reason);
+    }
+
+    let previous = entry.newest();
+    let manifest = match (&files.manifest, previous) {
+        (Some((_, digest)), Some(previous))
+            if !force && previous.manifest_digest == Some(*digest) =>
+        {
+            previous.manifest.clone()
+        }
+        (None, Some(previous)) if previous.manifest_digest.is_none() => previous.manifest.clone(),
+        (None, _) => Manifest::default_for(name),
+        (Some((bytes, _)), _) => {
+            let Ok(text) = std::str::from_utf8(bytes) else {
+                return failed(&manifest_path, "is not UTF-8 text".into());
+            };
+            // `file:` secrets are relative to the manifest's folder.
+            match Manifest::parse(name, text, &SecretResolver::new(dir)) {
+                Ok(manifest) => manifest,
+                Err(reason) => return failed(&manifest_path, reason),
+            }
+        }
+    };
+
+    let prepared = match previous {
+        Some(previous) if previous.digest == tried.component => previous.prepared.clone(),
+        _ => {
+            let runtime = runtime.clone();
+            let path = wasm_path.clone();
+            // Compilation is CPU-heavy (Cranelift, parallel): keep it off the
+            // async worker threads that serve requests.
+            let compiled = tokio::task::spawn_blocking(move || runtime.prepare(&path, &wasm)).await;
+            match compiled {
+                Ok(Ok(prepared)) => prepared,
+                Ok(Err(err)) => return failed(&wasm_path, format!("{err:#}")),
+                Err(panic) => return failed(&wasm_path, format!("compilation panicked: {panic}")),
+            }
+        }
+    };
+
+    Step::Built(
+        Arc::new(Plugin {
+            name: name.to_owned(),
+            manifest,
+            path: wasm_path,
+            loaded_at: SystemTime::now(),
+            prepared,
+            digest: tried.component,
+            manifest_digest: tried.manifest,
+        }),
+        tried,
+    )
+}
+
+/// A plugin's files as read from disk.
+struct Files {
+    wasm: Option<Vec<u8>>,
+    component_digest: Digest,
+    manifest: Option<(Vec<u8>, Digest)>,
+}
+
+fn read_files(wasm: &Path, manifest: &Path) -> Result<Files, LoadError> {
+    let read = |path: &Path| match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(LoadError::new(path, format!("cannot read: {err}"))),
+    };
+    let wasm = read(wasm)?;
+    let manifest = read(manifest)?;
+    Ok(Files {
+        component_digest: wasm.as_deref().map(sha256).unwrap_or_default(),
+        wasm,
+        manifest: manifest.map(|bytes| {
+            let digest = sha256(&bytes);
+            (bytes, digest)
+        }),
+    })
+}
+
+fn sha256(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
+}
+
+/// A change of who serves what, decided by [`place`].
+enum Placement {
+    /// `plugin` went live, replacing `replaced` (if any).
+    Live {
+        plugin: Arc<Plugin>,
+        replaced: Option<Arc<Plugin>>,
+    },
+    /// A waiting version found its route taken (newly, or by someone else).
+    Blocked { name: String, error: LoadError },
+}
+
+/// Moves waiting versions live where their route is free or their own, in
+/// name order, repeating while a move frees a route someone else waits for.
+/// Records a clash as the waiting plugin's error; the running version (if
+/// any) keeps serving on its route.
+fn place(entries: &mut BTreeMap<String, Entry>) -> Vec<Placement> {
+    let mut owners: HashMap<String, String> = entries
+        .iter()
+        .filter_map(|(name, entry)| {
+            Some((entry.live.as_ref()?.manifest.route.clone(), name.clone()))
+        })
+        .collect();
+    let mut placements = Vec::new();
+    let mut blocked: HashMap<String, LoadError> = HashMap::new();
+    loop {
+        let mut moved = false;
+        for (name, entry) in entries.iter_mut() {
+            let Some(next) = entry.waiting.clone() else {
+                continue;
+            };
+            let route = &next.manifest.route;
+            if let Some(owner) = owners.get(route).filter(|owner| *owner != name) {
+                let error = LoadError::new(
+                    next.route_file(),
+                    format!(
+                        "route {route} is already served by plugin `{owner}`; this version goes live \
+                         when the route is free (or give one of them another `route` in its manifest)"
+                    ),
+                );
+                blocked.insert(name.clone(), error);
+                continue;
+            }
+            if let Some(live) = &entry.live {
+                owners.remove(&live.manifest.route);
+            }
+            owners.insert(route.clone(), name.clone());
+            entry.waiting = None;
+            entry.error = None;
+            blocked.remove(name);
+            let replaced = entry.live.replace(next.clone());
+            placements.push(Placement::Live {
+                plugin: next,
+                replaced,
+            });
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    let mut blocked: Vec<_> = blocked.into_iter().collect();
+    blocked.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, error) in blocked {
+        let entry = entries.get_mut(&name).expect("blocked names are entries");
+        if error.same_as(entry.error.as_ref()) {
+            continue;
+        }
+        entry.error = Some(error.clone());
+        placements.push(Placement::Blocked { name, error });
+    }
+    placements
+}
+
+fn log_live(plugin: &Plugin, replaced: Option<&Plugin>) {
+    let scheme = plugin.manifest.verify.as_ref().map(|s| s.name());
+    let version = hex::encode(&plugin.digest[..6]);
+    match replaced {
+        None => tracing::info!(
+            plugin = %plugin.name,
+            route = %plugin.manifest.route,
+            verify = scheme.unwrap_or("none"),
+            timeout = ?plugin.manifest.timeout,
+            memory = plugin.manifest.memory,
+            version = %version,
+            "plugin loaded"
+        ),
+        Some(old) => tracing::info!(
+            plugin = %plugin.name,
+            route = %plugin.manifest.route,
+            previous_route = %old.manifest.route,
+            verify = scheme.unwrap_or("none"),
+            timeout = ?plugin.manifest.timeout,
+            memory = plugin.manifest.memory,
+            version = %version,
+            previous_version = %hex::encode(&old.digest[..6]),
+            "plugin reloaded"
+        ),
+    }
+    if scheme.is_none() {
+        tracing::warn!(
+            plugin = %plugin.name,
+            "plugin is unverified: anyone who can reach {} can call it (add a [verify] table to its manifest)",
+            plugin.manifest.route
+        );
+    }
+}
+
+fn log_failure(name: &str, error: &LoadError, live: Option<&Arc<Plugin>>) {
+    match live {
+        None => tracing::error!(
+            plugin = %name,
+            file = %error.file.display(),
+            error = %error.reason,
+            "plugin not loaded"
+        ),
+        Some(live) => tracing::error!(
+            plugin = %name,
+            file = %error.file.display(),
+            error = %error.reason,
+            serving = %hex::encode(&live.digest[..6]),
+            "new plugin version not loaded; the running version keeps serving"
+        ),
+    }
+}
+
+/// Names of the plugins in `dir`: every `NAME.wasm`, plus every `NAME.toml`
+/// (so that a manifest without its component is reported).
+fn scan(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
-    let mut wasm = BTreeMap::new();
-    let mut manifests = BTreeMap::new();
+    let mut names = BTreeSet::new();
     for entry in entries {
         let path = entry
             .with_context(|| format!("cannot read plugin folder {}", dir.display()))?
             .path();
-        if !path.is_file() {
-            continue;
-        }
-        let (Some(stem), Some(ext)) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|s| s.to_str()),
-        ) else {
-            continue;
-        };
-        match ext {
-            "wasm" => {
-                wasm.insert(stem.to_owned(), path.clone());
-            }
-            "toml" => {
-                manifests.insert(stem.to_owned(), path.clone());
-            }
-            _ => {}
+        if let Some((name, _)) = plugin_file(&path) {
+            names.insert(name);
         }
     }
-    for (name, path) in &manifests {
-        if !wasm.contains_key(name) {
-            tracing::warn!(manifest = %path.display(), "manifest has no {name}.wasm beside it; ignored");
-        }
-    }
-    Ok(wasm
-        .into_iter()
-        .map(|(name, wasm)| Candidate {
-            manifest: manifests.remove(&name),
-            name,
-            wasm,
-        })
-        .collect())
-}
-
-async fn load_one(runtime: &Arc<Runtime>, candidate: Candidate) -> anyhow::Result<Plugin> {
-    let Candidate {
-        name,
-        wasm,
-        manifest,
-    } = candidate;
-    check_name(&name).with_context(|| format!("{}", wasm.display()))?;
-    let manifest = match &manifest {
-        Some(path) => Manifest::load(&name, path)?,
-        None => Manifest::default_for(&name),
-    };
-    let runtime = runtime.clone();
-    let path = wasm.clone();
-    // Compilation is CPU-heavy (Cranelift, parallel): keep it off the async
-    // worker threads that serve requests.
-    let prepared = tokio::task::spawn_blocking(move || {
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        runtime.prepare(&path, &bytes)
-    })
-    .await
-    .context("plugin compilation panicked")??;
-    Ok(Plugin {
-        name,
-        manifest,
-        path: wasm,
-        loaded_at: SystemTime::now(),
-        prepared,
-    })
+    Ok(names)
 }
 
 /// Plugin names end up in routes, logs and metrics labels: keep them plain.
-fn check_name(name: &str) -> anyhow::Result<()> {
+fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
-        anyhow::bail!(
+        return Err(format!(
             "plugin name `{name}` is not allowed: use up to 64 letters, digits, `-` or `_`"
-        );
+        ));
     }
     Ok(())
 }

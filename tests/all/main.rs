@@ -9,6 +9,7 @@
 mod cli;
 mod examples;
 mod guests;
+mod reload;
 mod sandbox;
 mod serve;
 mod support;

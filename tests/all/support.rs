@@ -57,6 +57,8 @@ pub fn shared_cache() -> PathBuf {
 pub struct TestHost {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The plugin folder the host serves (and watches).
+    pub plugins: PathBuf,
     // Removed (with the plugins and data in it) when the host is dropped.
     _dir: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
@@ -82,6 +84,7 @@ impl TestHost {
         config.max_concurrency = 16;
         config.shutdown_grace = Duration::from_secs(5);
         adjust(&mut config);
+        let plugins = config.plugins_dir.clone();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -92,6 +95,7 @@ impl TestHost {
         let host = Self {
             addr,
             client: reqwest::Client::new(),
+            plugins,
             _dir: dir,
             shutdown: Some(tx),
             task: Some(task),
@@ -163,7 +167,8 @@ impl Binary {
     /// compile cache and extra
     /// `args`, and waits for its `listening on http://ADDR` line.
     pub fn spawn(plugins_dir: &Path, data_dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookhost"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookhost"));
+        command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
@@ -175,7 +180,14 @@ impl Binary {
             .arg("16")
             .arg("--cache-dir")
             .arg(shared_cache())
-            .args(args)
+            .args(args);
+        Self::start(command)
+    }
+
+    /// Spawns `command`, a `hookhost serve` that must listen on a port it
+    /// logs, with its stderr captured, and waits for its listening line.
+    pub fn start(mut command: Command) -> Self {
+        let mut child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -258,5 +270,57 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The component at `wasm` with a custom section carrying `nonce` appended:
+/// the same plugin in different bytes, so it has its own compile-cache entry
+/// and a reload of it really compiles.
+pub fn with_nonce(wasm: &str, nonce: u64) -> Vec<u8> {
+    fn leb128(mut value: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut bytes = std::fs::read(wasm).unwrap_or_else(|err| panic!("read {wasm}: {err}"));
+    let name = b"hookhost-test-nonce";
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(&nonce.to_le_bytes());
+    bytes.push(0); // custom section
+    leb128(payload.len(), &mut bytes);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Deploys `bytes` as `dir/NAME.wasm` the way the README tells operators to:
+/// written beside it under a temporary dotfile name, then renamed into place.
+/// Returns when the rename is done.
+pub fn deploy(dir: &Path, name: &str, bytes: &[u8]) {
+    let staged = dir.join(format!(".{name}.wasm.tmp"));
+    std::fs::write(&staged, bytes).unwrap();
+    std::fs::rename(&staged, dir.join(format!("{name}.wasm"))).unwrap();
+}
+
+/// Calls `check` until it returns `Some`, every 10 ms for up to `timeout`;
+/// panics naming `what` if it never does.
+pub async fn eventually<T, F>(timeout: Duration, what: &str, mut check: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

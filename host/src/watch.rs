@@ -1,0 +1,495 @@
+//! Hot reload: notices changes in the plugin folder and asks the registry to
+//! reload the plugins they touch.
+//!
+//! Owns watching (inotify and friends through `notify`, or polling), grouping
+//! bursts of events, and SIGHUP. Does not own what a reload does: that is
+//! [`Registry::reload`], which re-reads the files, so this module only has to
+//! say *which* plugin names may have changed, never *how*.
+//!
+//! Strategy:
+//! - The OS watcher runs on notify's own thread; its callback only maps each
+//!   event's paths to plugin names (`NAME.wasm`, `NAME.toml`; temp files and
+//!   dotfiles ignored) and adds them to a shared pending set, then wakes the
+//!   reload task. The pending set is deduplicated, so a flood of events costs
+//!   memory per name, not per event. With `--poll`, a task compares file
+//!   metadata (size, mtime, inode, ctime) every interval instead: notify's own
+//!   poller compares mtimes in whole seconds and would miss `mv` of a file
+//!   older than the one it replaces.
+//! - One reload task owns the other end. After a wake-up it waits until no
+//!   event has arrived for `debounce` (so `cp` writing a file in chunks, an
+//!   editor's save dance or `mv` of ten files becomes one reload), but never
+//!   longer than [`MAX_BATCH_DELAY`] after the first event, then reloads the
+//!   names collected. Events that arrive during a reload wake it again, and
+//!   every reload re-reads the files, so the last reload after the last write
+//!   sees the files' final content: a half-written file can fail once (the
+//!   running version stays) and is then picked up complete.
+//! - Reads (ours included: the registry reads the files it reloads) raise
+//!   open/close-without-write events; those are ignored, or every reload
+//!   would trigger the next.
+//! - An event notify marks "rescan needed" (the kernel queue overflowed), a
+//!   watcher error, or a change to `..data` (the symlink Kubernetes swaps to
+//!   update a mounted ConfigMap or volume) reloads the whole folder; unchanged
+//!   files are skipped by their hash. SIGHUP reloads the whole folder and also
+//!   re-validates unchanged manifests, whose `env:`/`file:` secrets may have
+//!   changed.
+//! - [`Reloader::stop`] (host shutdown) aborts the task, which owns the OS
+//!   watcher: dropping it ends notify's thread.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use notify::Watcher as _;
+use notify::event::{AccessKind, AccessMode, EventKind};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::registry::{Changes, Registry, plugin_file};
+use crate::runtime::Runtime;
+
+/// Longest a reload waits for a burst of events to end. A file being written
+/// slowly for longer than this is reloaded mid-write (fails, the running
+/// version stays) and again once the writing stops.
+pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(2);
+
+/// How the plugin folder is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// The OS's change notifications (inotify on Linux).
+    Notify,
+    /// Compare file metadata at this interval: for network and FUSE file
+    /// systems that deliver no notifications.
+    Poll(Duration),
+}
+
+/// Plugin names touched since the last reload; shared by the watcher (adds)
+/// and the reload task (takes).
+#[derive(Default)]
+struct Pending {
+    state: Mutex<PendingState>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct PendingState {
+    names: BTreeSet<String>,
+    /// Reload the whole folder.
+    rescan: bool,
+    /// When the last event arrived, for the debounce.
+    last_event: Option<Instant>,
+}
+
+impl Pending {
+    fn add(&self, name: Option<String>) {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match name {
+                Some(name) => {
+                    state.names.insert(name);
+                }
+                None => state.rescan = true,
+            }
+            state.last_event = Some(Instant::now());
+        }
+        self.wake.notify_one();
+    }
+
+    fn last_event(&self) -> Option<Instant> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_event
+    }
+
+    fn take(&self) -> Option<Changes> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = std::mem::take(&mut *state);
+        if state.rescan {
+            Some(Changes::Folder)
+        } else if state.names.is_empty() {
+            None
+        } else {
+            Some(Changes::Names(state.names))
+        }
+    }
+}
+
+/// Watches the plugin folder from the moment it is created, so that nothing
+/// written while the first load runs is missed; [`Watcher::spawn`] then
+/// starts reloading.
+pub struct Watcher {
+    dir: PathBuf,
+    pending: Arc<Pending>,
+    source: Source,
+}
+
+enum Source {
+    /// Keeps the OS watch alive.
+    Notify(notify::RecommendedWatcher),
+    Poll(Duration, Listing),
+}
+
+impl Watcher {
+    /// Starts watching `dir`. Fails if the OS refuses a watch (e.g. the
+    /// per-user inotify instance limit is reached); `--poll` avoids that.
+    pub fn new(dir: &Path, mode: WatchMode) -> anyhow::Result<Self> {
+        // The same check (and message) as the first load's, before the OS
+        // watch gives a vaguer one.
+        std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
+        let pending = Arc::new(Pending::default());
+        let source = match mode {
+            WatchMode::Notify => {
+                let sink = pending.clone();
+                let mut watcher =
+                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                        on_event(&sink, event)
+                    })
+                    .context(
+                        "cannot start watching the plugin folder (use --poll if the OS cannot)",
+                    )?;
+                watcher
+                    .watch(dir, notify::RecursiveMode::NonRecursive)
+                    .with_context(|| {
+                        format!(
+                            "cannot watch plugin folder {} (on Linux, raise fs.inotify.max_user_instances or max_user_watches, or use --poll)",
+                            dir.display()
+                        )
+                    })?;
+                Source::Notify(watcher)
+            }
+            WatchMode::Poll(interval) => Source::Poll(interval, Listing::read(dir)),
+        };
+        Ok(Self {
+            dir: dir.to_owned(),
+            pending,
+            source,
+        })
+    }
+
+    /// Starts the reload task: from now on, changes in the folder reach
+    /// `registry`, grouped by `debounce`.
+    pub fn spawn(
+        self,
+        registry: Arc<Registry>,
+        runtime: Arc<Runtime>,
+        debounce: Duration,
+    ) -> Reloader {
+        let Self {
+            dir,
+            pending,
+            source,
+        } = self;
+        let task = tokio::spawn(async move {
+            // Owned here so that aborting the task stops the OS watch.
+            let _watch = match source {
+                Source::Notify(watcher) => Some(watcher),
+                Source::Poll(interval, listing) => {
+                    tokio::spawn(poll(dir.clone(), interval, listing, pending.clone()));
+                    None
+                }
+            };
+            reload_loop(&dir, &pending, &registry, &runtime, debounce).await;
+        });
+        Reloader { task }
+    }
+}
+
+/// The running reload task.
+pub struct Reloader {
+    task: JoinHandle<()>,
+}
+
+impl Reloader {
+    /// Stops watching and reloading. A reload in progress is abandoned (a
+    /// compile already started finishes on its thread, unused).
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn reload_loop(
+    dir: &Path,
+    pending: &Pending,
+    registry: &Registry,
+    runtime: &Arc<Runtime>,
+    debounce: Duration,
+) {
+    let mut hangup = Hangup::new();
+    loop {
+        let changes = tokio::select! {
+            () = pending.wake.notified() => {
+                let first = Instant::now();
+                loop {
+                    let quiet = pending.last_event().unwrap_or(first) + debounce;
+                    let until = quiet.min(first + MAX_BATCH_DELAY);
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    tokio::time::sleep_until(until).await;
+                }
+                match pending.take() {
+                    Some(changes) => changes,
+                    None => continue,
+                }
+            }
+            () = hangup.recv() => {
+                tracing::info!(folder = %dir.display(), "SIGHUP received: reloading every plugin and manifest");
+                // Whatever was pending is covered by the full reload.
+                let _ = pending.take();
+                Changes::Refresh
+            }
+        };
+        tracing::debug!(?changes, "reloading plugins");
+        if let Err(err) = registry.reload(runtime, dir, changes).await {
+            tracing::error!(error = %format!("{err:#}"), "plugin folder not reloaded; every plugin keeps serving");
+        }
+    }
+}
+
+/// Maps one notify event to pending plugin names.
+fn on_event(pending: &Pending, event: notify::Result<notify::Event>) {
+    let event = match event {
+        Ok(event) => event,
+        Err(err) => {
+            tracing::warn!(error = %err, "plugin folder watch error; rescanning the folder");
+            pending.add(None);
+            return;
+        }
+    };
+    if event.need_rescan() {
+        tracing::warn!("plugin folder events were lost; rescanning the folder");
+        pending.add(None);
+        return;
+    }
+    // Opening or reading a file changes nothing; a writer closing it may.
+    if let EventKind::Access(kind) = event.kind
+        && kind != AccessKind::Close(AccessMode::Write)
+    {
+        return;
+    }
+    for path in &event.paths {
+        if let Some((name, _)) = plugin_file(path) {
+            pending.add(Some(name));
+        } else if path.file_name().is_some_and(|name| name == "..data") {
+            pending.add(None);
+        }
+    }
+}
+
+/// What polling compares: enough metadata to see a write in place (size,
+/// mtime with the file system's full precision) and a rename into place
+/// (inode and ctime change even when `mv` keeps an old mtime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64, i64, i64),
+}
+
+impl Stamp {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode: (
+                metadata.dev(),
+                metadata.ino(),
+                metadata.ctime(),
+                metadata.ctime_nsec(),
+            ),
+        }
+    }
+}
+
+/// Plugin files in the folder and their stamps.
+#[derive(Default)]
+struct Listing(HashMap<PathBuf, (String, Stamp)>);
+
+impl Listing {
+    /// An unreadable folder lists as empty: every plugin file then shows up as
+    /// removed, and the registry (which lists the folder itself) reports it.
+    fn read(dir: &Path) -> Self {
+        let mut listing = HashMap::new();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some((name, _)) = plugin_file(&path) else {
+                    continue;
+                };
+                // `metadata` follows symlinks: a swapped link target counts.
+                if let Ok(metadata) = std::fs::metadata(&path) {
+                    listing.insert(path, (name, Stamp::of(&metadata)));
+                }
+            }
+        }
+        Self(listing)
+    }
+
+    /// Names whose files appeared, disappeared or changed since `before`.
+    fn changed_since(&self, before: &Listing) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for (path, (name, stamp)) in &self.0 {
+            if before.0.get(path).is_none_or(|(_, old)| old != stamp) {
+                names.insert(name.clone());
+            }
+        }
+        for (path, (name, _)) in &before.0 {
+            if !self.0.contains_key(path) {
+                names.insert(name.clone());
+            }
+        }
+        names
+    }
+}
+
+async fn poll(dir: PathBuf, interval: Duration, mut listing: Listing, pending: Arc<Pending>) {
+    // The first comparison is one interval after `listing` was taken.
+    let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let next = {
+            let dir = dir.clone();
+            match tokio::task::spawn_blocking(move || Listing::read(&dir)).await {
+                Ok(next) => next,
+                Err(_) => continue,
+            }
+        };
+        for name in next.changed_since(&listing) {
+            pending.add(Some(name));
+        }
+        listing = next;
+    }
+}
+
+/// SIGHUP as a stream; never fires where there are no signals, or if the
+/// handler cannot be installed (logged).
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            let kind = tokio::signal::unix::SignalKind::hangup();
+            match tokio::signal::unix::signal(kind) {
+                Ok(signal) => Self {
+                    signal: Some(signal),
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGHUP; only file events reload plugins");
+                    Self { signal: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal
+            && signal.recv().await.is_some()
+        {
+            return;
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_and_dot_files_are_not_plugins() {
+        use crate::registry::FileKind;
+        let kind = |name: &str| plugin_file(Path::new(name));
+        assert_eq!(
+            kind("/p/echo.wasm"),
+            Some(("echo".into(), FileKind::Component))
+        );
+        assert_eq!(
+            kind("/p/echo.toml"),
+            Some(("echo".into(), FileKind::Manifest))
+        );
+        for ignored in [
+            "/p/.echo.wasm",
+            "/p/.echo.wasm.tmp",
+            "/p/echo.wasm~",
+            "/p/echo.wasm.part",
+            "/p/echo.wasm.swp",
+            "/p/#echo.wasm#",
+            "/p/.wasm",
+            "/p/README.md",
+            "/p/echo",
+        ] {
+            assert_eq!(kind(ignored), None, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn pending_names_are_deduplicated_and_rescan_wins() {
+        let pending = Pending::default();
+        assert_eq!(pending.take(), None);
+        pending.add(Some("a".into()));
+        pending.add(Some("a".into()));
+        pending.add(Some("b".into()));
+        assert_eq!(
+            pending.take(),
+            Some(Changes::Names(["a".to_owned(), "b".to_owned()].into()))
+        );
+        pending.add(Some("a".into()));
+        pending.add(None);
+        assert_eq!(pending.take(), Some(Changes::Folder));
+        assert_eq!(pending.take(), None);
+    }
+
+    #[test]
+    fn polling_sees_a_rename_that_keeps_an_old_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("p.wasm");
+        std::fs::write(&plugin, b"one").unwrap();
+        let before = Listing::read(dir.path());
+        assert!(before.changed_since(&before).is_empty());
+
+        // `mv` of a file written earlier: same size, mtime not newer.
+        let staged = dir.path().join(".p.wasm.tmp");
+        std::fs::write(&staged, b"two").unwrap();
+        let old = std::fs::metadata(&plugin).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&staged)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::rename(&staged, &plugin).unwrap();
+        let after = Listing::read(dir.path());
+        assert_eq!(after.changed_since(&before), ["p".to_owned()].into());
+
+        std::fs::write(dir.path().join("q.toml"), b"").unwrap();
+        std::fs::remove_file(&plugin).unwrap();
+        let last = Listing::read(dir.path());
+        assert_eq!(
+            last.changed_since(&after),
+            ["p".to_owned(), "q".to_owned()].into()
+        );
+    }
+}
