@@ -183,18 +183,28 @@ impl Watcher {
             pending,
             source,
         } = self;
-        let task = tokio::spawn(async move {
-            // Owned here so that aborting the task stops the OS watch.
-            let _watch = match source {
-                Source::Notify(watcher) => Some(watcher),
-                Source::Poll(interval, listing) => {
-                    tokio::spawn(poll(dir.clone(), interval, listing, pending.clone()));
-                    None
-                }
-            };
-            reload_loop(&dir, &pending, &registry, &runtime, debounce).await;
-        });
+        let task =
+            tokio::spawn(async move {
+                // Owned here so that aborting this task stops the OS watch or
+                // the polling task too.
+                let _watch: Box<dyn Send> =
+                    match source {
+                        Source::Notify(watcher) => Box::new(watcher),
+                        Source::Poll(interval, listing) => Box::new(AbortOnDrop(tokio::spawn(
+                            poll(dir.clone(), interval, listing, pending.clone()),
+                        ))),
+                    };
+                reload_loop(&dir, &pending, &registry, &runtime, debounce).await;
+            });
         Reloader { task }
+    }
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

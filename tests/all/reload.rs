@@ -16,7 +16,7 @@ use hookhost::config::HostConfig;
 use hookhost::registry::{Changes, Registry};
 use hookhost::runtime::{Runtime, RuntimeConfig};
 use hookhost::watch::WatchMode;
-use hookhost_test_artifacts::{ECHO, GUEST_INSPECT};
+use hookhost_test_artifacts::{ECHO, GUEST_INSPECT, GUEST_SLEEPER};
 use reqwest::StatusCode;
 
 use crate::support::{
@@ -32,6 +32,8 @@ const PATIENCE: Duration = Duration::from_secs(20);
 enum Version {
     Echo,
     Inspect,
+    /// Any other plugin (the sleeper).
+    Other,
 }
 
 impl Version {
@@ -39,13 +41,14 @@ impl Version {
         match self {
             Version::Echo => ECHO,
             Version::Inspect => GUEST_INSPECT,
+            Version::Other => GUEST_SLEEPER,
         }
     }
 
     fn other(self) -> Self {
         match self {
             Version::Echo => Version::Inspect,
-            Version::Inspect => Version::Echo,
+            Version::Inspect | Version::Other => Version::Echo,
         }
     }
 }
@@ -67,7 +70,7 @@ fn classify(body: &str) -> Version {
     } else if body.starts_with("{\"id\":") {
         Version::Inspect
     } else {
-        panic!("neither echo nor inspect answered: {body}")
+        Version::Other
     }
 }
 
@@ -162,6 +165,79 @@ async fn a_removed_plugin_answers_404() {
     deploy(&host.plugins, "gone", &std::fs::read(ECHO).unwrap());
     wait_for(&host, "/hooks/gone", Some(Version::Echo)).await;
     host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_deliveries_finish_on_the_version_they_started_with() {
+    let host = Arc::new(TestHost::start(&[plugin("slow", GUEST_SLEEPER)]).await);
+    // Long enough that the delivery has surely started (the plugin is looked
+    // up when the request arrives) before the file changes 1 s later.
+    let slow_delivery = || {
+        let host = host.clone();
+        tokio::spawn(async move {
+            let response = host.post("/hooks/slow?ms=3000", "ping").await;
+            (response.status(), response.text().await.unwrap())
+        })
+    };
+
+    let in_flight = slow_delivery();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    deploy(&host.plugins, "slow", &std::fs::read(ECHO).unwrap());
+    wait_for(&host, "/hooks/slow", Some(Version::Echo)).await;
+    assert_eq!(
+        in_flight.await.unwrap(),
+        (StatusCode::OK, "slept 3000 ms".to_owned()),
+        "the old version finished the delivery it started"
+    );
+
+    deploy(
+        &host.plugins,
+        "slow",
+        &std::fs::read(GUEST_SLEEPER).unwrap(),
+    );
+    eventually(PATIENCE, "the sleeper is back", || async {
+        let response = host.post("/hooks/slow?ms=0", "ping").await;
+        (response.text().await.unwrap() == "slept 0 ms").then_some(())
+    })
+    .await;
+    let in_flight = slow_delivery();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::remove_file(host.plugins.join("slow.wasm")).unwrap();
+    wait_for(&host, "/hooks/slow", None).await;
+    assert_eq!(
+        in_flight.await.unwrap(),
+        (StatusCode::OK, "slept 3000 ms".to_owned()),
+        "a removed plugin finishes the delivery it started"
+    );
+    Arc::into_inner(host).unwrap().stop().await;
+}
+
+/// Kubernetes updates a mounted ConfigMap or volume by writing a new hidden
+/// folder and swapping the `..data` symlink that every file links through.
+#[tokio::test]
+async fn a_kubernetes_style_volume_update_is_noticed() {
+    for mode in [
+        WatchMode::Notify,
+        WatchMode::Poll(Duration::from_millis(100)),
+    ] {
+        let host = TestHost::start_with(&[], |config: &mut HostConfig| config.watch = mode).await;
+        let dir = &host.plugins;
+        let version = |folder: &str, wasm: &str| {
+            std::fs::create_dir(dir.join(folder)).unwrap();
+            std::fs::copy(wasm, dir.join(folder).join("mounted.wasm")).unwrap();
+        };
+        version("..2026_01_01", ECHO);
+        std::os::unix::fs::symlink("..2026_01_01", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/mounted.wasm", dir.join("mounted.wasm")).unwrap();
+        wait_for(&host, "/hooks/mounted", Some(Version::Echo)).await;
+
+        version("..2026_01_02", GUEST_INSPECT);
+        std::os::unix::fs::symlink("..2026_01_02", dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(dir.join("..2026_01_01")).unwrap();
+        wait_for(&host, "/hooks/mounted", Some(Version::Inspect)).await;
+        host.stop().await;
+    }
 }
 
 #[tokio::test]
