@@ -28,6 +28,8 @@ plugins: wasm-target
 		cp target/wasm32-wasip2/release/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
 		if [ -f plugins/$$p/$$p.toml ]; then cp plugins/$$p/$$p.toml $(EXAMPLES_DIR)/; fi; \
 	done
+	@# github.toml verifies signatures with the secret in github.secret: a demo one.
+	@test -f $(EXAMPLES_DIR)/github.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/github.secret
 
 ## Format check and lints, as CI runs them.
 lint: wasm-target

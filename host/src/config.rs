@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ingress::{IngressPolicy, RawIngress};
 use crate::verify::{self, RawVerify, Scheme, SecretResolver};
 
 /// Default wall-clock limit for one plugin call.
@@ -31,6 +32,10 @@ pub const DEFAULT_MAX_BODY: u64 = MIB;
 /// The largest memory a manifest may grant: the pooling allocator reserves
 /// this much address space per memory slot, so nothing above it can fit.
 pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
+
+/// The largest body a manifest may allow: bodies are buffered whole (the
+/// signature covers every byte), so this bounds memory per request.
+pub const MAX_ROUTE_BODY: u64 = 64 * MIB;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -53,6 +58,23 @@ pub struct HostConfig {
     pub watch: crate::watch::WatchMode,
     /// Quiet time after the last change in the plugin folder before reloading.
     pub reload_debounce: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client may take to send the request head (HTTP/1).
+    pub header_timeout: Duration,
+    /// How long a client may take to send the whole body; then 408.
+    pub body_timeout: Duration,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl HostConfig {
@@ -69,6 +91,10 @@ impl HostConfig {
             shutdown_grace: Duration::from_secs(30),
             watch: crate::watch::WatchMode::Notify,
             reload_debounce: DEFAULT_RELOAD_DEBOUNCE,
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -84,6 +110,8 @@ pub struct RawManifest {
     pub limits: RawLimits,
     /// Signature verification; none means the route is unverified.
     pub verify: Option<RawVerify>,
+    /// Who may send and how often.
+    pub ingress: Option<RawIngress>,
 }
 
 /// The `[limits]` table of a manifest.
@@ -94,6 +122,9 @@ pub struct RawLimits {
     pub timeout: Option<String>,
     /// Linear-memory cap, e.g. `"32MiB"`.
     pub memory: Option<String>,
+    /// Largest request body for this route, e.g. `"256KiB"` (default: the
+    /// host's `--max-body`).
+    pub body: Option<String>,
 }
 
 /// A validated plugin manifest (defaults applied when there was no file).
@@ -108,6 +139,10 @@ pub struct Manifest {
     /// The scheme every request must pass before the plugin runs, with its
     /// secrets resolved; `None` for an unverified route.
     pub verify: Option<Arc<dyn Scheme>>,
+    /// Largest request body for this route; `None` means the host's limit.
+    pub max_body: Option<u64>,
+    /// Allowlist and rate limits (with their live buckets).
+    pub ingress: Arc<IngressPolicy>,
 }
 
 /// A manifest that could not be read or does not validate.
@@ -128,6 +163,8 @@ impl Manifest {
             timeout: DEFAULT_TIMEOUT,
             memory: DEFAULT_MEMORY,
             verify: None,
+            max_body: None,
+            ingress: Arc::default(),
         }
     }
 
@@ -194,6 +231,22 @@ impl Manifest {
             }
             None => defaults.memory,
         };
+        let max_body = match &raw.limits.body {
+            Some(text) => {
+                let body = parse_size(text).map_err(|why| format!("`limits.body`: {why}"))?;
+                if body > MAX_ROUTE_BODY {
+                    return Err(format!(
+                        "`limits.body`: {text} is more than the 64MiB a route may buffer"
+                    ));
+                }
+                Some(body)
+            }
+            None => None,
+        };
+        let ingress = match &raw.ingress {
+            Some(raw) => Arc::new(IngressPolicy::new(raw)?),
+            None => Arc::default(),
+        };
         let verify = match &raw.verify {
             Some(raw) => {
                 let scheme = verify::build(raw, secrets).map_err(|err| err.to_string())?;
@@ -214,6 +267,8 @@ impl Manifest {
             timeout,
             memory,
             verify,
+            max_body,
+            ingress,
         })
     }
 }
@@ -317,6 +372,29 @@ mod tests {
         assert_eq!(manifest.route, "/github");
         assert_eq!(manifest.timeout, Duration::from_millis(250));
         assert_eq!(manifest.memory, 32 * MIB);
+    }
+
+    #[test]
+    fn ingress_and_body_limit_parse() {
+        let manifest = parse(
+            "gh",
+            "[limits]\nbody = \"256KiB\"\n[ingress]\nallow = [\"10.0.0.0/8\"]\nrate = \"10/s\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.max_body, Some(256 * 1024));
+        assert!(manifest.ingress.admit("10.1.2.3".parse().unwrap()).is_ok());
+        assert!(
+            manifest
+                .ingress
+                .admit("192.0.2.1".parse().unwrap())
+                .is_err()
+        );
+        let err = parse("gh", "[limits]\nbody = \"1GiB\"\n").unwrap_err();
+        assert!(err.contains("64MiB"), "{err}");
+        let err = parse("gh", "[ingress]\nrate_per_ip = \"fast\"\n").unwrap_err();
+        assert!(err.contains("ingress.rate_per_ip"), "{err}");
+        let err = parse("gh", "[ingress]\nallow_ips = []\n").unwrap_err();
+        assert!(err.contains("unknown field `allow_ips`"), "{err}");
     }
 
     #[test]

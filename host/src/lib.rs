@@ -5,6 +5,7 @@
 //! # Layout
 //!
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
+//! - [`ingress`]: client addresses, IP allowlists and rate limits.
 //! - [`runtime`]: the wasmtime engine, linker and per-call sandbox.
 //! - [`registry`]: the live set of plugins, swapped atomically.
 //! - [`server`]: HTTP accept loop, request path, status codes.
@@ -16,6 +17,7 @@
 //! listener and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
 
 pub mod config;
+pub mod ingress;
 pub mod registry;
 pub mod runtime;
 pub mod send;
@@ -61,12 +63,27 @@ pub async fn run(
 
     let reloader = watcher.spawn(registry.clone(), runtime.clone(), config.reload_debounce);
 
+    let tls = config.tls.as_ref().map(server::tls::acceptor).transpose()?;
     let addr = listener
         .local_addr()
         .context("listener has no local address")?;
-    tracing::info!("listening on http://{addr}");
-    let app = Arc::new(server::App::new(registry, runtime, config.max_body));
-    server::serve(listener, app, config.shutdown_grace, shutdown).await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{addr}");
+    let app = Arc::new(server::App::new(
+        registry,
+        runtime,
+        server::Limits {
+            max_body: config.max_body,
+            body_timeout: config.body_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
+        },
+    ));
+    let options = server::ServeOptions {
+        grace: config.shutdown_grace,
+        header_timeout: config.header_timeout,
+        tls,
+    };
+    server::serve(listener, app, options, shutdown).await;
     reloader.stop().await;
     Ok(())
 }

@@ -122,6 +122,29 @@ struct ServeArgs {
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
 
+    /// A proxy or load balancer whose `X-Forwarded-For` header is believed
+    /// (CIDR or address; repeatable). From anyone else the header is ignored
+    /// and the TCP peer is the client.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = hookhost::ingress::parse_net)]
+    trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// How long a client may take to send a request's headers (or finish the
+    /// TLS handshake) before it is disconnected.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    header_timeout: Duration,
+
+    /// How long a client may take to send the whole body; then 408.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    body_timeout: Duration,
+
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2) with this PEM certificate chain.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key for `--tls-cert`.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// Find changes in the plugin folder by polling it at this interval
     /// instead of OS notifications, for file systems that send none (NFS,
     /// some FUSE and container mounts). `--poll` alone polls every second.
@@ -178,6 +201,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.no_cache {
         config.cache_dir = None;
+    }
+    config.trusted_proxies = args.trusted_proxies;
+    config.header_timeout = args.header_timeout;
+    config.body_timeout = args.body_timeout;
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(hookhost::config::TlsFiles { cert, key });
     }
     if let Some(interval) = args.poll {
         config.watch = hookhost::watch::WatchMode::Poll(interval);

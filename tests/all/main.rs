@@ -9,6 +9,7 @@
 mod cli;
 mod examples;
 mod guests;
+mod ingress;
 mod reload;
 mod sandbox;
 mod serve;

@@ -104,16 +104,26 @@ impl TestHost {
         host
     }
 
-    /// `run` loads plugins before it answers, so the first answered request
-    /// means the host is ready.
+    /// `run` loads plugins before it accepts connections, so the first
+    /// connection that gets any reaction (an HTTP answer, or a TLS listener
+    /// hanging up on plaintext) means the host is ready. Until then the
+    /// connection only sits in the listen backlog.
     async fn wait_ready(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if self.client.get(self.url("/")).send().await.is_ok() {
+            let mut stream = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+            let _ = stream
+                .write_all(b"GET /ready HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+                .await;
+            let mut byte = [0u8; 1];
+            if tokio::time::timeout(Duration::from_millis(200), stream.read(&mut byte))
+                .await
+                .is_ok()
+            {
                 return;
             }
             assert!(Instant::now() < deadline, "host did not start within 60 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod response;
 mod service;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,26 +25,40 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-pub use service::App;
+pub use service::{App, Limits};
 
-/// How long a client may take to send request headers before the connection
-/// is closed (HTTP/1).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connection-level settings.
+pub struct ServeOptions {
+    /// How long open connections may take to drain at shutdown.
+    pub grace: Duration,
+    /// How long a client may take to send a request head (HTTP/1) or finish
+    /// the TLS handshake. A client that does not is disconnected: no status
+    /// can be sent for a request whose head never arrived.
+    pub header_timeout: Duration,
+    /// Serve HTTPS instead of plain HTTP.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains open
-/// connections for at most `grace`.
+/// connections for at most `options.grace`.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
-    grace: Duration,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let ServeOptions {
+        grace,
+        header_timeout,
+        tls,
+    } = options;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_timeout);
     builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -68,15 +83,46 @@ pub async fn serve(
             let app = app.clone();
             async move { Ok::<_, std::convert::Infallible>(app.handle(request, peer).await) }
         });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
+        match &tls {
+            None => {
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake runs in the connection's own task so a slow
+                // client never holds up the accept loop.
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(err)) => {
+                                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(err) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %err, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
 
     drop(listener);

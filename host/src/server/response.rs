@@ -4,10 +4,13 @@
 //! id, never internals (trap messages, backtraces, paths): those go to the
 //! log, where the delivery id finds them.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::Full;
 
+use crate::ingress;
 use crate::runtime::{CallError, Response};
 use crate::verify::Refusal;
 
@@ -28,6 +31,10 @@ pub enum Failure {
     BodyRead(String),
     /// The request failed its route's signature verification.
     Unverified(Refusal),
+    /// The client is not allowed, or is over a rate limit.
+    Ingress(ingress::Refused),
+    /// The client did not send the whole body in time.
+    BodyTimeout(Duration),
     /// The plugin call produced no response.
     Plugin(CallError),
 }
@@ -39,6 +46,9 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Failure::BodyRead(_) => StatusCode::BAD_REQUEST,
         Failure::Unverified(_) => StatusCode::UNAUTHORIZED,
+        Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
+        Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+        Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Failure::Plugin(err) => match err {
             CallError::Retry(_) | CallError::Capacity => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Reject(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -60,6 +70,11 @@ impl Failure {
             Failure::BodyRead(_) => "could not read the request body".into(),
             // A stable, short reason; which header or how stale is in the log.
             Failure::Unverified(refusal) => refusal.reason().into(),
+            Failure::Ingress(ingress::Refused::NotAllowed(_)) => {
+                "client address is not allowed on this route".into()
+            }
+            Failure::Ingress(ingress::Refused::RateLimited { .. }) => "rate limit exceeded".into(),
+            Failure::BodyTimeout(_) => "body not received in time".into(),
             Failure::Plugin(err) => match err {
                 // The plugin's own message is meant for the sender.
                 CallError::Retry(message) => format!("plugin asked to retry: {message}"),
@@ -84,6 +99,8 @@ impl Failure {
             Failure::Unverified(refusal) => {
                 tracing::warn!(reason = %refusal, "verification refused")
             }
+            Failure::Ingress(refused) => tracing::info!(reason = %refused, "refused at ingress"),
+            Failure::BodyTimeout(limit) => tracing::info!(limit = ?limit, "body read timed out"),
             _ => {}
         }
         let body = serde_json::json!({
@@ -107,6 +124,11 @@ impl Failure {
             }
             Failure::Plugin(CallError::Retry(_) | CallError::Capacity) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {
+                // Whole seconds, rounded up: a client retrying early is refused again.
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ => {}
         }

@@ -6,15 +6,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use ipnet::IpNet;
 use tracing::Instrument;
 
 use super::response::{Failure, plugin_response};
+use crate::ingress;
 use crate::registry::Registry;
 use crate::runtime::{Delivery, Header, Runtime};
 
@@ -33,20 +35,31 @@ const DELIVERY_ID_HEADERS: &[&str] = &[
 /// a host-made id so logs and (later) storage keys stay bounded.
 const MAX_DELIVERY_ID: usize = 200;
 
+/// Request-level limits that apply to every route.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest body when the route's manifest sets none.
+    pub max_body: u64,
+    /// How long a client may take to send the whole body (408 after).
+    pub body_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
 /// Everything a request needs: shared, immutable, cheap to clone behind an Arc.
 pub struct App {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
-    max_body: u64,
+    limits: Limits,
 }
 
 impl App {
     /// Binds the pieces a request goes through.
-    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, max_body: u64) -> Self {
+    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, limits: Limits) -> Self {
         Self {
             registry,
             runtime,
-            max_body,
+            limits,
         }
     }
 
@@ -64,9 +77,10 @@ impl App {
             route = %path,
             plugin = tracing::field::Empty,
             id = %delivery_id,
+            client = tracing::field::Empty,
         );
         async move {
-            let response = match self.run(request, &delivery_id).await {
+            let response = match self.run(request, peer, &delivery_id).await {
                 Ok(response) => response,
                 Err(failure) => failure.into_response(&path, &delivery_id),
             };
@@ -86,6 +100,7 @@ impl App {
     async fn run(
         &self,
         request: Request<Incoming>,
+        peer: SocketAddr,
         id: &str,
     ) -> Result<http::Response<Full<Bytes>>, Failure> {
         let received_at = SystemTime::now()
@@ -97,24 +112,40 @@ impl App {
             .lookup(request.uri().path())
             .ok_or(Failure::NoRoute)?;
         tracing::Span::current().record("plugin", tracing::field::display(&plugin.name));
+        // Who is asking comes before anything that costs work: refused and
+        // flooding clients never get to the body, let alone verification.
+        let client = ingress::client_ip(peer.ip(), request.headers(), &self.limits.trusted_proxies);
+        tracing::Span::current().record("client", tracing::field::display(client));
+        plugin
+            .manifest
+            .ingress
+            .admit(client)
+            .map_err(Failure::Ingress)?;
         if request.method() != Method::POST {
             return Err(Failure::MethodNotAllowed);
         }
+        let max_body = plugin.manifest.max_body.unwrap_or(self.limits.max_body);
         let declared = request
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > self.max_body) {
-            return Err(Failure::BodyTooLarge(self.max_body));
+        if declared.is_some_and(|len| len > max_body) {
+            return Err(Failure::BodyTooLarge(max_body));
         }
 
         let (parts, body) = request.into_parts();
-        let limit = usize::try_from(self.max_body).unwrap_or(usize::MAX);
-        let body = match Limited::new(body, limit).collect().await {
+        let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+        let collected = tokio::time::timeout(
+            self.limits.body_timeout,
+            Limited::new(body, limit).collect(),
+        )
+        .await
+        .map_err(|_| Failure::BodyTimeout(self.limits.body_timeout))?;
+        let body = match collected {
             Ok(collected) => collected.to_bytes(),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                return Err(Failure::BodyTooLarge(self.max_body));
+                return Err(Failure::BodyTooLarge(max_body));
             }
             Err(err) => return Err(Failure::BodyRead(err.to_string())),
         };

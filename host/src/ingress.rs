@@ -1,0 +1,403 @@
+//! Who may send to a route, and how often: client addresses, IP allowlists
+//! and rate limits.
+//!
+//! Owns resolving the client's address (the TCP peer, or `X-Forwarded-For`
+//! when, and only when, the peer is a trusted proxy), the per-route allowlist,
+//! and the per-route and per-client token buckets (GCRA, from `governor`).
+//! The policy of a route is built once from its manifest's `[ingress]` table;
+//! checking a request is a few comparisons and one atomic operation per
+//! bucket. Does not own body limits or timeouts (the server).
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// How often per-client buckets of clients that have gone quiet are dropped,
+/// so a flood from many addresses cannot grow memory without bound.
+const FORGET_QUIET_CLIENTS_EVERY: Duration = Duration::from_secs(60);
+
+/// The `[ingress]` table of a manifest, as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngress {
+    /// Client networks allowed to send, e.g. `["192.30.252.0/22", "2001:db8::/32"]`.
+    /// Absent: everyone.
+    pub allow: Option<Vec<String>>,
+    /// Token bucket for the whole route: `"N/PERIOD"`, e.g. `"100/s"`, `"600/1m"`.
+    pub rate: Option<String>,
+    /// Token bucket for each client address, same syntax.
+    pub rate_per_ip: Option<String>,
+}
+
+/// A route's validated ingress policy, with its live rate-limit state.
+#[derive(Default)]
+pub struct IngressPolicy {
+    allow: Vec<IpNet>,
+    route: Option<(String, DefaultDirectRateLimiter)>,
+    per_ip: Option<(String, DefaultKeyedRateLimiter<IpAddr>)>,
+    last_forget: AtomicU64,
+}
+
+impl std::fmt::Debug for IngressPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressPolicy")
+            .field("allow", &self.allow)
+            .field("rate", &self.route.as_ref().map(|(text, _)| text))
+            .field("rate_per_ip", &self.per_ip.as_ref().map(|(text, _)| text))
+            .finish()
+    }
+}
+
+/// Why a request was turned away before verification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The client address is not in the route's allowlist.
+    #[error("client {0} is not in the route's allowlist")]
+    NotAllowed(IpAddr),
+    /// A bucket is empty; try again after the given time.
+    #[error("rate limit `{limit}` exceeded; retry after {retry_after:?}")]
+    RateLimited {
+        /// Which limit: `rate` or `rate_per_ip`.
+        limit: &'static str,
+        /// When a token will be available.
+        retry_after: Duration,
+    },
+}
+
+impl IngressPolicy {
+    /// Validates `raw`; errors name the field and the fix.
+    pub fn new(raw: &RawIngress) -> Result<Self, String> {
+        let allow = raw
+            .allow
+            .iter()
+            .flatten()
+            .map(|text| parse_net(text).map_err(|why| format!("`ingress.allow`: {why}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if raw.allow.as_ref().is_some_and(Vec::is_empty) {
+            return Err(
+                "`ingress.allow` is empty, which would refuse everyone; remove it to allow all senders"
+                    .into(),
+            );
+        }
+        let route = match &raw.rate {
+            Some(text) => Some((
+                text.clone(),
+                RateLimiter::direct(
+                    parse_rate(text).map_err(|why| format!("`ingress.rate`: {why}"))?,
+                ),
+            )),
+            None => None,
+        };
+        let per_ip = match &raw.rate_per_ip {
+            Some(text) => Some((
+                text.clone(),
+                RateLimiter::keyed(
+                    parse_rate(text).map_err(|why| format!("`ingress.rate_per_ip`: {why}"))?,
+                ),
+            )),
+            None => None,
+        };
+        Ok(Self {
+            allow,
+            route,
+            per_ip,
+            last_forget: AtomicU64::new(0),
+        })
+    }
+
+    /// Checks `client` against the allowlist, then takes a token from each
+    /// bucket. The allowlist comes first so refused clients cannot drain the
+    /// route's bucket.
+    pub fn admit(&self, client: IpAddr) -> Result<(), Refused> {
+        if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&client)) {
+            return Err(Refused::NotAllowed(client));
+        }
+        if let Some((_, limiter)) = &self.per_ip {
+            self.forget_quiet_clients(limiter);
+            limiter
+                .check_key(&client)
+                .map_err(|not_until| rate_limited("rate_per_ip", &not_until))?;
+        }
+        if let Some((_, limiter)) = &self.route {
+            limiter
+                .check()
+                .map_err(|not_until| rate_limited("rate", &not_until))?;
+        }
+        Ok(())
+    }
+
+    fn forget_quiet_clients(&self, limiter: &DefaultKeyedRateLimiter<IpAddr>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let last = self.last_forget.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= FORGET_QUIET_CLIENTS_EVERY.as_secs()
+            && self
+                .last_forget
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn rate_limited(
+    limit: &'static str,
+    not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>,
+) -> Refused {
+    Refused::RateLimited {
+        limit,
+        retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+    }
+}
+
+/// Parses `"N/PERIOD"`: N requests per PERIOD, at most N at once. `PERIOD` is
+/// `s`, `m`, `h` or a duration such as `10s`.
+pub fn parse_rate(text: &str) -> Result<Quota, String> {
+    let bad = |why: &str| {
+        format!("invalid rate \"{text}\" ({why}); write e.g. \"100/s\", \"600/1m\" or \"5/10s\"")
+    };
+    let (count, period) = text.split_once('/').ok_or_else(|| bad("no `/`"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| bad("count is not a whole number"))?;
+    let count = NonZeroU32::new(count).ok_or_else(|| bad("count must be at least 1"))?;
+    let period = match period.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        other => humantime::parse_duration(other).map_err(|_| bad("unknown period"))?,
+    };
+    if period.is_zero() {
+        return Err(bad("period must be more than zero"));
+    }
+    let replenish = period / count.get();
+    let quota = Quota::with_period(replenish.max(Duration::from_nanos(1)))
+        .ok_or_else(|| bad("period too short"))?;
+    Ok(quota.allow_burst(count))
+}
+
+/// Parses `"10.0.0.0/8"`, `"2001:db8::/32"` or a bare address (a /32 or /128).
+pub fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            format!(
+                "\"{text}\" is not an IP network; write e.g. \"192.0.2.0/24\" or \"2001:db8::1\""
+            )
+        })
+}
+
+/// The address of the client that sent a request.
+///
+/// Without trusted proxies it is the TCP peer. When the peer is a trusted
+/// proxy, `X-Forwarded-For` is read from the right (the entry the nearest
+/// proxy appended) skipping trusted proxies; the first untrusted address is
+/// the client. Entries further left are written by the client itself and are
+/// never believed.
+pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(address) = hop.parse::<IpAddr>() else {
+            // A garbled hop: stop at the last address we could trust.
+            break;
+        };
+        client = canonical(address);
+        if !is_trusted(client, trusted) {
+            break;
+        }
+    }
+    client
+}
+
+fn is_trusted(address: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|net| net.contains(&address))
+}
+
+/// IPv4 clients of a dual-stack listener show up as `::ffff:a.b.c.d`.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(address),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn xff(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_from_untrusted_peers() {
+        let headers = xff("1.2.3.4");
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &headers, &[]),
+            ip("203.0.113.9")
+        );
+        let trusted = [parse_net("10.0.0.0/8").unwrap()];
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), &headers, &trusted),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn forwarded_for_is_read_right_to_left_through_trusted_proxies() {
+        let trusted = [parse_net("10.0.0.0/8").unwrap()];
+        // client-forged, real client, inner proxy
+        let headers = xff("6.6.6.6, 198.51.100.7, 10.0.0.2");
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            ip("198.51.100.7")
+        );
+        // Only proxies: the leftmost proxy is the best we know.
+        let headers = xff("10.0.0.3");
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            ip("10.0.0.3")
+        );
+        // Garbage stops the walk.
+        let headers = xff("198.51.100.7, bogus");
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &headers, &trusted),
+            ip("10.0.0.1")
+        );
+        // No header: the proxy itself.
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &http::HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn mapped_ipv4_is_canonical() {
+        assert_eq!(
+            client_ip(ip("::ffff:192.0.2.1"), &http::HeaderMap::new(), &[]),
+            ip("192.0.2.1")
+        );
+    }
+
+    #[test]
+    fn allowlist_admits_members_only() {
+        let policy = IngressPolicy::new(&RawIngress {
+            allow: Some(vec!["192.0.2.0/24".into(), "2001:db8::1".into()]),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(policy.admit(ip("192.0.2.200")), Ok(()));
+        assert_eq!(policy.admit(ip("2001:db8::1")), Ok(()));
+        assert_eq!(
+            policy.admit(ip("192.0.3.1")),
+            Err(Refused::NotAllowed(ip("192.0.3.1")))
+        );
+    }
+
+    #[test]
+    fn rate_per_ip_is_per_client_and_says_when_to_retry() {
+        let policy = IngressPolicy::new(&RawIngress {
+            rate_per_ip: Some("2/m".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(policy.admit(ip("192.0.2.1")).is_ok());
+        assert!(policy.admit(ip("192.0.2.1")).is_ok());
+        match policy.admit(ip("192.0.2.1")) {
+            Err(Refused::RateLimited { limit, retry_after }) => {
+                assert_eq!(limit, "rate_per_ip");
+                assert!(
+                    retry_after > Duration::from_secs(20) && retry_after <= Duration::from_secs(30)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            policy.admit(ip("192.0.2.2")).is_ok(),
+            "another client has its own bucket"
+        );
+    }
+
+    #[test]
+    fn route_rate_is_shared() {
+        let policy = IngressPolicy::new(&RawIngress {
+            rate: Some("1/h".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(policy.admit(ip("192.0.2.1")).is_ok());
+        assert!(matches!(
+            policy.admit(ip("192.0.2.2")),
+            Err(Refused::RateLimited { limit: "rate", .. })
+        ));
+    }
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let err = IngressPolicy::new(&RawIngress {
+            allow: Some(vec!["10.0.0.0/33".into()]),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.starts_with("`ingress.allow`"), "{err}");
+        let err = IngressPolicy::new(&RawIngress {
+            allow: Some(vec![]),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.contains("refuse everyone"), "{err}");
+        for bad in ["100", "0/s", "x/s", "5/fortnight", "5/0s"] {
+            let err = IngressPolicy::new(&RawIngress {
+                rate: Some(bad.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(
+                err.starts_with("`ingress.rate`") && err.contains("100/s"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("100/s").unwrap().burst_size().get(), 100);
+        assert_eq!(
+            parse_rate("600/1m").unwrap().replenish_interval(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            parse_rate("5/10s").unwrap().replenish_interval(),
+            Duration::from_secs(2)
+        );
+    }
+}
