@@ -5,23 +5,52 @@ use reqwest::StatusCode;
 
 use crate::support::{TestHost, plugin_with};
 
+/// The manifest exactly as shipped: it verifies with `file:github.secret`.
 const GITHUB_MANIFEST: &str = include_str!("../../plugins/github/github.toml");
+const SECRET: &str = "test-webhook-secret";
 
+async fn start() -> TestHost {
+    TestHost::start_with(&[plugin_with("github", GITHUB, GITHUB_MANIFEST)], |config| {
+        std::fs::write(config.plugins_dir.join("github.secret"), SECRET).unwrap();
+    })
+    .await
+}
+
+/// Posts `body` signed as GitHub signs it.
 async fn github_event(host: &TestHost, event: &str, body: &str) -> reqwest::Response {
-    host.client
+    let signer = hookhost::verify::Github::new(vec![SECRET.into()]);
+    let signature = hookhost::verify::Scheme::sign(&signer, body.as_bytes(), &"/".parse().unwrap(), 0).unwrap();
+    let mut request = host
+        .client
         .post(host.url("/hooks/github"))
         .header("content-type", "application/json")
         .header("x-github-event", event)
         .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-        .body(body.to_owned())
+        .body(body.to_owned());
+    for (name, value) in &signature {
+        request = request.header(name.as_str(), value.as_bytes());
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn github_refuses_unsigned_deliveries() {
+    let host = start().await;
+    let response = host
+        .client
+        .post(host.url("/hooks/github"))
+        .header("x-github-event", "ping")
+        .body("{}")
         .send()
         .await
-        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    host.stop().await;
 }
 
 #[tokio::test]
 async fn github_answers_ping() {
-    let host = TestHost::start(&[plugin_with("github", GITHUB, GITHUB_MANIFEST)]).await;
+    let host = start().await;
     let response = github_event(
         &host,
         "ping",
@@ -36,7 +65,7 @@ async fn github_answers_ping() {
 
 #[tokio::test]
 async fn github_summarises_a_push() {
-    let host = TestHost::start(&[plugin_with("github", GITHUB, GITHUB_MANIFEST)]).await;
+    let host = start().await;
     let push = serde_json::json!({
         "ref": "refs/heads/main",
         "before": "0000000000000000000000000000000000000000",
@@ -60,7 +89,7 @@ async fn github_summarises_a_push() {
 
 #[tokio::test]
 async fn github_ignores_other_events_with_204() {
-    let host = TestHost::start(&[plugin_with("github", GITHUB, GITHUB_MANIFEST)]).await;
+    let host = start().await;
     let response = github_event(&host, "issues", r#"{"action":"opened"}"#).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(response.bytes().await.unwrap().is_empty());
@@ -69,7 +98,7 @@ async fn github_ignores_other_events_with_204() {
 
 #[tokio::test]
 async fn github_rejects_a_malformed_push_with_422() {
-    let host = TestHost::start(&[plugin_with("github", GITHUB, GITHUB_MANIFEST)]).await;
+    let host = start().await;
     let response = github_event(&host, "push", "{not json").await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     host.stop().await;
