@@ -18,8 +18,9 @@
 //!   file that failed is retried as soon as its content changes: the registry
 //!   always converges to what is on disk.
 //! - A new version is built completely before anything changes: manifest
-//!   validated (secrets resolved), component compiled on a blocking thread
-//!   and linked against the world. A failure leaves the running version
+//!   validated (secrets resolved), component compiled on a blocking thread,
+//!   linked against the world, and instantiated once under the manifest's
+//!   limits (what every delivery does first). A failure leaves the running version
 //!   serving and records the error (file and reason) for the log, the admin
 //!   API and metrics. A component whose bytes did not change is not
 //!   recompiled (a manifest-only edit is instant), and an unchanged manifest
@@ -47,7 +48,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
-use crate::runtime::{CallLimits, Prepared, Runtime};
+use crate::runtime::{CallError, CallLimits, Prepared, Runtime};
 use crate::verify::SecretResolver;
 
 /// SHA-256 of a file's contents.
@@ -449,6 +450,28 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
         }
     };
 
+    // What every delivery does first, done once now: a version that cannot
+    // start within its manifest's limits would fail every call.
+    if !previous.is_some_and(|p| p.digest == tried.component && same_limits(&p.manifest, &manifest))
+    {
+        let limits = CallLimits {
+            timeout: manifest.timeout,
+            memory: manifest.memory,
+        };
+        if let Err(err) = runtime.check_start(&prepared, limits).await {
+            let file = match (&err, &files.manifest) {
+                (CallError::MemoryExceeded(_) | CallError::Timeout(_), Some(_)) => &manifest_path,
+                _ => &wasm_path,
+            };
+            let fix = match err {
+                CallError::MemoryExceeded(_) => " (raise `limits.memory` in its manifest)",
+                CallError::Timeout(_) => " (raise `limits.timeout` in its manifest)",
+                _ => "",
+            };
+            return failed(file, format!("cannot start: {err}{fix}"));
+        }
+    }
+
     Step::Built(
         Arc::new(Plugin {
             name: name.to_owned(),
@@ -461,6 +484,10 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
         }),
         tried,
     )
+}
+
+fn same_limits(a: &Manifest, b: &Manifest) -> bool {
+    a.timeout == b.timeout && a.memory == b.memory
 }
 
 /// A plugin's files as read from disk.

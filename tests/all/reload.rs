@@ -595,10 +595,52 @@ async fn load_errors_are_kept_with_file_and_reason_until_fixed() {
     assert_eq!(before.digest, after.digest);
     assert!(registry.lookup("/g").is_none());
 
+    // Limits it cannot start within: refused, the manifest is blamed.
+    std::fs::write(
+        dir.path().join("good.toml"),
+        "route = \"/h\"\n[limits]\nmemory = \"1MiB\"\n",
+    )
+    .unwrap();
+    let report = reload(names(&["good"])).await.unwrap();
+    let error = &report.failed["good"];
+    assert_eq!(error.file, dir.path().join("good.toml"));
+    assert!(
+        error.reason.contains("cannot start") && error.reason.contains("limits.memory"),
+        "{error}"
+    );
+    assert!(Arc::ptr_eq(&registry.lookup("/h").unwrap(), &after));
+    std::fs::write(dir.path().join("good.toml"), "route = \"/h\"\n").unwrap();
+    let report = reload(names(&["good"])).await.unwrap();
+    assert_eq!(report.loaded, ["good"]);
+
     std::fs::remove_file(dir.path().join("bad.wasm")).unwrap();
     let report = reload(names(&["bad"])).await.unwrap();
     assert!(report.removed.is_empty(), "bad never served");
     assert!(registry.errors().is_empty(), "{:?}", registry.errors());
+}
+
+#[tokio::test]
+async fn a_version_that_cannot_start_within_its_limits_is_refused() {
+    let host = TestHost::start(&[plugin("tight", ECHO)]).await;
+    // A Rust component starts with a bit more than 1 MiB of linear memory
+    // (its 1 MiB stack plus data): under this cap every call would fail.
+    let manifest = host.plugins.join("tight.toml");
+    std::fs::write(
+        &manifest,
+        "route = \"/tight\"\n[limits]\nmemory = \"1MiB\"\n",
+    )
+    .unwrap();
+    settle(&host, 1).await;
+    assert_eq!(version_at(&host, "/hooks/tight").await, Some(Version::Echo));
+    assert_eq!(version_at(&host, "/tight").await, None);
+
+    std::fs::write(
+        &manifest,
+        "route = \"/tight\"\n[limits]\nmemory = \"2MiB\"\n",
+    )
+    .unwrap();
+    wait_for(&host, "/tight", Some(Version::Echo)).await;
+    host.stop().await;
 }
 
 /// The figures for the hot-reload bar, against the real binary. Not part of

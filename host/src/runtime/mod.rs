@@ -177,21 +177,7 @@ impl Runtime {
             .map_err(|_| CallError::Capacity)?
             .expect("the slot semaphore is never closed");
 
-        let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
-        let mut store = Store::new(&self.engine, State::new(memory));
-        store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::YieldCustom(
-                    1,
-                    Box::pin(tokio::task::yield_now()),
-                ))
-            }
-        });
-
+        let mut store = self.store(limits, deadline);
         let run = async {
             let handler = plugin.pre.instantiate_async(&mut store).await?;
             handler.call_handle(&mut store, delivery).await
@@ -208,6 +194,59 @@ impl Runtime {
             Ok(Ok(Err(HandlerError::Reject(message)))) => Err(CallError::Reject(message)),
             Ok(Err(err)) => Err(classify_trap(err, memory_exceeded, limits)),
         }
+    }
+}
+
+impl Runtime {
+    /// Instantiates `plugin` once under `limits` without calling it, which is
+    /// what every delivery does first: a component that cannot even start
+    /// within its manifest's limits (initial memory over `limits.memory`, a
+    /// start function that traps or loops) is caught before it goes live.
+    /// Waits for a free instance slot as long as it takes.
+    pub async fn check_start(
+        &self,
+        plugin: &Prepared,
+        limits: CallLimits,
+    ) -> Result<(), CallError> {
+        let _slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slot semaphore is never closed");
+        let mut store = self.store(limits, Instant::now() + limits.timeout);
+        let outcome = tokio::time::timeout(
+            limits.timeout + Duration::from_millis(250),
+            plugin.pre.instantiate_async(&mut store),
+        )
+        .await;
+        let memory_exceeded = store.data().limiter.memory_exceeded;
+        match outcome {
+            Err(_elapsed) => Err(CallError::Timeout(limits.timeout)),
+            Ok(Ok(_instance)) => Ok(()),
+            Ok(Err(err)) => Err(classify_trap(err, memory_exceeded, limits)),
+        }
+    }
+
+    /// A fresh store for one instance: its own empty WASI context, the memory
+    /// cap, and an epoch callback that yields every tick and interrupts at
+    /// `deadline`.
+    fn store(&self, limits: CallLimits, deadline: Instant) -> Store<State> {
+        let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+        let mut store = Store::new(&self.engine, State::new(memory));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
+        store
     }
 }
 
