@@ -19,7 +19,10 @@ fn scheme(name: &str) -> RawVerify {
         "hmac" => "header = \"X-Signature\"\n",
         _ => "",
     };
-    toml::from_str(&format!("scheme = \"{name}\"\nsecret = \"{SECRET}\"\n{extra}")).unwrap()
+    toml::from_str(&format!(
+        "scheme = \"{name}\"\nsecret = \"{SECRET}\"\n{extra}"
+    ))
+    .unwrap()
 }
 
 fn bench_schemes(c: &mut Criterion) {

@@ -10,16 +10,20 @@ const GITHUB_MANIFEST: &str = include_str!("../../plugins/github/github.toml");
 const SECRET: &str = "test-webhook-secret";
 
 async fn start() -> TestHost {
-    TestHost::start_with(&[plugin_with("github", GITHUB, GITHUB_MANIFEST)], |config| {
-        std::fs::write(config.plugins_dir.join("github.secret"), SECRET).unwrap();
-    })
+    TestHost::start_with(
+        &[plugin_with("github", GITHUB, GITHUB_MANIFEST)],
+        |config| {
+            std::fs::write(config.plugins_dir.join("github.secret"), SECRET).unwrap();
+        },
+    )
     .await
 }
 
 /// Posts `body` signed as GitHub signs it.
 async fn github_event(host: &TestHost, event: &str, body: &str) -> reqwest::Response {
     let signer = hookhost::verify::Github::new(vec![SECRET.into()]);
-    let signature = hookhost::verify::Scheme::sign(&signer, body.as_bytes(), &"/".parse().unwrap(), 0).unwrap();
+    let signature =
+        hookhost::verify::Scheme::sign(&signer, body.as_bytes(), &"/".parse().unwrap(), 0).unwrap();
     let mut request = host
         .client
         .post(host.url("/hooks/github"))
