@@ -24,12 +24,18 @@ test: wasm-target
 plugins: wasm-target
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS))
 	mkdir -p $(EXAMPLES_DIR)
-	for p in $(PLUGINS); do \
-		cp target/wasm32-wasip2/release/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
-		if [ -f plugins/$$p/$$p.toml ]; then cp plugins/$$p/$$p.toml $(EXAMPLES_DIR)/; fi; \
-	done
 	@# github.toml verifies signatures with the secret in github.secret: a demo one.
 	@test -f $(EXAMPLES_DIR)/github.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/github.secret
+	@# Manifest first, then the component, each renamed into place: a running
+	@# host never sees a half-written file or a component without its manifest.
+	for p in $(PLUGINS); do \
+		if [ -f plugins/$$p/$$p.toml ]; then \
+			cp plugins/$$p/$$p.toml $(EXAMPLES_DIR)/.$$p.toml.tmp && \
+			mv $(EXAMPLES_DIR)/.$$p.toml.tmp $(EXAMPLES_DIR)/$$p.toml; \
+		fi; \
+		cp target/wasm32-wasip2/release/$$p.wasm $(EXAMPLES_DIR)/.$$p.wasm.tmp && \
+		mv $(EXAMPLES_DIR)/.$$p.wasm.tmp $(EXAMPLES_DIR)/$$p.wasm; \
+	done
 
 ## Format check and lints, as CI runs them.
 lint: wasm-target

@@ -33,6 +33,10 @@ pub const DEFAULT_MAX_BODY: u64 = MIB;
 /// this much address space per memory slot, so nothing above it can fit.
 pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
 
+/// Default `--max-connections`: far above what 2 cores serve, far below the
+/// usual 64k file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// The largest body a manifest may allow: bodies are buffered whole (the
 /// signature covers every byte), so this bounds memory per request.
 pub const MAX_ROUTE_BODY: u64 = 64 * MIB;
@@ -66,6 +70,8 @@ pub struct HostConfig {
     pub body_timeout: Duration,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// Most client connections open at once.
+    pub max_connections: usize,
 }
 
 /// PEM files for HTTPS.
@@ -95,6 +101,7 @@ impl HostConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -186,10 +193,15 @@ impl Manifest {
     /// `secrets`; the error is a message without the file name (the caller
     /// adds it).
     pub fn parse(name: &str, text: &str, secrets: &SecretResolver<'_>) -> Result<Self, String> {
-        let raw: RawManifest = toml::from_str(text).map_err(|err| {
-            // toml's message already names the key and quotes the line.
-            format!("invalid manifest: {}", err.to_string().trim_end())
-        })?;
+        // An empty file is almost always a manifest caught mid-write; taking
+        // it as "all defaults" would serve a verified route unverified.
+        if text.trim().is_empty() {
+            return Err(
+                "manifest is empty (half-written?); write at least one key, e.g. `route = \"/hooks/NAME\"`"
+                    .into(),
+            );
+        }
+        let raw: RawManifest = toml::from_str(text).map_err(|err| toml_error(&err, text))?;
         Self::validate(name, raw, secrets)
     }
 
@@ -273,6 +285,84 @@ impl Manifest {
     }
 }
 
+/// Describes a TOML error by line and column without quoting the source:
+/// toml's own rendering prints the offending line, and serde's messages can
+/// repeat the value, either of which may be a literal secret. Values written
+/// under `[verify]` are masked wherever they appear in the message.
+fn toml_error(err: &toml::de::Error, text: &str) -> String {
+    let mut message = err.message().trim_end().to_owned();
+    for secret in verify_values(text) {
+        message = message.replace(&secret, "<redacted>");
+    }
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            match key_at(text, line) {
+                Some(key) => {
+                    format!("invalid manifest at line {line}, column {column} (`{key}`): {message}")
+                }
+                None => format!("invalid manifest at line {line}, column {column}: {message}"),
+            }
+        }
+        None => format!("invalid manifest: {message}"),
+    }
+}
+
+/// The dotted key assigned on `line` (1-based), e.g. `limits.timeout`, from
+/// the key itself and the nearest `[table]` header above it. Never the value.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let mut table = None;
+    for (number, content) in text.lines().enumerate() {
+        let content = content.trim();
+        if number + 1 == line {
+            let (key, _) = content.split_once('=')?;
+            let key = key.trim().trim_matches('"');
+            return Some(match &table {
+                Some(table) => format!("{table}.{key}"),
+                None => key.to_owned(),
+            });
+        }
+        if let Some(header) = content.strip_prefix('[').and_then(|c| c.strip_suffix(']')) {
+            table = Some(header.trim().to_owned());
+        }
+    }
+    None
+}
+
+/// Every string under `[verify]` except the keys known not to be secret.
+fn verify_values(text: &str) -> Vec<String> {
+    const NOT_SECRET: &[&str] = &[
+        "scheme",
+        "tolerance",
+        "header",
+        "prefix",
+        "algorithm",
+        "encoding",
+        "url",
+    ];
+    fn strings(value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            toml::Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+            toml::Value::Table(table) => table.values().for_each(|item| strings(item, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(table) = text.parse::<toml::Table>()
+        && let Some(toml::Value::Table(verify)) = table.get("verify")
+    {
+        for (key, value) in verify {
+            if !NOT_SECRET.contains(&key.as_str()) {
+                strings(value, &mut out);
+            }
+        }
+    }
+    out
+}
+
 /// Checks a route: an absolute path without query, fragment or spaces.
 fn check_route(route: &str) -> Result<String, String> {
     if !route.starts_with('/') {
@@ -330,7 +420,7 @@ mod tests {
 
     #[test]
     fn no_manifest_means_defaults() {
-        let manifest = parse("echo", "").unwrap();
+        let manifest = parse("echo", "[limits]\n").unwrap();
         let defaults = Manifest::default_for("echo");
         assert_eq!(manifest.route, "/hooks/echo");
         assert_eq!(manifest.route, defaults.route);
@@ -395,6 +485,26 @@ mod tests {
         assert!(err.contains("ingress.rate_per_ip"), "{err}");
         let err = parse("gh", "[ingress]\nallow_ips = []\n").unwrap_err();
         assert!(err.contains("unknown field `allow_ips`"), "{err}");
+    }
+
+    #[test]
+    fn manifest_errors_never_repeat_a_secret() {
+        for text in [
+            "[verify]\nscheme = \"github\"\nsecert = \"hunter2-literal\"\n",
+            "[verify]\nscheme = \"github\"\nsecrets = \"hunter2-literal\"\n",
+            "[verify]\nscheme = \"github\"\nsecret = [\"hunter2-literal\", 3]\n",
+        ] {
+            let err = parse("gh", text).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("line 3"), "{err}");
+            assert!(err.contains("`verify.sec"), "the key is named: {err}");
+        }
+    }
+
+    #[test]
+    fn an_empty_manifest_is_an_error() {
+        let err = parse("gh", "  \n").unwrap_err();
+        assert!(err.contains("half-written"), "{err}");
     }
 
     #[test]

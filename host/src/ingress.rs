@@ -121,7 +121,7 @@ impl IngressPolicy {
         if let Some((_, limiter)) = &self.per_ip {
             self.forget_quiet_clients(limiter);
             limiter
-                .check_key(&client)
+                .check_key(&bucket_key(client))
                 .map_err(|not_until| rate_limited("rate_per_ip", &not_until))?;
         }
         if let Some((_, limiter)) = &self.route {
@@ -147,6 +147,19 @@ impl IngressPolicy {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+}
+
+/// The per-client bucket of an address. An IPv6 client usually holds a whole
+/// /64 and can pick any address in it, so the /64 is the client.
+fn bucket_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -345,6 +358,21 @@ mod tests {
             policy.admit(ip("192.0.2.2")).is_ok(),
             "another client has its own bucket"
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let policy = IngressPolicy::new(&RawIngress {
+            rate_per_ip: Some("1/h".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(policy.admit(ip("2001:db8:1:2::1")).is_ok());
+        assert!(
+            policy.admit(ip("2001:db8:1:2:ffff::9")).is_err(),
+            "same /64"
+        );
+        assert!(policy.admit(ip("2001:db8:1:3::1")).is_ok(), "another /64");
     }
 
     #[test]

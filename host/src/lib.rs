@@ -82,6 +82,7 @@ pub async fn run(
         grace: config.shutdown_grace,
         header_timeout: config.header_timeout,
         tls,
+        max_connections: config.max_connections,
     };
     server::serve(listener, app, options, shutdown).await;
     reloader.stop().await;

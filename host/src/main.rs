@@ -145,6 +145,11 @@ struct ServeArgs {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Most client connections open at once; further clients wait in the
+    /// kernel's accept queue until one closes.
+    #[arg(long, default_value_t = hookhost::config::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
+    max_connections: usize,
+
     /// Find changes in the plugin folder by polling it at this interval
     /// instead of OS notifications, for file systems that send none (NFS,
     /// some FUSE and container mounts). `--poll` alone polls every second.
@@ -159,7 +164,15 @@ struct ServeArgs {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    config::parse_size(text)
+    let size = config::parse_size(text)?;
+    // Bodies are buffered whole before verification: keep one request's
+    // memory bounded.
+    if size > config::MAX_ROUTE_BODY {
+        return Err(format!(
+            "{text} is more than the 64MiB a request may buffer"
+        ));
+    }
+    Ok(size)
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -204,6 +217,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     config.trusted_proxies = args.trusted_proxies;
     config.header_timeout = args.header_timeout;
+    config.max_connections = args.max_connections;
     config.body_timeout = args.body_timeout;
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         config.tls = Some(hookhost::config::TlsFiles { cert, key });

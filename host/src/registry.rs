@@ -434,6 +434,29 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
         }
     };
 
+    // Losing verification is never a side effect of a file event (a manifest
+    // deleted, or renamed away mid-deploy): the verified version stays until
+    // an operator confirms with SIGHUP.
+    if !force
+        && manifest.verify.is_none()
+        && let Some(live) = entry.live.as_ref()
+        && let Some(scheme) = live.manifest.verify.as_ref()
+    {
+        let file = if files.manifest.is_some() {
+            &manifest_path
+        } else {
+            &wasm_path
+        };
+        return failed(
+            file,
+            format!(
+                "would serve {} unverified (its {name}.toml is gone or has no [verify] table, the running version verifies `{}`); restore the manifest, or send SIGHUP to accept the change",
+                live.manifest.route,
+                scheme.name()
+            ),
+        );
+    }
+
     let prepared = match previous {
         Some(previous) if previous.digest == tried.component => previous.prepared.clone(),
         _ => {

@@ -67,6 +67,11 @@ pub async fn send(request: SendRequest) -> anyhow::Result<Answer> {
         headers.append(name, value);
     }
     if let Some(raw) = &request.verify {
+        // Twilio signs the public URL; a host rebuilding it from the request
+        // defaults the protocol to https unless told otherwise.
+        if raw.scheme == "twilio" && !headers.contains_key("x-forwarded-proto") {
+            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        }
         let cwd = std::env::current_dir().context("cannot read the current folder")?;
         let scheme = verify::build(raw, &SecretResolver::new(&cwd))
             .map_err(|err| anyhow::anyhow!("{err}"))?;

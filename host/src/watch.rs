@@ -262,7 +262,11 @@ async fn reload_loop(
         };
         tracing::debug!(?changes, "reloading plugins");
         if let Err(err) = registry.reload(runtime, dir, changes).await {
-            tracing::error!(error = %format!("{err:#}"), "plugin folder not reloaded; every plugin keeps serving");
+            tracing::error!(error = %format!("{err:#}"), "plugin folder not reloaded; every plugin keeps serving; retrying in 1 s");
+            // The folder could not be listed (EMFILE, a transient EACCES):
+            // the changes taken above must not be lost, so rescan it all.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            pending.add(None);
         }
     }
 }

@@ -39,6 +39,16 @@ fn sigterm_finishes_in_flight_deliveries_then_exits_0() {
     let in_flight = std::thread::spawn(move || blocking::post(&url, b"{}".to_vec(), &[]));
     std::thread::sleep(Duration::from_millis(400));
     host.signal("TERM");
+    // While the delivery is still running, new connections are refused.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !in_flight.is_finished(),
+        "the sleeper should still be running"
+    );
+    assert!(
+        std::net::TcpStream::connect(host.addr).is_err(),
+        "the listener is closed as soon as shutdown starts"
+    );
     let (status, body) = in_flight.join().unwrap();
     assert_eq!(
         status,
@@ -48,8 +58,6 @@ fn sigterm_finishes_in_flight_deliveries_then_exits_0() {
     );
     let exit = host.wait(Duration::from_secs(10));
     assert!(exit.success(), "exit status {exit:?}; log:\n{}", host.log());
-    // New connections are refused once shutdown started.
-    assert!(std::net::TcpStream::connect(host.addr).is_err());
 }
 
 #[test]

@@ -735,3 +735,47 @@ async fn figures() {
         host.wait(Duration::from_secs(30));
     }
 }
+
+/// Losing `[verify]` (manifest deleted, emptied mid-write, or rewritten
+/// without it) never happens as a side effect of a file event: the verified
+/// version keeps serving until an operator confirms with SIGHUP.
+#[tokio::test]
+async fn a_verified_route_never_goes_unverified_by_a_file_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plugins, data) = (dir.path().join("plugins"), dir.path().join("data"));
+    std::fs::create_dir(&plugins).unwrap();
+    let manifest = "[verify]\nscheme = \"token\"\nsecret = \"s3cret\"\n";
+    install(&plugins, &[plugin_with("guarded", ECHO, manifest)]);
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let client = reqwest::Client::new();
+    let unsigned = || {
+        let request = client.post(host.url("/hooks/guarded")).body("ping");
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(unsigned().await, StatusCode::UNAUTHORIZED);
+
+    let toml = plugins.join("guarded.toml");
+    std::fs::write(&toml, "").unwrap();
+    eventually(PATIENCE, "the empty manifest is reported", || async {
+        host.log().contains("half-written").then_some(())
+    })
+    .await;
+    assert_eq!(unsigned().await, StatusCode::UNAUTHORIZED);
+
+    std::fs::remove_file(&toml).unwrap();
+    eventually(PATIENCE, "the lost [verify] is reported", || async {
+        host.log()
+            .contains("would serve /hooks/guarded unverified")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(unsigned().await, StatusCode::UNAUTHORIZED);
+
+    host.signal("HUP");
+    eventually(
+        PATIENCE,
+        "SIGHUP accepts the unverified version",
+        || async { (unsigned().await == StatusCode::OK).then_some(()) },
+    )
+    .await;
+}

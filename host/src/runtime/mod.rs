@@ -182,10 +182,12 @@ impl Runtime {
             let handler = plugin.pre.instantiate_async(&mut store).await?;
             handler.call_handle(&mut store, delivery).await
         };
-        // The epoch deadline interrupts guest code; this outer timeout also
-        // bounds time spent in host imports, with a margin so that the epoch
-        // (which gives the clearer error) normally fires first.
-        let outcome = tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await;
+        // The epoch deadline interrupts guest code; this outer deadline also
+        // bounds time spent in host imports (where epochs never fire), with a
+        // margin so that the epoch (which gives the clearer error) normally
+        // fires first. Both count from arrival, including the slot wait.
+        let outcome =
+            tokio::time::timeout_at((deadline + Duration::from_millis(250)).into(), run).await;
         let memory_exceeded = store.data().limiter.memory_exceeded;
         match outcome {
             Err(_elapsed) => Err(CallError::Timeout(limits.timeout)),
@@ -314,9 +316,11 @@ fn check_component_header(bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn validate_response(response: Response) -> Result<Response, CallError> {
-    if !(100..=599).contains(&response.status) {
+    // 1xx are interim answers hyper cannot send as a final response (and 101
+    // would switch protocols).
+    if !(200..=599).contains(&response.status) {
         return Err(CallError::InvalidResponse(format!(
-            "status {} is not between 100 and 599",
+            "status {} is not between 200 and 599",
             response.status
         )));
     }
@@ -324,6 +328,14 @@ fn validate_response(response: Response) -> Result<Response, CallError> {
 }
 
 fn classify_trap(err: wasmtime::Error, memory_exceeded: bool, limits: CallLimits) -> CallError {
+    // Every pool slot of some kind is taken (a burst of large components):
+    // the host is full, the plugin did nothing wrong.
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return CallError::Capacity;
+    }
     if err.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
         return CallError::Timeout(limits.timeout);
     }

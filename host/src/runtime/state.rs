@@ -75,7 +75,11 @@ impl hookhost::plugin::log::Host for State {
             );
             return;
         }
-        let message = truncate(&message, LOG_LINE_MAX);
+        // One call, one line: a plugin logging sender data must not be able
+        // to forge host log lines.
+        let message = truncate(&message, LOG_LINE_MAX)
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
         // The delivery span (plugin, delivery id) is current here, so every line
         // is tagged without repeating the fields.
         match level {
@@ -102,9 +106,14 @@ fn truncate(text: &str, max: usize) -> &str {
 /// Caps linear memory and remembers whether the cap was what stopped a
 /// `memory.grow`, because the resulting trap does not say so: a Rust guest whose
 /// allocation fails aborts with `unreachable`, indistinguishable from a panic.
+///
+/// The cap is on the instance, not on each memory: a component with several
+/// linear memories shares one budget across all of them.
 pub(super) struct Limiter {
     limits: StoreLimits,
     memory: usize,
+    /// Bytes of linear memory granted so far, across every memory.
+    used: usize,
     pub(super) memory_exceeded: bool,
 }
 
@@ -120,6 +129,7 @@ impl Limiter {
                 .memories(16)
                 .build(),
             memory,
+            used: 0,
             memory_exceeded: false,
         }
     }
@@ -132,10 +142,16 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
+        let total = self.used.saturating_add(desired.saturating_sub(current));
+        if total > self.memory {
             self.memory_exceeded = true;
+            return Ok(false);
         }
-        self.limits.memory_growing(current, desired, maximum)
+        let granted = self.limits.memory_growing(current, desired, maximum)?;
+        if granted {
+            self.used = total;
+        }
+        Ok(granted)
     }
 
     fn table_growing(

@@ -37,7 +37,15 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     /// Serve HTTPS instead of plain HTTP.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Most connections open at once; the accept loop waits for one to close
+    /// (new clients queue in the kernel's backlog) rather than run out of
+    /// file descriptors or memory.
+    pub max_connections: usize,
 }
+
+/// Concurrent HTTP/2 streams per connection. Each may buffer a whole body
+/// before verification, so this bounds what one connection can pin in memory.
+const H2_MAX_STREAMS: u32 = 32;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains open
 /// connections for at most `options.grace`.
@@ -51,18 +59,32 @@ pub async fn serve(
         grace,
         header_timeout,
         tls,
+        max_connections,
     } = options;
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        // Pings find dead peers, so their streams (and buffered bodies) go.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
     loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => {
+                permit.expect("the connection semaphore is never closed")
+            }
+            () = &mut shutdown => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -90,6 +112,7 @@ pub async fn serve(
                     .into_owned();
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(err) = connection.await {
                         tracing::debug!(%peer, error = %err, "connection ended with an error");
                     }
@@ -102,6 +125,7 @@ pub async fn serve(
                 let builder = builder.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     let stream =
                         match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                             Ok(Ok(stream)) => stream,
