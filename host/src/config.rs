@@ -33,6 +33,19 @@ pub const DEFAULT_MAX_BODY: u64 = MIB;
 /// this much address space per memory slot, so nothing above it can fit.
 pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
 
+/// Default `[retry] max_attempts`: with the default base and cap, the last
+/// attempt comes at most ~27 minutes (on average ~14) after the first, long
+/// enough to ride out a deploy or a short outage of the plugin's downstream.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+/// Default `[retry] base`: the first retry comes within this long.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(1);
+/// Default `[retry] max`: no wait between attempts is longer.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
+/// Default `[queue] concurrency`: queued events of one route being handled
+/// at once. Enough to keep a slow downstream busy without letting one route
+/// take every instance slot.
+pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 4;
+
 /// Default `--max-connections`: far above what 2 cores serve, far below the
 /// usual 64k file descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -72,6 +85,8 @@ pub struct HostConfig {
     pub tls: Option<TlsFiles>,
     /// Most client connections open at once.
     pub max_connections: usize,
+    /// The durable inbox for queue-mode routes (and sync-mode dedupe).
+    pub inbox: crate::inbox::InboxConfig,
 }
 
 /// PEM files for HTTPS.
@@ -102,6 +117,7 @@ impl HostConfig {
             body_timeout: Duration::from_secs(30),
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            inbox: crate::inbox::InboxConfig::default(),
         }
     }
 }
@@ -119,6 +135,79 @@ pub struct RawManifest {
     pub verify: Option<RawVerify>,
     /// Who may send and how often.
     pub ingress: Option<RawIngress>,
+    /// `"sync"` (default: the plugin's answer is the sender's) or `"queue"`
+    /// (stored durably, answered 202, handled by workers with retries).
+    pub mode: Option<String>,
+    /// Queue mode: how failed attempts are retried.
+    pub retry: Option<RawRetry>,
+    /// Queue mode: how queued events are worked off.
+    pub queue: Option<RawQueue>,
+}
+
+/// The `[retry]` table of a manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Attempts in all, the first included, before an event is dead.
+    pub max_attempts: Option<u32>,
+    /// Backoff base, e.g. `"1s"`: attempt `n` fails → wait a random time up
+    /// to `min(max, base * 2^(n-1))`.
+    pub base: Option<String>,
+    /// Longest wait between attempts, e.g. `"10m"`.
+    pub max: Option<String>,
+}
+
+/// The `[queue]` table of a manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQueue {
+    /// Queued events of this route handled at once.
+    pub concurrency: Option<u32>,
+}
+
+/// How a route answers its sender.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Run the plugin during the request; its response is the answer.
+    #[default]
+    Sync,
+    /// Store the delivery durably, answer 202, run the plugin afterwards
+    /// (with retries).
+    Queue,
+}
+
+/// When and how often a queued event is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Backoff base.
+    pub base: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            base: DEFAULT_RETRY_BASE,
+            max: DEFAULT_RETRY_MAX,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The longest wait after failed attempt `attempt` (1-based):
+    /// `min(max, base * 2^(attempt-1))`. The actual wait is a random time up
+    /// to this ("full jitter"), so retries of many events spread out instead
+    /// of arriving at the downstream together.
+    pub fn backoff_cap(&self, attempt: u32) -> Duration {
+        // 2^(attempt-1) overflows a u32 long after any sane cap is reached.
+        1u32.checked_shl(attempt.saturating_sub(1))
+            .and_then(|factor| self.base.checked_mul(factor))
+            .map_or(self.max, |d| d.min(self.max))
+    }
 }
 
 /// The `[limits]` table of a manifest.
@@ -150,6 +239,12 @@ pub struct Manifest {
     pub max_body: Option<u64>,
     /// Allowlist and rate limits (with their live buckets).
     pub ingress: Arc<IngressPolicy>,
+    /// Sync or queue.
+    pub mode: Mode,
+    /// Queue mode: retries.
+    pub retry: RetryPolicy,
+    /// Queue mode: events of this route handled at once.
+    pub concurrency: u32,
 }
 
 /// A manifest that could not be read or does not validate.
@@ -172,6 +267,9 @@ impl Manifest {
             verify: None,
             max_body: None,
             ingress: Arc::default(),
+            mode: Mode::Sync,
+            retry: RetryPolicy::default(),
+            concurrency: DEFAULT_QUEUE_CONCURRENCY,
         }
     }
 
@@ -274,6 +372,34 @@ impl Manifest {
             }
             None => None,
         };
+        let mode = match raw.mode.as_deref() {
+            None | Some("sync") => Mode::Sync,
+            Some("queue") => Mode::Queue,
+            Some(other) => {
+                return Err(format!(
+                    "`mode`: \"{other}\" is not a mode; write \"sync\" (the default) or \"queue\""
+                ));
+            }
+        };
+        let retry = match &raw.retry {
+            Some(raw) => parse_retry(raw)?,
+            None => defaults.retry,
+        };
+        let concurrency = match raw.queue.as_ref().and_then(|q| q.concurrency) {
+            Some(n) if (1..=1000).contains(&n) => n,
+            Some(n) => {
+                return Err(format!(
+                    "`queue.concurrency`: {n} is out of range; use 1 to 1000"
+                ));
+            }
+            None => defaults.concurrency,
+        };
+        if mode == Mode::Sync && (raw.retry.is_some() || raw.queue.is_some()) {
+            tracing::warn!(
+                plugin = name,
+                "`[retry]` and `[queue]` only apply with `mode = \"queue\"`; this plugin is in sync mode"
+            );
+        }
         Ok(Self {
             route,
             timeout,
@@ -281,8 +407,48 @@ impl Manifest {
             verify,
             max_body,
             ingress,
+            mode,
+            retry,
+            concurrency,
         })
     }
+}
+
+fn parse_retry(raw: &RawRetry) -> Result<RetryPolicy, String> {
+    let defaults = RetryPolicy::default();
+    let max_attempts = match raw.max_attempts {
+        Some(n) if (1..=1000).contains(&n) => n,
+        Some(n) => {
+            return Err(format!(
+                "`retry.max_attempts`: {n} is out of range; use 1 (no retries) to 1000"
+            ));
+        }
+        None => defaults.max_attempts,
+    };
+    let duration = |field: &str, text: &Option<String>, default: Duration| match text {
+        Some(text) => {
+            let value = parse_duration(text).map_err(|why| format!("`retry.{field}`: {why}"))?;
+            if value.is_zero() {
+                return Err(format!("`retry.{field}`: must be more than zero"));
+            }
+            Ok(value)
+        }
+        None => Ok(default),
+    };
+    let base = duration("base", &raw.base, defaults.base)?;
+    let max = duration("max", &raw.max, defaults.max.max(base))?;
+    if max < base {
+        return Err(format!(
+            "`retry.max` ({}) is shorter than `retry.base` ({}); make it at least as long",
+            humantime::format_duration(max),
+            humantime::format_duration(base)
+        ));
+    }
+    Ok(RetryPolicy {
+        max_attempts,
+        base,
+        max,
+    })
 }
 
 /// Describes a TOML error by line and column without quoting the source:
@@ -485,6 +651,65 @@ mod tests {
         assert!(err.contains("ingress.rate_per_ip"), "{err}");
         let err = parse("gh", "[ingress]\nallow_ips = []\n").unwrap_err();
         assert!(err.contains("unknown field `allow_ips`"), "{err}");
+    }
+
+    #[test]
+    fn queue_mode_and_retry_parse() {
+        let manifest = parse("q", "route = \"/hooks/q\"\n").unwrap();
+        assert_eq!(manifest.mode, Mode::Sync);
+        assert_eq!(manifest.retry, RetryPolicy::default());
+        assert_eq!(manifest.concurrency, DEFAULT_QUEUE_CONCURRENCY);
+        let manifest = parse(
+            "q",
+            "mode = \"queue\"\n[retry]\nmax_attempts = 3\nbase = \"50ms\"\nmax = \"1s\"\n[queue]\nconcurrency = 2\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.mode, Mode::Queue);
+        assert_eq!(
+            manifest.retry,
+            RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_millis(50),
+                max: Duration::from_secs(1)
+            }
+        );
+        assert_eq!(manifest.concurrency, 2);
+        // A base above the default cap raises the cap with it.
+        let manifest = parse("q", "[retry]\nbase = \"1h\"\n").unwrap();
+        assert_eq!(manifest.retry.max, Duration::from_secs(3600));
+
+        let err = parse("q", "mode = \"async\"\n").unwrap_err();
+        assert!(err.contains("`mode`") && err.contains("\"queue\""), "{err}");
+        let err = parse("q", "[retry]\nmax_attempts = 0\n").unwrap_err();
+        assert!(err.contains("retry.max_attempts"), "{err}");
+        let err = parse("q", "[retry]\nbase = \"5s\"\nmax = \"1s\"\n").unwrap_err();
+        assert!(
+            err.contains("retry.max") && err.contains("retry.base"),
+            "{err}"
+        );
+        let err = parse("q", "[retry]\nbase = \"0s\"\n").unwrap_err();
+        assert!(err.contains("more than zero"), "{err}");
+        let err = parse("q", "[queue]\nconcurrency = 0\n").unwrap_err();
+        assert!(err.contains("queue.concurrency"), "{err}");
+        let err = parse("q", "[retry]\nattempts = 3\n").unwrap_err();
+        assert!(err.contains("unknown field `attempts`"), "{err}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = RetryPolicy {
+            max_attempts: 100,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(600),
+        };
+        let caps: Vec<u64> = (1..=12).map(|n| policy.backoff_cap(n).as_secs()).collect();
+        assert_eq!(caps, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        assert_eq!(policy.backoff_cap(0), Duration::from_secs(1));
+        assert_eq!(
+            policy.backoff_cap(90),
+            Duration::from_secs(600),
+            "no overflow"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
+//! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
+//!   workers with retries, dedupe.
 //! - [`ingress`]: client addresses, IP allowlists and rate limits.
 //! - [`runtime`]: the wasmtime engine, linker and per-call sandbox.
 //! - [`registry`]: the live set of plugins, swapped atomically.
@@ -17,6 +19,7 @@
 //! listener and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
 
 pub mod config;
+pub mod inbox;
 pub mod ingress;
 pub mod registry;
 pub mod runtime;

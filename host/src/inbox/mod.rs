@@ -1,0 +1,226 @@
+//! The durable inbox: queue-mode deliveries are stored before they are
+//! acknowledged, then handed to their plugins by workers, with retries,
+//! until they are done or dead.
+//!
+//! Owns storing events ([`store`], with the SQLite backend in [`sqlite`]),
+//! group commit ([`writer`]), the workers and retention ([`worker`]), and
+//! delivery-id deduplication for both modes. Does not own HTTP (the server
+//! calls [`Inbox::append`] and answers 202; the admin API calls
+//! [`Inbox::get`], [`Inbox::list`] and [`Inbox::replay`]) or running plugins
+//! (the runtime).
+//!
+//! Guarantees:
+//! - [`Inbox::append`] returns `Accepted` only after the event is committed
+//!   and fsync'd; any error means it was not stored (the sender gets 503 and
+//!   retries).
+//! - Every accepted event is attempted until its plugin returns `ok` (done)
+//!   or `reject`, or its attempts run out (dead). At least once: an attempt
+//!   interrupted by a crash is made again.
+//! - A sender-given delivery id accepted on a route is not accepted there
+//!   again within the dedupe window.
+
+pub mod sqlite;
+pub mod store;
+pub mod worker;
+pub mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+pub use store::{
+    Appended, Claimed, Event, EventKey, Filter, Millis, NewEvent, Replayed, Status, Store,
+    StoreError, StoredRequest, Write, Written, now_millis,
+};
+pub use worker::Workers;
+
+use self::writer::Writer;
+
+/// Inbox settings that are not per route.
+#[derive(Debug, Clone)]
+pub struct InboxConfig {
+    /// How long a sender-given delivery id is remembered (`--dedupe-window`).
+    pub dedupe_window: Duration,
+    /// How long done events are kept before they are purged (`--retention`).
+    /// Dead events are kept until replayed.
+    pub retention: Duration,
+    /// Most writes committed in one transaction. 1 turns group commit off
+    /// (for measuring what it buys).
+    pub max_batch: usize,
+    /// How long events of a route that no plugin serves (removed, or moved to
+    /// another route) wait before the workers look for a plugin again.
+    pub orphan_retry: Duration,
+}
+
+impl Default for InboxConfig {
+    fn default() -> Self {
+        Self {
+            dedupe_window: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_batch: 1024,
+            orphan_retry: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The inbox: a store, its writer thread, and a wake-up for the workers.
+pub struct Inbox {
+    store: Arc<dyn Store>,
+    writer: Writer,
+    /// Signalled when an event becomes due now (appended, replayed), so
+    /// workers start on it at once instead of at their next poll.
+    due_now: Notify,
+    config: InboxConfig,
+}
+
+impl Inbox {
+    /// Opens the embedded store in `data_dir` (`inbox.db`).
+    pub fn open(data_dir: &Path, config: InboxConfig) -> anyhow::Result<Self> {
+        let store = sqlite::SqliteStore::open(data_dir)?;
+        Self::with_store(Arc::new(store), config)
+    }
+
+    /// An inbox over any [`Store`].
+    pub fn with_store(store: Arc<dyn Store>, config: InboxConfig) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let writer = Writer::start(store.clone(), config.max_batch)
+            .context("cannot start the inbox writer thread")?;
+        Ok(Self {
+            store,
+            writer,
+            due_now: Notify::new(),
+            config,
+        })
+    }
+
+    /// The settings it was opened with.
+    pub fn config(&self) -> &InboxConfig {
+        &self.config
+    }
+
+    /// Transactions the writer committed, and the writes in them.
+    pub fn counts(&self) -> &writer::Counts {
+        self.writer.counts()
+    }
+
+    /// Stores `event` durably, or finds it is a duplicate.
+    pub async fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
+        let dedupe_since = event.received_at - millis(self.config.dedupe_window);
+        let written = self
+            .writer
+            .write(Write::Append {
+                event,
+                dedupe_since,
+            })
+            .await?;
+        match written {
+            Written::Appended(appended) => {
+                if matches!(appended, Appended::Accepted { .. }) {
+                    self.due_now.notify_one();
+                }
+                Ok(appended)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Remembers that a sync-mode delivery with a sender-given `id` was
+    /// handled on `route`.
+    pub async fn remember(&self, route: &str, id: &str) -> Result<(), StoreError> {
+        self.writer
+            .write(Write::Remember {
+                route: route.to_owned(),
+                id: id.to_owned(),
+                at: now_millis(),
+            })
+            .await
+            .map(drop)
+    }
+
+    /// Whether `id` was accepted or handled on `route` within the dedupe
+    /// window.
+    pub async fn seen(&self, route: &str, id: &str) -> Result<bool, StoreError> {
+        let (route, id) = (route.to_owned(), id.to_owned());
+        let since = now_millis() - millis(self.config.dedupe_window);
+        self.read(move |store| store.seen(&route, &id, since)).await
+    }
+
+    /// The newest event matching `key`, with its request.
+    pub async fn get(&self, key: EventKey) -> Result<Option<Event>, StoreError> {
+        self.read(move |store| store.get(&key)).await
+    }
+
+    /// Events matching `filter`, newest first.
+    pub async fn list(&self, filter: Filter) -> Result<Vec<Event>, StoreError> {
+        self.read(move |store| store.list(&filter)).await
+    }
+
+    /// Puts a done or dead event back to pending, due now, with a fresh
+    /// retry budget.
+    pub async fn replay(&self, key: EventKey) -> Result<Replayed, StoreError> {
+        match self
+            .writer
+            .write(Write::Replay {
+                key,
+                at: now_millis(),
+            })
+            .await?
+        {
+            Written::Replayed(replayed) => {
+                if matches!(replayed, Replayed::Replayed { .. }) {
+                    self.due_now.notify_one();
+                }
+                Ok(replayed)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Commits what was written so far and stops the writer; later writes
+    /// fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+
+    pub(crate) async fn write(&self, write: Write) -> Result<Written, StoreError> {
+        self.writer.write(write).await
+    }
+
+    pub(crate) async fn due_routes(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        self.read(move |store| store.due_routes(now)).await
+    }
+
+    pub(crate) async fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        self.read(move |store| store.next_due(now)).await
+    }
+
+    /// Runs a blocking read off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(store.as_ref()))
+            .await
+            .unwrap_or_else(|err| Err(StoreError::Backend(format!("read failed: {err}"))))
+    }
+}
+
+fn unexpected(written: &Written) -> StoreError {
+    let kind = match written {
+        Written::Appended(_) => "appended",
+        Written::Done => "done",
+        Written::Claimed(_) => "claimed",
+        Written::Applied(_) => "applied",
+        Written::Replayed(_) => "replayed",
+        Written::Count(_) => "count",
+    };
+    StoreError::Backend(format!("store answered `{kind}` to another kind of write"))
+}
+
+/// `duration` in [`Millis`], saturating.
+pub(crate) fn millis(duration: Duration) -> Millis {
+    Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX / 4)
+}

@@ -1,0 +1,1106 @@
+//! The embedded backend: one SQLite file, `DATA/inbox.db`.
+//!
+//! Why SQLite: an accepted event must survive a crash or power loss, and a
+//! WAL-mode database with `synchronous=FULL` fsyncs its log at every commit,
+//! with recovery that decades of deployments have tested. It is one file
+//! (plus its `-wal`), with no server to run; an operator can open it with
+//! `sqlite3 DATA/inbox.db` and query it; the admin API's filters are plain
+//! SQL; and the schema and claim queries have the same shape as the
+//! PostgreSQL backend a fleet of hosts will share later. Throughput comes from
+//! group commit (many deliveries per transaction, see [`super::writer`]), not
+//! from relaxing durability.
+//!
+//! Strategy:
+//! - One write connection, used only by the writer thread (behind a mutex
+//!   that is never contended), and a few read-only connections for the admin
+//!   API and the workers' due checks; in WAL mode readers never block the
+//!   writer or each other.
+//! - A lock file (`DATA/inbox.lock`, held while the store is open) makes sure
+//!   only one host uses the file. That is what lets [`SqliteStore::open`]
+//!   end every lease at start: whoever held them is gone, so their events are
+//!   due now instead of when the leases would have run out.
+//! - The schema is versioned with `PRAGMA user_version`; [`migrate`] brings an
+//!   older file up to date (the plugin key-value store will be version 2) and
+//!   refuses a file from a newer host.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
+
+use super::store::{
+    Appended, Claimed, Event, EventKey, Filter, Millis, Replayed, Status, Store, StoreError,
+    StoredRequest, Write, Written, now_millis,
+};
+
+/// The schema version this host writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Read connections kept open between reads; more are opened under load and
+/// closed after.
+const IDLE_READERS: usize = 4;
+
+/// Schema version 1: events and the dedupe record.
+///
+/// Partial indexes keep the hot ones small: only pending events are in the
+/// due indexes, only done events in the retention one.
+const SCHEMA_V1: &str = "
+CREATE TABLE events (
+    seq             INTEGER PRIMARY KEY,   -- arrival order; the store's own key
+    id              TEXT    NOT NULL,      -- delivery id (sender's or host-made)
+    route           TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'done', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    replays         INTEGER NOT NULL DEFAULT 0,
+    received_at     INTEGER NOT NULL,      -- ms since the Unix epoch, like every time here
+    next_attempt_at INTEGER,               -- due when <= now; the lease end while claimed
+    claimed_until   INTEGER,               -- lease of the running attempt
+    done_at         INTEGER,
+    dead_at         INTEGER,
+    last_error      TEXT,
+    method          TEXT    NOT NULL,
+    path            TEXT    NOT NULL,
+    query           TEXT    NOT NULL,
+    headers         TEXT    NOT NULL,      -- JSON [[name, value], ...]
+    body            BLOB    NOT NULL,
+    verified_by     TEXT
+);
+CREATE INDEX events_due ON events (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX events_route_due ON events (route, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX events_id ON events (id);
+CREATE INDEX events_status ON events (status, seq);
+CREATE INDEX events_done ON events (done_at) WHERE status = 'done';
+
+-- Sender-given delivery ids accepted (queue mode) or handled (sync mode), per
+-- route, for the dedupe window.
+CREATE TABLE seen (
+    route TEXT    NOT NULL,
+    id    TEXT    NOT NULL,
+    at    INTEGER NOT NULL,
+    PRIMARY KEY (route, id)
+) WITHOUT ROWID;
+CREATE INDEX seen_at ON seen (at);
+";
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// Held (locked) for as long as the store is open.
+    _lock: File,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/inbox.db`, migrates it, and makes the
+    /// leases of a previous run due at once.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data folder {}", dir.display()))?;
+        let lock_path = dir.join("inbox.lock");
+        let lock = File::create(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            anyhow::bail!(
+                "{} is in use by another hookhost process; give each host its own --data folder",
+                dir.display()
+            );
+        }
+        let path = dir.join("inbox.db");
+        create_private(&path)?;
+        let mut writer = Connection::open(&path)
+            .with_context(|| format!("cannot open inbox {}", path.display()))?;
+        configure(&writer).with_context(|| format!("cannot set up inbox {}", path.display()))?;
+        migrate(&mut writer).with_context(|| format!("inbox {}", path.display()))?;
+        let released = writer
+            .execute(
+                "UPDATE events SET next_attempt_at = ?1, claimed_until = NULL
+                 WHERE status = 'pending' AND claimed_until IS NOT NULL",
+                params![now_millis()],
+            )
+            .with_context(|| format!("cannot release leases in {}", path.display()))?;
+        if released > 0 {
+            tracing::info!(
+                events = released,
+                "attempts interrupted by the previous run are due again"
+            );
+        }
+        Ok(Self {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            _lock: lock,
+        })
+    }
+
+    /// Runs `read` on a read-only connection.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let idle = self.readers.lock().expect("reader pool poisoned").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(backend)?;
+                conn.busy_timeout(Duration::from_secs(5)).map_err(backend)?;
+                conn
+            }
+        };
+        let result = read(&conn).map_err(backend);
+        let mut idle = self.readers.lock().expect("reader pool poisoned");
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+/// Creates `path` readable by its owner only: events hold whole requests.
+fn create_private(path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .with_context(|| format!("cannot create inbox {}", path.display()))
+}
+
+fn configure(conn: &Connection) -> anyhow::Result<()> {
+    // WAL: readers never block the writer; FULL: the log is fsync'd at every
+    // commit, so a committed event survives power loss, not just a crash.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        anyhow::bail!(
+            "cannot use write-ahead logging (journal mode is {mode}); is the data folder on a network file system?"
+        );
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(())
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`].
+pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        anyhow::bail!(
+            "was written by a newer hookhost (schema {version}, this one knows {SCHEMA_VERSION})"
+        );
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    // Later versions: `if version < 2 { … }`, each in this one transaction.
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+fn backend(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+impl Store for SqliteStore {
+    fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let mut conn = self.writer.lock().expect("writer connection poisoned");
+        // IMMEDIATE: take the write lock now rather than upgrade mid-way.
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            // A savepoint per write: one that fails (a bad row, a trigger)
+            // is undone alone and the rest of the batch still commits.
+            let savepoint = tx.savepoint().map_err(backend)?;
+            match apply_one(&savepoint, write) {
+                Ok(written) => {
+                    savepoint.commit().map_err(backend)?;
+                    results.push(Ok(written));
+                }
+                Err(err) => {
+                    drop(savepoint); // rolls back to before this write
+                    results.push(Err(backend(err)));
+                }
+            }
+        }
+        tx.commit().map_err(backend)?;
+        Ok(results)
+    }
+
+    fn get(&self, key: &EventKey) -> Result<Option<Event>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS}, method, path, query, headers, body, verified_by
+                 FROM events WHERE id = ?1 AND (?2 IS NULL OR route = ?2)
+                 ORDER BY seq DESC LIMIT 1"
+            ))?
+            .query_row(params![key.id, key.route], |row| {
+                let mut event = event_from_row(row)?;
+                event.request = Some(StoredRequest {
+                    method: row.get(12)?,
+                    path: row.get(13)?,
+                    query: row.get(14)?,
+                    headers: headers_from_json(&row.get::<_, String>(15)?),
+                    body: row.get(16)?,
+                    verified_by: row.get(17)?,
+                });
+                Ok(event)
+            })
+            .optional()
+        })
+    }
+
+    fn list(&self, filter: &Filter) -> Result<Vec<Event>, StoreError> {
+        // Only the conditions asked for, so the planner can use
+        // events_status (status, seq) when a status is given; `?N IS NULL OR`
+        // forms would make it scan the table.
+        let mut conditions = Vec::new();
+        let mut values: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(status) = filter.status {
+            conditions.push("status = ?");
+            values.push(status.as_str().to_owned().into());
+        }
+        if let Some(route) = &filter.route {
+            conditions.push("route = ?");
+            values.push(route.clone().into());
+        }
+        if let Some(before) = filter.before {
+            conditions.push("seq < ?");
+            values.push(before.into());
+        }
+        values.push(i64::from(filter.limit).into());
+        let conditions = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events {conditions} ORDER BY seq DESC LIMIT ?"
+            ))?;
+            let rows = statement.query_map(rusqlite::params_from_iter(values), event_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn seen(&self, route: &str, id: &str, since: Millis) -> Result<bool, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM seen WHERE route = ?1 AND id = ?2 AND at >= ?3")?
+                .exists(params![route, id, since])
+        })
+    }
+
+    fn due_routes(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+        // Walks the distinct routes of pending events one index seek at a
+        // time, then asks each whether it has something due: cost grows with
+        // the number of routes, not with the backlog.
+        self.read(|conn| {
+            // INDEXED BY: left to itself the planner prefers events_status
+            // and walks every pending event.
+            let mut next_route = conn.prepare_cached(
+                "SELECT route FROM events INDEXED BY events_route_due
+                 WHERE status = 'pending' AND route > ?1 ORDER BY route LIMIT 1",
+            )?;
+            let mut has_due = conn.prepare_cached(
+                "SELECT 1 FROM events
+                 WHERE status = 'pending' AND route = ?1 AND next_attempt_at <= ?2",
+            )?;
+            let mut routes = Vec::new();
+            let mut after = String::new();
+            while let Some(route) = next_route
+                .query_row(params![after], |row| row.get::<_, String>(0))
+                .optional()?
+            {
+                if has_due.exists(params![route, now])? {
+                    routes.push(route.clone());
+                }
+                after = route;
+            }
+            Ok(routes)
+        })
+    }
+
+    fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT next_attempt_at FROM events INDEXED BY events_due
+                 WHERE status = 'pending' AND next_attempt_at > ?1
+                 ORDER BY next_attempt_at LIMIT 1",
+            )?
+            .query_row(params![now], |row| row.get(0))
+            .optional()
+        })
+    }
+}
+
+/// The columns [`event_from_row`] reads, in order.
+const EVENT_COLUMNS: &str = "seq, id, route, status, attempts, replays, received_at, \
+     next_attempt_at, claimed_until, done_at, dead_at, last_error";
+
+fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let status: String = row.get(3)?;
+    Ok(Event {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        route: row.get(2)?,
+        status: Status::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("unknown status {status:?}").into(),
+            )
+        })?,
+        attempts: row.get(4)?,
+        replays: row.get(5)?,
+        received_at: row.get(6)?,
+        next_attempt_at: row.get(7)?,
+        claimed_until: row.get(8)?,
+        done_at: row.get(9)?,
+        dead_at: row.get(10)?,
+        last_error: row.get(11)?,
+        request: None,
+    })
+}
+
+fn headers_to_json(headers: &[(String, String)]) -> String {
+    serde_json::to_string(headers).expect("pairs of strings always serialise")
+}
+
+fn headers_from_json(text: &str) -> Vec<(String, String)> {
+    // Written by `headers_to_json`; an unreadable value (hand-edited file)
+    // shows as no headers rather than failing the event.
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
+    match write {
+        Write::Append {
+            event,
+            dedupe_since,
+        } => {
+            if event.dedupe {
+                // Inserts the id, or refreshes a record older than the window;
+                // a record inside the window changes nothing: a duplicate.
+                let changed = conn
+                    .prepare_cached(
+                        "INSERT INTO seen (route, id, at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (route, id) DO UPDATE SET at = excluded.at
+                         WHERE seen.at < ?4",
+                    )?
+                    .execute(params![
+                        event.route,
+                        event.id,
+                        event.received_at,
+                        dedupe_since
+                    ])?;
+                if changed == 0 {
+                    return Ok(Written::Appended(Appended::Duplicate));
+                }
+            }
+            conn.prepare_cached(
+                "INSERT INTO events (id, route, status, received_at, next_attempt_at,
+                                     method, path, query, headers, body, verified_by)
+                 VALUES (?1, ?2, 'pending', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                event.id,
+                event.route,
+                event.received_at,
+                event.method,
+                event.path,
+                event.query,
+                headers_to_json(&event.headers),
+                &event.body[..],
+                event.verified_by,
+            ])?;
+            Ok(Written::Appended(Appended::Accepted {
+                seq: conn.last_insert_rowid(),
+            }))
+        }
+        Write::Remember { route, id, at } => {
+            conn.prepare_cached(
+                "INSERT INTO seen (route, id, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (route, id) DO UPDATE SET at = excluded.at",
+            )?
+            .execute(params![route, id, at])?;
+            Ok(Written::Done)
+        }
+        Write::Claim {
+            route,
+            now,
+            lease_until,
+            limit,
+        } => {
+            let mut statement = conn.prepare_cached(
+                "UPDATE events
+                 SET attempts = attempts + 1, claimed_until = ?3, next_attempt_at = ?3
+                 WHERE seq IN (SELECT seq FROM events
+                               WHERE status = 'pending' AND route = ?1 AND next_attempt_at <= ?2
+                               ORDER BY next_attempt_at, seq LIMIT ?4)
+                 RETURNING seq, id, route, attempts, method, path, query, headers, body,
+                           received_at, verified_by",
+            )?;
+            let mut claimed = statement
+                .query_map(params![route, now, lease_until, limit], |row| {
+                    Ok(Claimed {
+                        seq: row.get(0)?,
+                        id: row.get(1)?,
+                        route: row.get(2)?,
+                        attempt: row.get(3)?,
+                        method: row.get(4)?,
+                        path: row.get(5)?,
+                        query: row.get(6)?,
+                        headers: headers_from_json(&row.get::<_, String>(7)?),
+                        body: row.get(8)?,
+                        received_at: row.get(9)?,
+                        verified_by: row.get(10)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            claimed.sort_by_key(|event| event.seq);
+            Ok(Written::Claimed(claimed))
+        }
+        Write::Complete { seq, attempt, at } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE events SET status = 'done', done_at = ?3,
+                                       next_attempt_at = NULL, claimed_until = NULL
+                     WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
+                )?
+                .execute(params![seq, attempt, at])?;
+            Ok(Written::Applied(changed == 1))
+        }
+        Write::Retry {
+            seq,
+            attempt,
+            at,
+            error,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE events SET next_attempt_at = ?3, claimed_until = NULL, last_error = ?4
+                     WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
+                )?
+                .execute(params![seq, attempt, at, error])?;
+            Ok(Written::Applied(changed == 1))
+        }
+        Write::Dead {
+            seq,
+            attempt,
+            at,
+            error,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE events SET status = 'dead', dead_at = ?3, last_error = ?4,
+                                       next_attempt_at = NULL, claimed_until = NULL
+                     WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
+                )?
+                .execute(params![seq, attempt, at, error])?;
+            Ok(Written::Applied(changed == 1))
+        }
+        Write::Park {
+            route,
+            now,
+            until,
+            error,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE events SET next_attempt_at = ?3, last_error = ?4
+                     WHERE status = 'pending' AND route = ?1 AND next_attempt_at <= ?2",
+                )?
+                .execute(params![route, now, until, error])?;
+            Ok(Written::Count(changed as u64))
+        }
+        Write::Replay { key, at } => {
+            let found: Option<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT seq, status FROM events WHERE id = ?1 AND (?2 IS NULL OR route = ?2)
+                     ORDER BY seq DESC LIMIT 1",
+                )?
+                .query_row(params![key.id, key.route], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let Some((seq, status)) = found else {
+                return Ok(Written::Replayed(Replayed::NotFound));
+            };
+            if status == Status::Pending.as_str() {
+                return Ok(Written::Replayed(Replayed::Pending));
+            }
+            conn.prepare_cached(
+                "UPDATE events SET status = 'pending', attempts = 0, replays = replays + 1,
+                                   next_attempt_at = ?2, claimed_until = NULL,
+                                   done_at = NULL, dead_at = NULL
+                 WHERE seq = ?1",
+            )?
+            .execute(params![seq, at])?;
+            Ok(Written::Replayed(Replayed::Replayed { seq }))
+        }
+        Write::Purge {
+            done_before,
+            seen_before,
+            limit,
+        } => {
+            let events = conn
+                .prepare_cached(
+                    "DELETE FROM events WHERE seq IN (
+                         SELECT seq FROM events INDEXED BY events_done
+                         WHERE status = 'done' AND done_at < ?1 LIMIT ?2)",
+                )?
+                .execute(params![done_before, limit])?;
+            // `seen` has no rowid (WITHOUT ROWID): delete by key.
+            let seen = conn
+                .prepare_cached(
+                    "DELETE FROM seen WHERE (route, id) IN (
+                         SELECT route, id FROM seen WHERE at < ?1 LIMIT ?2)",
+                )?
+                .execute(params![seen_before, limit])?;
+            Ok(Written::Count((events + seen) as u64))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::inbox::store::NewEvent;
+
+    fn event(id: &str, route: &str, at: Millis) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            dedupe: true,
+            route: route.into(),
+            method: "POST".into(),
+            path: route.into(),
+            query: "a=1".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Bytes::from_static(b"{\"n\":1}"),
+            received_at: at,
+            verified_by: Some("github".into()),
+        }
+    }
+
+    fn one(store: &SqliteStore, write: Write) -> Written {
+        store.apply(&[write]).unwrap().remove(0).unwrap()
+    }
+
+    fn append(store: &SqliteStore, event: NewEvent, dedupe_since: Millis) -> Appended {
+        match one(
+            store,
+            Write::Append {
+                event,
+                dedupe_since,
+            },
+        ) {
+            Written::Appended(appended) => appended,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn claim(store: &SqliteStore, route: &str, now: Millis, lease: Millis) -> Vec<Claimed> {
+        match one(
+            store,
+            Write::Claim {
+                route: route.into(),
+                now,
+                lease_until: now + lease,
+                limit: 10,
+            },
+        ) {
+            Written::Claimed(claimed) => claimed,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn applied(store: &SqliteStore, write: Write) -> bool {
+        match one(store, write) {
+            Written::Applied(applied) => applied,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn get(store: &SqliteStore, id: &str) -> Event {
+        store
+            .get(&EventKey {
+                id: id.into(),
+                route: None,
+            })
+            .unwrap()
+            .unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn append_then_get_returns_the_request() {
+        let (_dir, store) = open();
+        let Appended::Accepted { seq } = append(&store, event("e1", "/hooks/a", 1000), 0) else {
+            panic!("not accepted");
+        };
+        let stored = get(&store, "e1");
+        assert_eq!(stored.seq, seq);
+        assert_eq!(stored.status, Status::Pending);
+        assert_eq!(stored.attempts, 0);
+        assert_eq!(stored.next_attempt_at, Some(1000));
+        let request = stored.request.unwrap();
+        assert_eq!(request.body, b"{\"n\":1}");
+        assert_eq!(request.query, "a=1");
+        assert_eq!(
+            request.headers,
+            [("content-type".to_owned(), "application/json".to_owned())]
+        );
+        assert_eq!(request.verified_by.as_deref(), Some("github"));
+        assert!(
+            store
+                .get(&EventKey {
+                    id: "nope".into(),
+                    route: None
+                })
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_id_is_deduplicated_per_route_within_the_window() {
+        let (_dir, store) = open();
+        assert!(matches!(
+            append(&store, event("e1", "/hooks/a", 1000), 0),
+            Appended::Accepted { .. }
+        ));
+        assert_eq!(
+            append(&store, event("e1", "/hooks/a", 2000), 500),
+            Appended::Duplicate
+        );
+        // Another route is another sender.
+        assert!(matches!(
+            append(&store, event("e1", "/hooks/b", 2000), 500),
+            Appended::Accepted { .. }
+        ));
+        // Outside the window the id is accepted again.
+        assert!(matches!(
+            append(&store, event("e1", "/hooks/a", 9000), 1500),
+            Appended::Accepted { .. }
+        ));
+        // Host-made ids are never looked up.
+        let mut made = event("m1", "/hooks/a", 1000);
+        made.dedupe = false;
+        assert!(matches!(
+            append(&store, made.clone(), 0),
+            Appended::Accepted { .. }
+        ));
+        assert!(matches!(append(&store, made, 0), Appended::Accepted { .. }));
+        assert!(store.seen("/hooks/a", "e1", 9000).unwrap());
+        assert!(!store.seen("/hooks/a", "e1", 9001).unwrap());
+        assert!(!store.seen("/hooks/a", "m1", 0).unwrap());
+    }
+
+    #[test]
+    fn duplicates_within_one_batch_are_caught() {
+        let (_dir, store) = open();
+        let results = store
+            .apply(&[
+                Write::Append {
+                    event: event("same", "/hooks/a", 1000),
+                    dedupe_since: 0,
+                },
+                Write::Append {
+                    event: event("same", "/hooks/a", 1000),
+                    dedupe_since: 0,
+                },
+            ])
+            .unwrap();
+        assert!(matches!(
+            results[0],
+            Ok(Written::Appended(Appended::Accepted { .. }))
+        ));
+        assert!(matches!(
+            results[1],
+            Ok(Written::Appended(Appended::Duplicate))
+        ));
+    }
+
+    #[test]
+    fn claims_lease_due_events_and_count_attempts() {
+        let (_dir, store) = open();
+        append(&store, event("e1", "/hooks/a", 1000), 0);
+        append(&store, event("e2", "/hooks/a", 1000), 0);
+        append(&store, event("e3", "/hooks/b", 1000), 0);
+        assert!(
+            claim(&store, "/hooks/a", 999, 100).is_empty(),
+            "not due yet"
+        );
+        assert_eq!(store.due_routes(1000).unwrap(), ["/hooks/a", "/hooks/b"]);
+
+        let claimed = claim(&store, "/hooks/a", 1000, 100);
+        assert_eq!(
+            claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["e1", "e2"]
+        );
+        assert!(claimed.iter().all(|c| c.attempt == 1));
+        assert_eq!(claimed[0].body, b"{\"n\":1}");
+        // Leased: not due again until the lease ends.
+        assert!(claim(&store, "/hooks/a", 1050, 100).is_empty());
+        assert_eq!(store.due_routes(1050).unwrap(), ["/hooks/b"]);
+        assert_eq!(store.next_due(1000).unwrap(), Some(1100));
+        let shown = get(&store, "e1");
+        assert_eq!(shown.claimed_until, Some(1100));
+        assert_eq!(shown.attempts, 1);
+
+        // The lease runs out (the host died): due again, as attempt 2.
+        let again = claim(&store, "/hooks/a", 1100, 100);
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|c| c.attempt == 2));
+        // The first attempt's late result is stale and ignored.
+        assert!(!applied(
+            &store,
+            Write::Complete {
+                seq: claimed[0].seq,
+                attempt: 1,
+                at: 1150
+            }
+        ));
+        assert!(applied(
+            &store,
+            Write::Complete {
+                seq: again[0].seq,
+                attempt: 2,
+                at: 1160
+            }
+        ));
+        let done = get(&store, "e1");
+        assert_eq!(done.status, Status::Done);
+        assert_eq!(done.done_at, Some(1160));
+        assert_eq!(done.next_attempt_at, None);
+        assert_eq!(done.claimed_until, None);
+        // Done is final: no second completion.
+        assert!(!applied(
+            &store,
+            Write::Complete {
+                seq: again[0].seq,
+                attempt: 2,
+                at: 1170
+            }
+        ));
+        assert_eq!(get(&store, "e1").done_at, Some(1160));
+    }
+
+    #[test]
+    fn retry_dead_and_replay() {
+        let (_dir, store) = open();
+        append(&store, event("e1", "/hooks/a", 1000), 0);
+        let first = claim(&store, "/hooks/a", 1000, 100).remove(0);
+        assert!(applied(
+            &store,
+            Write::Retry {
+                seq: first.seq,
+                attempt: 1,
+                at: 1500,
+                error: "downstream down".into()
+            }
+        ));
+        let waiting = get(&store, "e1");
+        assert_eq!(waiting.status, Status::Pending);
+        assert_eq!(waiting.next_attempt_at, Some(1500));
+        assert_eq!(waiting.claimed_until, None);
+        assert_eq!(waiting.last_error.as_deref(), Some("downstream down"));
+        assert!(claim(&store, "/hooks/a", 1499, 100).is_empty());
+        let second = claim(&store, "/hooks/a", 1500, 100).remove(0);
+        assert_eq!(second.attempt, 2);
+        assert!(applied(
+            &store,
+            Write::Dead {
+                seq: second.seq,
+                attempt: 2,
+                at: 1600,
+                error: "rejected".into()
+            }
+        ));
+        let dead = get(&store, "e1");
+        assert_eq!(dead.status, Status::Dead);
+        assert_eq!(dead.dead_at, Some(1600));
+        assert_eq!(dead.last_error.as_deref(), Some("rejected"));
+
+        let key = EventKey {
+            id: "e1".into(),
+            route: Some("/hooks/a".into()),
+        };
+        let Written::Replayed(Replayed::Replayed { seq }) = one(
+            &store,
+            Write::Replay {
+                key: key.clone(),
+                at: 2000,
+            },
+        ) else {
+            panic!("not replayed");
+        };
+        assert_eq!(seq, first.seq);
+        let replayed = get(&store, "e1");
+        assert_eq!(replayed.status, Status::Pending);
+        assert_eq!(replayed.attempts, 0);
+        assert_eq!(replayed.replays, 1);
+        assert_eq!(replayed.dead_at, None);
+        assert_eq!(replayed.next_attempt_at, Some(2000));
+        assert_eq!(claim(&store, "/hooks/a", 2000, 100)[0].attempt, 1);
+        assert!(matches!(
+            one(&store, Write::Replay { key, at: 2100 }),
+            Written::Replayed(Replayed::Pending)
+        ));
+        assert!(matches!(
+            one(
+                &store,
+                Write::Replay {
+                    key: EventKey {
+                        id: "e1".into(),
+                        route: Some("/hooks/other".into())
+                    },
+                    at: 2100
+                }
+            ),
+            Written::Replayed(Replayed::NotFound)
+        ));
+    }
+
+    #[test]
+    fn parking_postpones_without_spending_an_attempt() {
+        let (_dir, store) = open();
+        append(&store, event("e1", "/hooks/gone", 1000), 0);
+        assert!(matches!(
+            one(
+                &store,
+                Write::Park {
+                    route: "/hooks/gone".into(),
+                    now: 1000,
+                    until: 5000,
+                    error: "no plugin".into()
+                }
+            ),
+            Written::Count(1)
+        ));
+        let parked = get(&store, "e1");
+        assert_eq!(parked.attempts, 0);
+        assert_eq!(parked.next_attempt_at, Some(5000));
+        assert_eq!(parked.last_error.as_deref(), Some("no plugin"));
+        assert!(store.due_routes(4999).unwrap().is_empty());
+        assert_eq!(store.due_routes(5000).unwrap(), ["/hooks/gone"]);
+    }
+
+    #[test]
+    fn list_filters_newest_first() {
+        let (_dir, store) = open();
+        for (i, route) in ["/hooks/a", "/hooks/b", "/hooks/a", "/hooks/a"]
+            .iter()
+            .enumerate()
+        {
+            append(&store, event(&format!("e{i}"), route, 1000), 0);
+        }
+        let done = claim(&store, "/hooks/a", 1000, 100).remove(0);
+        applied(
+            &store,
+            Write::Complete {
+                seq: done.seq,
+                attempt: 1,
+                at: 1001,
+            },
+        );
+        let ids = |filter: Filter| {
+            store
+                .list(&filter)
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        };
+        let all = Filter {
+            limit: 100,
+            ..Filter::default()
+        };
+        assert_eq!(ids(all.clone()), ["e3", "e2", "e1", "e0"]);
+        assert_eq!(
+            ids(Filter {
+                route: Some("/hooks/a".into()),
+                status: Some(Status::Pending),
+                ..all.clone()
+            }),
+            ["e3", "e2"]
+        );
+        assert_eq!(
+            ids(Filter {
+                status: Some(Status::Done),
+                ..all.clone()
+            }),
+            ["e0"]
+        );
+        let page = store
+            .list(&Filter {
+                limit: 2,
+                ..all.clone()
+            })
+            .unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(
+            ids(Filter {
+                before: Some(page[1].seq),
+                ..all.clone()
+            }),
+            ["e1", "e0"]
+        );
+        assert!(
+            store
+                .list(&all)
+                .unwrap()
+                .iter()
+                .all(|e| e.request.is_none())
+        );
+    }
+
+    #[test]
+    fn purge_deletes_old_done_events_and_dedupe_records_only() {
+        let (_dir, store) = open();
+        append(&store, event("old", "/hooks/a", 1000), 0);
+        append(&store, event("new", "/hooks/a", 1000), 0);
+        append(&store, event("dead", "/hooks/a", 1000), 0);
+        append(&store, event("pending", "/hooks/b", 1000), 0);
+        let claimed = claim(&store, "/hooks/a", 1000, 100);
+        for (event, at) in claimed.iter().zip([2000, 8000]) {
+            applied(
+                &store,
+                Write::Complete {
+                    seq: event.seq,
+                    attempt: 1,
+                    at,
+                },
+            );
+        }
+        applied(
+            &store,
+            Write::Dead {
+                seq: claimed[2].seq,
+                attempt: 1,
+                at: 2000,
+                error: "x".into(),
+            },
+        );
+        assert!(matches!(
+            one(
+                &store,
+                Write::Purge {
+                    done_before: 5000,
+                    seen_before: 900,
+                    limit: 100
+                }
+            ),
+            Written::Count(1)
+        ));
+        let left: Vec<String> = store
+            .list(&Filter {
+                limit: 10,
+                ..Filter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(left, ["pending", "dead", "new"]);
+        assert!(store.seen("/hooks/a", "old", 0).unwrap());
+        one(
+            &store,
+            Write::Purge {
+                done_before: 0,
+                seen_before: 1001,
+                limit: 100,
+            },
+        );
+        assert!(!store.seen("/hooks/a", "old", 0).unwrap());
+    }
+
+    #[test]
+    fn a_failing_write_is_undone_alone() {
+        let (_dir, store) = open();
+        store
+            .writer
+            .lock()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.id = 'bad'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let results = store
+            .apply(&[
+                Write::Append {
+                    event: event("good", "/hooks/a", 1000),
+                    dedupe_since: 0,
+                },
+                Write::Append {
+                    event: event("bad", "/hooks/a", 1000),
+                    dedupe_since: 0,
+                },
+            ])
+            .unwrap();
+        assert!(results[0].is_ok());
+        assert!(matches!(&results[1], Err(StoreError::Backend(m)) if m.contains("refused")));
+        assert_eq!(get(&store, "good").status, Status::Pending);
+        // Its dedupe record was undone with it: a retry is not a duplicate.
+        assert!(!store.seen("/hooks/a", "bad", 0).unwrap());
+    }
+
+    #[test]
+    fn reopening_ends_leases_and_keeps_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let now = now_millis();
+        append(&store, event("e1", "/hooks/a", now), 0);
+        claim(&store, "/hooks/a", now, 3_600_000);
+        assert!(
+            SqliteStore::open(dir.path()).is_err(),
+            "a second host on the same folder is refused"
+        );
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let event = get(&store, "e1");
+        assert_eq!(event.claimed_until, None);
+        assert!(event.next_attempt_at.unwrap() <= now_millis());
+        assert_eq!(claim(&store, "/hooks/a", now_millis(), 100)[0].attempt, 2);
+    }
+
+    #[test]
+    fn schema_is_versioned() {
+        let (dir, store) = open();
+        drop(store);
+        let conn = Connection::open(dir.path().join("inbox.db")).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let journal: String = conn
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(journal, "wal");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = SqliteStore::open(dir.path()).err().unwrap();
+        assert!(format!("{err:#}").contains("newer hookhost"), "{err:#}");
+    }
+}

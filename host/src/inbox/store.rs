@@ -1,0 +1,339 @@
+//! The storage contract of the inbox: what a backend must do, in terms small
+//! enough that the embedded SQLite backend ([`super::sqlite`]) and a later
+//! PostgreSQL one shared by many hosts implement the same thing.
+//!
+//! Owns the event model (statuses, attempts, leases, timestamps) and the
+//! [`Store`] trait. Does not own batching (the writer thread in
+//! [`super::writer`] groups writes into one transaction), retry policy or
+//! plugin calls (the workers in [`super::worker`]).
+//!
+//! The model:
+//! - An event is `pending` until a worker's attempt ends it as `done` (the
+//!   plugin returned `ok`) or `dead` (`reject`, or attempts exhausted).
+//! - A pending event is *due* when `next_attempt_at <= now`. Claiming an
+//!   event starts an attempt: `attempts` goes up by one (the plugin sees that
+//!   number) and the event is leased: `claimed_until` and `next_attempt_at`
+//!   both move to the end of the lease. A host that dies mid-attempt never
+//!   reports back, so the event simply becomes due again when the lease ends:
+//!   at least once, with no per-process state to clean up. (In PostgreSQL the
+//!   claim is the same `UPDATE … WHERE seq IN (SELECT … FOR UPDATE SKIP
+//!   LOCKED)`.)
+//! - Every outcome names the attempt it ends (`seq` and `attempt`); a backend
+//!   applies it only if the event is still pending at that attempt. A late
+//!   result from an expired lease whose event was claimed again is ignored,
+//!   so an event is marked done at most once per delivery (a replay is a new
+//!   delivery of it).
+//! - Deduplication: a sender-given delivery id is remembered per route for
+//!   the dedupe window; a second delivery of it inside the window is a
+//!   duplicate. Host-made ids are unique and never looked up.
+//!
+//! Timestamps are milliseconds since the Unix epoch ([`Millis`]).
+
+use bytes::Bytes;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The current time in [`Millis`].
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Waiting for an attempt, or in one.
+    Pending,
+    /// The plugin handled it (`ok`).
+    Done,
+    /// The plugin rejected it, or every attempt failed: parked for an
+    /// operator, who may replay it.
+    Dead,
+}
+
+impl Status {
+    /// The name used in the store and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Done => "done",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Parses `pending`, `done` or `dead`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Status::Pending),
+            "done" => Some(Status::Done),
+            "dead" => Some(Status::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery accepted in queue mode, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The delivery id (the sender's, or made by the host).
+    pub id: String,
+    /// True when the sender gave the id: it is then checked against, and
+    /// remembered for, the dedupe window.
+    pub dedupe: bool,
+    /// The route that accepted it.
+    pub route: String,
+    /// Request method, path and query string (without `?`).
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// Request headers in order, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// The body, byte for byte.
+    pub body: Bytes,
+    /// When the host received it.
+    pub received_at: Millis,
+    /// The scheme that verified it, if any.
+    pub verified_by: Option<String>,
+}
+
+impl NewEvent {
+    /// Roughly how many bytes storing it writes; bounds a batch.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>()
+            + self.id.len()
+            + self.route.len()
+            + self.path.len()
+            + self.query.len()
+    }
+}
+
+/// Which event an operator means: the newest with this id, on `route` if
+/// given. (An id is unique per route within the dedupe window; after it, or
+/// on another route, the same id may be accepted again.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventKey {
+    pub id: String,
+    pub route: Option<String>,
+}
+
+/// An event claimed for one attempt: what the plugin needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The store's own key for the event.
+    pub seq: i64,
+    pub id: String,
+    pub route: String,
+    /// This attempt's number, 1 for the first.
+    pub attempt: u32,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub received_at: Millis,
+    pub verified_by: Option<String>,
+}
+
+/// An event as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// The store's own key: arrival order.
+    pub seq: i64,
+    pub id: String,
+    pub route: String,
+    pub status: Status,
+    /// Attempts started since it was accepted (or last replayed).
+    pub attempts: u32,
+    /// How often an operator replayed it.
+    pub replays: u32,
+    pub received_at: Millis,
+    /// When a pending event is next tried; while an attempt runs, the end of
+    /// its lease. `None` once done or dead.
+    pub next_attempt_at: Option<Millis>,
+    /// End of the running attempt's lease; `None` when no attempt runs.
+    pub claimed_until: Option<Millis>,
+    pub done_at: Option<Millis>,
+    pub dead_at: Option<Millis>,
+    /// Why the most recent failed attempt failed (kept after a later success).
+    pub last_error: Option<String>,
+    /// The request itself; only filled in by [`Store::get`].
+    pub request: Option<StoredRequest>,
+}
+
+/// The stored request of an event.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub verified_by: Option<String>,
+}
+
+/// Which events to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<Status>,
+    pub route: Option<String>,
+    /// Only events with a `seq` below this one (paging: pass the last `seq`
+    /// of the previous page).
+    pub before: Option<i64>,
+    pub limit: u32,
+}
+
+/// One change to the store. The writer applies a batch of them in one
+/// transaction (see [`Store::apply`]).
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Store a new event, unless its (sender-given) id was accepted on its
+    /// route at or after `dedupe_since`. → [`Written::Appended`]
+    Append {
+        event: NewEvent,
+        dedupe_since: Millis,
+    },
+    /// Remember that a sync-mode delivery with a sender-given id succeeded,
+    /// so a repeat is answered as a duplicate. → [`Written::Done`]
+    Remember {
+        route: String,
+        id: String,
+        at: Millis,
+    },
+    /// Start an attempt on up to `limit` due events of `route`, leased until
+    /// `lease_until`. → [`Written::Claimed`]
+    Claim {
+        route: String,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    },
+    /// The attempt succeeded. → [`Written::Applied`]
+    Complete { seq: i64, attempt: u32, at: Millis },
+    /// The attempt failed; try again at `at`. → [`Written::Applied`]
+    Retry {
+        seq: i64,
+        attempt: u32,
+        at: Millis,
+        error: String,
+    },
+    /// The attempt failed for good. → [`Written::Applied`]
+    Dead {
+        seq: i64,
+        attempt: u32,
+        at: Millis,
+        error: String,
+    },
+    /// No plugin serves `route`: postpone its due events to `until` with
+    /// `error`, without spending an attempt. → [`Written::Count`]
+    Park {
+        route: String,
+        now: Millis,
+        until: Millis,
+        error: String,
+    },
+    /// Put a done or dead event back to pending, due at `at`, with its
+    /// attempts reset. → [`Written::Replayed`]
+    Replay { key: EventKey, at: Millis },
+    /// Delete up to `limit` done events finished before `done_before`, and
+    /// dedupe records older than `seen_before`. → [`Written::Count`]
+    Purge {
+        done_before: Millis,
+        seen_before: Millis,
+        limit: u32,
+    },
+}
+
+impl Write {
+    /// Roughly how many bytes it writes; bounds a batch.
+    pub fn size(&self) -> usize {
+        match self {
+            Write::Append { event, .. } => event.size(),
+            _ => 64,
+        }
+    }
+}
+
+/// What an [`Write::Append`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored (durably, once the batch committed) as event `seq`.
+    Accepted { seq: i64 },
+    /// The id was already accepted on this route within the window.
+    Duplicate,
+}
+
+/// What a [`Write::Replay`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// Event `seq` is pending again.
+    Replayed {
+        seq: i64,
+    },
+    /// The event is still pending: nothing to replay.
+    Pending,
+    NotFound,
+}
+
+/// The result of one [`Write`], by kind.
+#[derive(Debug, Clone)]
+pub enum Written {
+    Appended(Appended),
+    Done,
+    Claimed(Vec<Claimed>),
+    /// `false` when the outcome was stale (the event is no longer pending at
+    /// that attempt) and nothing changed.
+    Applied(bool),
+    Replayed(Replayed),
+    /// Rows affected.
+    Count(u64),
+}
+
+/// A store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (disk full, I/O error, corrupt file...).
+    #[error("inbox store failed: {0}")]
+    Backend(String),
+    /// The inbox is shutting down and takes no more writes.
+    #[error("inbox is closed")]
+    Closed,
+}
+
+/// A storage backend for the inbox.
+///
+/// Methods block: the inbox calls them from its writer thread
+/// ([`Store::apply`]) and from blocking tasks (reads), never from async
+/// code directly.
+pub trait Store: Send + Sync {
+    /// Applies `writes`, in order, in one transaction, and returns only once
+    /// it is durable (for SQLite: committed with `synchronous=FULL`, so
+    /// fsync'd). One result per write: a write that fails on its own is
+    /// undone alone (the others still commit). `Err` means the transaction
+    /// as a whole failed and nothing was applied.
+    fn apply(&self, writes: &[Write]) -> Result<Vec<Result<Written, StoreError>>, StoreError>;
+
+    /// The newest event matching `key`, with its stored request.
+    fn get(&self, key: &EventKey) -> Result<Option<Event>, StoreError>;
+
+    /// Events matching `filter`, newest first, without their requests.
+    fn list(&self, filter: &Filter) -> Result<Vec<Event>, StoreError>;
+
+    /// Whether `id` was accepted (or, in sync mode, handled) on `route` at
+    /// or after `since`.
+    fn seen(&self, route: &str, id: &str, since: Millis) -> Result<bool, StoreError>;
+
+    /// Routes that have events due at `now`.
+    fn due_routes(&self, now: Millis) -> Result<Vec<String>, StoreError>;
+
+    /// The earliest time after `now` at which a pending event becomes due
+    /// (a retry, or the end of a lease), if any.
+    fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError>;
+}
