@@ -87,6 +87,9 @@ pub struct HostConfig {
     pub max_connections: usize,
     /// The durable inbox for queue-mode routes (and sync-mode dedupe).
     pub inbox: crate::inbox::InboxConfig,
+    /// Bearer token the admin API requires; `None` serves it only on
+    /// loopback, unauthenticated.
+    pub admin_token: Option<crate::admin::Token>,
 }
 
 /// PEM files for HTTPS.
@@ -118,6 +121,7 @@ impl HostConfig {
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             inbox: crate::inbox::InboxConfig::default(),
+            admin_token: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`admin`]: the admin API (events: look up, list, replay) on its own listener.
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
 //! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
 //!   workers with retries, dedupe.
@@ -16,8 +17,9 @@
 //! - [`watch`]: hot reload: watches the plugin folder, SIGHUP.
 //!
 //! The binary (`src/main.rs`) only parses flags, installs logging, binds the
-//! listener and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
+//! listeners and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
 
+pub mod admin;
 pub mod config;
 pub mod inbox;
 pub mod ingress;
@@ -32,23 +34,52 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tracing::Instrument as _;
 
 use crate::config::HostConfig;
+use crate::inbox::Inbox;
 use crate::registry::Registry;
 use crate::runtime::{Runtime, RuntimeConfig};
 
-/// Runs the host on `listener` until `shutdown` resolves, then drains
-/// in-flight deliveries (bounded by `config.shutdown_grace`) and returns.
+/// The sockets a host serves: webhooks, and optionally the admin API.
+pub struct Listeners {
+    /// Where senders deliver webhooks.
+    pub hooks: TcpListener,
+    /// Where the admin API listens; `None` turns it off.
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(hooks: TcpListener) -> Self {
+        Self { hooks, admin: None }
+    }
+}
+
+/// Runs the host on `listeners` (a `TcpListener` alone serves webhooks with
+/// no admin API) until `shutdown` resolves, then drains in-flight deliveries
+/// and queue attempts (each bounded by `config.shutdown_grace`) and returns.
 ///
-/// Fails only on start-up problems (unreadable plugin folder, engine set-up);
-/// a plugin that fails to load is logged and skipped.
+/// Fails only on start-up problems (unreadable plugin folder, engine set-up,
+/// an inbox that cannot be opened, an admin API on a public address without
+/// a token); a plugin that fails to load is logged and skipped.
 pub async fn run(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     config: HostConfig,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        hooks: listener,
+        admin: admin_listener,
+    } = listeners.into();
+    if let Some(admin) = &admin_listener {
+        let addr = admin
+            .local_addr()
+            .context("admin listener has no local address")?;
+        admin::check_bind(addr, config.admin_token.as_ref())?;
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    let inbox = Arc::new(Inbox::open(&config.data_dir, config.inbox.clone())?);
     let runtime = Arc::new(Runtime::new(&RuntimeConfig {
         max_concurrency: config.max_concurrency,
         cache_dir: config.cache_dir.clone(),
@@ -65,16 +96,31 @@ pub async fn run(
     }
 
     let reloader = watcher.spawn(registry.clone(), runtime.clone(), config.reload_debounce);
+    // After the first load, so queued events find their plugins.
+    let workers = inbox::Workers::start(
+        inbox.clone(),
+        registry.clone(),
+        runtime.clone(),
+        config.shutdown_grace,
+    );
 
     let tls = config.tls.as_ref().map(server::tls::acceptor).transpose()?;
     let addr = listener
         .local_addr()
         .context("listener has no local address")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(admin) = &admin_listener {
+        // Before the listening line, which tests and scripts wait for.
+        let admin = admin
+            .local_addr()
+            .context("admin listener has no local address")?;
+        tracing::info!("admin API at http://{admin}");
+    }
     tracing::info!("listening on {scheme}://{addr}");
     let app = Arc::new(server::App::new(
         registry,
         runtime,
+        inbox.clone(),
         server::Limits {
             max_body: config.max_body,
             body_timeout: config.body_timeout,
@@ -87,7 +133,42 @@ pub async fn run(
         tls,
         max_connections: config.max_connections,
     };
-    server::serve(listener, app, options, shutdown).await;
+
+    // One shutdown signal, fanned out to the webhook server, the admin API
+    // and the workers, which all drain at the same time.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let admin = async {
+        let Some(admin_listener) = admin_listener else {
+            return;
+        };
+        let admin = Arc::new(admin::Admin::new(inbox.clone(), config.admin_token.clone()));
+        let options = server::ServeOptions {
+            grace: config.shutdown_grace,
+            header_timeout: config.header_timeout,
+            tls: None,
+            // Operators and scripts, not the public: a few suffice.
+            max_connections: 64,
+        };
+        server::serve(admin_listener, admin, options, signal(stopped.clone()))
+            .instrument(tracing::info_span!("admin"))
+            .await;
+    };
+    tokio::join!(
+        async {
+            shutdown.await;
+            let _ = stop.send(true);
+        },
+        server::serve(listener, app, options, signal(stopped.clone())),
+        admin,
+        async {
+            signal(stopped.clone()).await;
+            workers.stop().await;
+        },
+    );
     reloader.stop().await;
+    inbox.close().await;
     Ok(())
 }

@@ -94,7 +94,8 @@ struct ServeArgs {
     #[arg(long, default_value = "./plugins", value_name = "DIR")]
     plugins: PathBuf,
 
-    /// Folder for host state (compile cache).
+    /// Folder for host state: the inbox (`inbox.db`, queued events) and the
+    /// compile cache. One host per folder.
     #[arg(long, default_value = "./data", value_name = "DIR")]
     data: PathBuf,
 
@@ -161,6 +162,28 @@ struct ServeArgs {
     /// long before reloading, so one copy or editor save is one reload.
     #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = parse_duration)]
     reload_debounce: Duration,
+
+    /// Serve the admin API (look up, list and replay queued events) on this
+    /// address, e.g. `127.0.0.1:9090`. Off by default. An address other than
+    /// loopback needs `--admin-token`.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+
+    /// Require `Authorization: Bearer <token>` on the admin API, with the
+    /// token read from `env:VAR` or `file:PATH`.
+    #[arg(long, value_name = "env:VAR|file:PATH", requires = "admin")]
+    admin_token: Option<String>,
+
+    /// How long a sender's delivery id is remembered: a second delivery with
+    /// the same id on the same route within this window is answered
+    /// `200 {"duplicate": true}` and not handled again.
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_duration)]
+    dedupe_window: Duration,
+
+    /// How long done events stay in the inbox (for the admin API) before they
+    /// are deleted. Dead events stay until replayed.
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = parse_duration)]
+    retention: Duration,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -226,6 +249,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.watch = hookhost::watch::WatchMode::Poll(interval);
     }
     config.reload_debounce = args.reload_debounce;
+    config.inbox.dedupe_window = args.dedupe_window;
+    config.inbox.retention = args.retention;
+    // Resolved here rather than by clap, whose error would repeat the value
+    // (a token written inline) in the message.
+    config.admin_token = args
+        .admin_token
+        .as_deref()
+        .map(hookhost::admin::Token::resolve)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("--admin-token: {why}"))?;
+    if let Some(admin) = args.admin {
+        // Checked before binding, so a refused address is never opened.
+        hookhost::admin::check_bind(admin, config.admin_token.as_ref())?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -234,7 +271,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        hookhost::run(listener, config, shutdown_signal()).await
+        let admin = match args.admin {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for the admin API"))?,
+            ),
+            None => None,
+        };
+        let listeners = hookhost::Listeners {
+            hooks: listener,
+            admin,
+        };
+        hookhost::run(listeners, config, shutdown_signal()).await
     })
 }
 

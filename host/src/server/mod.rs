@@ -11,14 +11,21 @@
 //! current request and close, and we wait for them up to the grace period.
 //! Deliveries run inside their connection's task, so "connections drained"
 //! means "in-flight deliveries finished".
+//!
+//! The accept loop serves any [`Handler`]: the webhook [`App`] here, and the
+//! admin API ([`crate::admin`]) on its own listener.
 
 mod response;
 mod service;
 pub mod tls;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -26,6 +33,26 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use service::{App, Limits};
+
+/// Answers requests; every outcome is a response.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request from `peer`.
+    fn handle(
+        &self,
+        request: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = http::Response<Full<Bytes>>> + Send;
+}
+
+impl Handler for App {
+    fn handle(
+        &self,
+        request: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = http::Response<Full<Bytes>>> + Send {
+        App::handle(self, request, peer)
+    }
+}
 
 /// Connection-level settings.
 pub struct ServeOptions {
@@ -49,9 +76,9 @@ const H2_MAX_STREAMS: u32 = 32;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains open
 /// connections for at most `options.grace`.
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<H>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::Full;
 
+use crate::inbox::StoreError;
 use crate::ingress;
 use crate::runtime::{CallError, Response};
 use crate::verify::Refusal;
@@ -37,6 +38,9 @@ pub enum Failure {
     BodyTimeout(Duration),
     /// The plugin call produced no response.
     Plugin(CallError),
+    /// Queue mode: the delivery could not be stored durably, so it was not
+    /// accepted.
+    Store(StoreError),
 }
 
 pub(super) fn status_of(failure: &Failure) -> StatusCode {
@@ -49,6 +53,7 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
         Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+        Failure::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Plugin(err) => match err {
             CallError::Retry(_) | CallError::Capacity => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Reject(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -75,6 +80,9 @@ impl Failure {
             }
             Failure::Ingress(ingress::Refused::RateLimited { .. }) => "rate limit exceeded".into(),
             Failure::BodyTimeout(_) => "body not received in time".into(),
+            Failure::Store(_) => {
+                "could not store the delivery; it was not accepted, try again".into()
+            }
             Failure::Plugin(err) => match err {
                 // The plugin's own message is meant for the sender.
                 CallError::Retry(message) => format!("plugin asked to retry: {message}"),
@@ -101,6 +109,7 @@ impl Failure {
             }
             Failure::Ingress(refused) => tracing::info!(reason = %refused, "refused at ingress"),
             Failure::BodyTimeout(limit) => tracing::info!(limit = ?limit, "body read timed out"),
+            Failure::Store(err) => tracing::error!(error = %err, "delivery not accepted"),
             _ => {}
         }
         let body = serde_json::json!({
@@ -122,7 +131,7 @@ impl Failure {
             Failure::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Failure::Plugin(CallError::Retry(_) | CallError::Capacity) => {
+            Failure::Plugin(CallError::Retry(_) | CallError::Capacity) | Failure::Store(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {
@@ -134,6 +143,43 @@ impl Failure {
         }
         response
     }
+}
+
+/// Queue mode: `202 {"id": …}`, sent only once the delivery is durable.
+pub fn accepted(delivery_id: &str) -> http::Response<Full<Bytes>> {
+    json_answer(
+        StatusCode::ACCEPTED,
+        serde_json::json!({ "id": delivery_id }),
+        delivery_id,
+    )
+}
+
+/// `200 {"id": …, "duplicate": true}`: this delivery id was already accepted
+/// (queue mode) or handled (sync mode) within the dedupe window.
+pub fn duplicate(delivery_id: &str) -> http::Response<Full<Bytes>> {
+    json_answer(
+        StatusCode::OK,
+        serde_json::json!({ "id": delivery_id, "duplicate": true }),
+        delivery_id,
+    )
+}
+
+fn json_answer(
+    status: StatusCode,
+    body: serde_json::Value,
+    delivery_id: &str,
+) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(id) = HeaderValue::from_str(delivery_id) {
+        headers.insert(DELIVERY_HEADER, id);
+    }
+    response
 }
 
 /// Hop-by-hop and framing headers are the host's business, not the plugin's.

@@ -1,8 +1,15 @@
-//! One request, start to finish: route, method, body, plugin call.
+//! One request, start to finish: route, method, body, verification, then
+//! the plugin call (sync mode) or the durable inbox (queue mode).
 //!
 //! Cheap checks come first and refuse early (unknown route, wrong method, a
 //! declared body over the limit) so no work is spent on traffic that will be
 //! refused anyway.
+//!
+//! After verification, a delivery whose sender gave an id is deduplicated:
+//! in queue mode the inbox refuses an id it accepted on the route within the
+//! dedupe window (atomically, in the same transaction as the append); in sync
+//! mode a delivery whose earlier call succeeded (2xx) is not run again. Both
+//! answer `200 {"id": …, "duplicate": true}`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +22,9 @@ use hyper::body::Incoming;
 use ipnet::IpNet;
 use tracing::Instrument;
 
-use super::response::{Failure, plugin_response};
+use super::response::{Failure, accepted, duplicate, plugin_response};
+use crate::config::Mode;
+use crate::inbox::{Appended, Inbox, NewEvent};
 use crate::ingress;
 use crate::registry::Registry;
 use crate::runtime::{Delivery, Header, Runtime};
@@ -50,15 +59,31 @@ pub struct Limits {
 pub struct App {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
+    inbox: Arc<Inbox>,
     limits: Limits,
+}
+
+/// A delivery's id and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct DeliveryId {
+    value: String,
+    /// The sender gave it (header or Stripe event id): stable across the
+    /// sender's retries, so worth deduplicating. Host-made ids are unique.
+    from_sender: bool,
 }
 
 impl App {
     /// Binds the pieces a request goes through.
-    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, limits: Limits) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        runtime: Arc<Runtime>,
+        inbox: Arc<Inbox>,
+        limits: Limits,
+    ) -> Self {
         Self {
             registry,
             runtime,
+            inbox,
             limits,
         }
     }
@@ -71,18 +96,18 @@ impl App {
     ) -> http::Response<Full<Bytes>> {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
-        let delivery_id = delivery_id(request.headers());
+        let mut delivery_id = delivery_id(request.headers());
         let span = tracing::info_span!(
             "delivery",
             route = %path,
             plugin = tracing::field::Empty,
-            id = %delivery_id,
+            id = %delivery_id.value,
             client = tracing::field::Empty,
         );
         async move {
-            let response = match self.run(request, peer, &delivery_id).await {
+            let response = match self.run(request, peer, &mut delivery_id).await {
                 Ok(response) => response,
-                Err(failure) => failure.into_response(&path, &delivery_id),
+                Err(failure) => failure.into_response(&path, &delivery_id.value),
             };
             let status = response.status().as_u16();
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -101,7 +126,7 @@ impl App {
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
-        id: &str,
+        id: &mut DeliveryId,
     ) -> Result<http::Response<Full<Bytes>>, Failure> {
         let received_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -166,19 +191,59 @@ impl App {
             None => None,
         };
 
+        if !id.from_sender
+            && let Some(event_id) = stripe_event_id(&body, verified_by.as_deref())
+        {
+            *id = event_id;
+            tracing::Span::current().record("id", tracing::field::display(&id.value));
+        }
+        let route = &plugin.manifest.route;
+
+        if plugin.manifest.mode == Mode::Queue {
+            let event = NewEvent {
+                id: id.value.clone(),
+                dedupe: id.from_sender,
+                route: route.clone(),
+                method: parts.method.as_str().to_owned(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().unwrap_or_default().to_owned(),
+                headers: header_pairs(&parts.headers),
+                body,
+                received_at: received_at as i64,
+                verified_by,
+            };
+            return match self.inbox.append(event).await {
+                Ok(Appended::Accepted { .. }) => Ok(accepted(&id.value)),
+                Ok(Appended::Duplicate) => {
+                    tracing::info!("duplicate delivery: already accepted, not queued again");
+                    Ok(duplicate(&id.value))
+                }
+                Err(err) => Err(Failure::Store(err)),
+            };
+        }
+
+        if id.from_sender {
+            match self.inbox.seen(route, &id.value).await {
+                Ok(true) => {
+                    tracing::info!("duplicate delivery: already handled, not run again");
+                    return Ok(duplicate(&id.value));
+                }
+                Ok(false) => {}
+                // Dedupe is a courtesy in sync mode: without the store the
+                // plugin still runs.
+                Err(err) => tracing::warn!(error = %err, "cannot check for a duplicate delivery"),
+            }
+        }
+
         let delivery = Delivery {
-            id: id.to_owned(),
+            id: id.value.clone(),
             route: plugin.manifest.route.clone(),
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or_default().to_owned(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name: name.as_str().to_owned(),
-                    value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                })
+            headers: header_pairs(&parts.headers)
+                .into_iter()
+                .map(|(name, value)| Header { name, value })
                 .collect(),
             body: Vec::from(body),
             received_at,
@@ -190,21 +255,83 @@ impl App {
             .call(&plugin.prepared, &delivery, plugin.limits())
             .await
             .map_err(Failure::Plugin)?;
-        Ok(plugin_response(response, id))
+        if id.from_sender && (200..300).contains(&response.status) {
+            // Not awaited: the sender's answer does not wait for this write.
+            let inbox = self.inbox.clone();
+            let (route, id) = (route.clone(), id.value.clone());
+            tokio::spawn(
+                async move {
+                    if let Err(err) = inbox.remember(&route, &id).await {
+                        tracing::warn!(error = %err, "cannot record the delivery for dedupe");
+                    }
+                }
+                .in_current_span(),
+            );
+        }
+        Ok(plugin_response(response, &id.value))
     }
+}
+
+/// Every header as a (lower-case name, value) pair, in order. Values that
+/// are not UTF-8 have the invalid bytes replaced (as the WIT contract says).
+fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The sender's delivery id if it gave a usable one, else a new UUIDv7 (time
 /// ordered, so ids sort by arrival in logs).
-fn delivery_id(headers: &http::HeaderMap) -> String {
+fn delivery_id(headers: &http::HeaderMap) -> DeliveryId {
     DELIVERY_ID_HEADERS
         .iter()
         .filter_map(|name| headers.get(*name))
         .filter_map(|value| value.to_str().ok())
         .map(str::trim)
-        .find(|id| !id.is_empty() && id.len() <= MAX_DELIVERY_ID)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        .find(|id| usable_id(id))
+        .map(|id| DeliveryId {
+            value: id.to_owned(),
+            from_sender: true,
+        })
+        .unwrap_or_else(|| DeliveryId {
+            value: uuid::Uuid::now_v7().to_string(),
+            from_sender: false,
+        })
+}
+
+fn usable_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_DELIVERY_ID
+}
+
+/// A Stripe event's own id (`"id": "evt_…"` at the top level of the JSON
+/// body): Stripe sends no delivery-id header, and retries an event with the
+/// same id. Taken from any JSON body when it starts with `evt_`, and as is
+/// when the route verified the request as Stripe's.
+fn stripe_event_id(body: &[u8], verified_by: Option<&str>) -> Option<DeliveryId> {
+    #[derive(serde::Deserialize)]
+    struct TopLevel {
+        id: Option<serde_json::Value>,
+    }
+    let stripe = verified_by == Some("stripe");
+    // Cheap checks first: most bodies are not Stripe events.
+    let looks_like_event = body.windows(5).any(|w| w == b"\"evt_");
+    if !(stripe || looks_like_event) || body.first().is_none_or(|b| !b"{ \t\r\n".contains(b)) {
+        return None;
+    }
+    let id = match serde_json::from_slice::<TopLevel>(body).ok()?.id? {
+        serde_json::Value::String(id) => id,
+        _ => return None,
+    };
+    (usable_id(&id) && (stripe || id.starts_with("evt_"))).then_some(DeliveryId {
+        value: id,
+        from_sender: true,
+    })
 }
 
 #[cfg(test)]
@@ -216,9 +343,10 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("webhook-id", "msg_1".parse().unwrap());
         headers.insert("x-github-delivery", "gh-1".parse().unwrap());
-        assert_eq!(delivery_id(&headers), "gh-1");
+        assert_eq!(delivery_id(&headers).value, "gh-1");
+        assert!(delivery_id(&headers).from_sender);
         headers.remove("x-github-delivery");
-        assert_eq!(delivery_id(&headers), "msg_1");
+        assert_eq!(delivery_id(&headers).value, "msg_1");
     }
 
     #[test]
@@ -226,7 +354,32 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("idempotency-key", "x".repeat(500).parse().unwrap());
         let id = delivery_id(&headers);
-        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(id.value.len(), 36, "{id:?}");
+        assert!(!id.from_sender);
         assert_ne!(delivery_id(&headers), id, "made ids are unique");
+    }
+
+    #[test]
+    fn stripe_event_id_from_the_body() {
+        let id = |body: &str, by| stripe_event_id(body.as_bytes(), by).map(|id| id.value);
+        let event = r#"{"id": "evt_1Nx", "object": "event", "data": {"object": {"id": "pi_3"}}}"#;
+        assert_eq!(id(event, None).as_deref(), Some("evt_1Nx"));
+        assert_eq!(id(event, Some("stripe")).as_deref(), Some("evt_1Nx"));
+        // Verified as Stripe: any top-level string id; otherwise only `evt_`.
+        assert_eq!(
+            id(r#"{"id":"abc"}"#, Some("stripe")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(id(r#"{"id":"abc"}"#, None), None);
+        assert_eq!(id(r#"{"id":"abc","x":"evt_"}"#, None), None);
+        // Nested ids, non-strings, non-JSON and broken JSON are not ids.
+        assert_eq!(id(r#"{"data":{"id":"evt_1"}}"#, None), None);
+        assert_eq!(id(r#"{"id":7}"#, Some("stripe")), None);
+        assert_eq!(id(r#"evt_1"#, Some("stripe")), None);
+        assert_eq!(id(r#"{"id":"evt_1""#, None), None);
+        assert_eq!(
+            id(&format!(r#"{{"id":"evt_{}"}}"#, "x".repeat(300)), None),
+            None
+        );
     }
 }
