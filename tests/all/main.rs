@@ -6,9 +6,11 @@
 //! `cli` spawns the real binary for what only a process shows (signals, exit
 //! codes, the log).
 
+mod admin;
 mod cli;
 mod examples;
 mod guests;
+mod inbox;
 mod ingress;
 mod reload;
 mod sandbox;

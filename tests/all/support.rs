@@ -56,6 +56,8 @@ pub fn shared_cache() -> PathBuf {
 /// A host running in-process.
 pub struct TestHost {
     pub addr: SocketAddr,
+    /// The admin API, when started with [`TestHost::start_with_admin`].
+    pub admin: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// The plugin folder the host serves (and watches).
     pub plugins: PathBuf,
@@ -73,6 +75,23 @@ impl TestHost {
 
     /// Starts a host serving `plugins`, after `adjust` has edited its config.
     pub async fn start_with(plugins: &[Plugin<'_>], adjust: impl FnOnce(&mut HostConfig)) -> Self {
+        Self::start_inner(plugins, adjust, false).await
+    }
+
+    /// Like [`TestHost::start_with`], with the admin API on another
+    /// 127.0.0.1 port.
+    pub async fn start_with_admin(
+        plugins: &[Plugin<'_>],
+        adjust: impl FnOnce(&mut HostConfig),
+    ) -> Self {
+        Self::start_inner(plugins, adjust, true).await
+    }
+
+    async fn start_inner(
+        plugins: &[Plugin<'_>],
+        adjust: impl FnOnce(&mut HostConfig),
+        admin: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let plugins_dir = dir.path().join("plugins");
         std::fs::create_dir(&plugins_dir).unwrap();
@@ -88,12 +107,22 @@ impl TestHost {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = match admin {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let admin = admin_listener.as_ref().map(|l| l.local_addr().unwrap());
+        let listeners = hookhost::Listeners {
+            hooks: listener,
+            admin: admin_listener,
+        };
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(hookhost::run(listener, config, async {
+        let task = tokio::spawn(hookhost::run(listeners, config, async {
             let _ = rx.await;
         }));
         let host = Self {
             addr,
+            admin,
             client: reqwest::Client::new(),
             plugins,
             _dir: dir,
@@ -129,6 +158,15 @@ impl TestHost {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A URL on the admin API.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}",
+            self.admin.expect("started without admin"),
+            path
+        )
     }
 
     /// POSTs `body` to `path`.
@@ -243,6 +281,18 @@ impl Binary {
     /// Everything the binary logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The admin API's address, from its `admin API at http://ADDR` line
+    /// (logged before the listening line, so already captured).
+    pub fn admin_addr(&self) -> SocketAddr {
+        let log = self.log();
+        log.lines()
+            .find_map(|line| line.split("admin API at http://").nth(1))
+            .unwrap_or_else(|| panic!("no admin API line in the log:\n{log}"))
+            .trim()
+            .parse()
+            .unwrap()
     }
 
     /// Sends `signal` (e.g. "TERM") to the process.

@@ -1,0 +1,345 @@
+//! The admin API: looking up, listing and replaying events; its token; and
+//! retention.
+
+use std::time::Duration;
+
+use hookhost::admin::Token;
+use hookhost_test_artifacts::{ECHO, GUEST_REJECT, GUEST_SLEEPER};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::inbox::{event, wait_for};
+use crate::support::{TestHost, eventually, install, plugin_with};
+
+const QUEUE: &str = "mode = \"queue\"\n";
+
+async fn get(host: &TestHost, path: &str) -> (StatusCode, Value) {
+    let response = host.client.get(host.admin_url(path)).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn post(host: &TestHost, path: &str) -> (StatusCode, Value) {
+    let response = host.client.post(host.admin_url(path)).send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_event_shows_its_request_with_secrets_redacted() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
+    let response = host
+        .client
+        .post(host.url("/hooks/q?source=test"))
+        .header("x-github-delivery", "gh-7")
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", "sha256=abcdef")
+        .header("authorization", "Bearer sender-secret")
+        .header("cookie", "session=s3cret")
+        .body("{\"ref\":\"main\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    wait_for(&host, "gh-7", "done").await;
+
+    let (status, event) = get(&host, "/events/gh-7").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(event["id"], "gh-7");
+    assert_eq!(event["status"], "done");
+    assert_eq!(event["replays"], 0);
+    let received = event["received_at"].as_str().unwrap();
+    assert!(
+        received.len() == 24 && received.ends_with('Z'),
+        "RFC 3339 with milliseconds: {received}"
+    );
+    let request = &event["request"];
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["path"], "/hooks/q");
+    assert_eq!(request["query"], "source=test");
+    assert_eq!(request["body"], "{\"ref\":\"main\"}");
+    assert_eq!(request["body_len"], 14);
+    let header = |name: &str| {
+        request["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str().unwrap().to_owned())
+    };
+    assert_eq!(header("x-github-event").as_deref(), Some("push"));
+    for secret in ["x-hub-signature-256", "authorization", "cookie"] {
+        assert_eq!(header(secret).as_deref(), Some("[redacted]"), "{secret}");
+    }
+    let text = event.to_string();
+    for leaked in ["abcdef", "sender-secret", "s3cret"] {
+        assert!(!text.contains(leaked), "{leaked} shown: {text}");
+    }
+
+    // Unknown ids and endpoints are 404; ids are percent-decoded.
+    let (status, body) = get(&host, "/events/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    assert_eq!(get(&host, "/events/gh%2D7").await.0, StatusCode::OK);
+    assert_eq!(get(&host, "/metrics").await.0, StatusCode::NOT_FOUND);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn events_are_listed_by_status_and_route_newest_first() {
+    let host = TestHost::start_with_admin(
+        &[
+            plugin_with("a", ECHO, QUEUE),
+            plugin_with("b", GUEST_REJECT, QUEUE),
+        ],
+        |_| {},
+    )
+    .await;
+    for (path, id) in [("/hooks/a", "a1"), ("/hooks/b", "b1"), ("/hooks/a", "a2")] {
+        let response = host
+            .client
+            .post(host.url(path))
+            .header("webhook-id", id)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    wait_for(&host, "a2", "done").await;
+    wait_for(&host, "a1", "done").await;
+    wait_for(&host, "b1", "dead").await;
+
+    let ids = |page: &Value| -> Vec<String> {
+        page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, all) = get(&host, "/events").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&all), ["a2", "b1", "a1"]);
+    assert!(
+        all["events"][0]["request"].is_null(),
+        "lists leave requests out"
+    );
+    assert!(all["next_before"].is_null());
+    assert_eq!(
+        ids(&get(&host, "/events?route=%2Fhooks%2Fa").await.1),
+        ["a2", "a1"]
+    );
+    assert_eq!(ids(&get(&host, "/events?status=dead").await.1), ["b1"]);
+    assert_eq!(
+        ids(&get(&host, "/events?status=done&route=/hooks/b").await.1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&get(&host, "/events?status=&route=").await.1).len(),
+        3,
+        "empty means any"
+    );
+
+    // Paging: a full page names the cursor for the next.
+    let (_, page) = get(&host, "/events?limit=2").await;
+    assert_eq!(ids(&page), ["a2", "b1"]);
+    let before = page["next_before"].as_i64().unwrap();
+    assert_eq!(
+        ids(&get(&host, &format!("/events?limit=2&before={before}"))
+            .await
+            .1),
+        ["a1"]
+    );
+
+    for bad in [
+        "status=gone",
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "before=x",
+    ] {
+        let (status, body) = get(&host, &format!("/events?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn replay_sends_a_dead_event_through_again() {
+    let host = TestHost::start_with_admin(&[plugin_with("b", GUEST_REJECT, QUEUE)], |_| {}).await;
+    let response = host
+        .client
+        .post(host.url("/hooks/b"))
+        .header("idempotency-key", "r-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let dead = wait_for(&host, "r-1", "dead").await;
+    assert_eq!(dead["attempts"], 1);
+
+    let (status, replayed) = post(&host, "/events/r-1/replay").await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["replays"], 1);
+    // It went through the plugin again (which rejects it again), with a
+    // fresh retry budget.
+    let admin = host.admin_url("");
+    let again = eventually(Duration::from_secs(10), "dead again", || async {
+        event(&host.client, &admin, "r-1")
+            .await
+            .filter(|e| e["status"] == "dead" && e["replays"] == 1)
+    })
+    .await;
+    assert_eq!(again["attempts"], 1, "{again}");
+    assert_ne!(again["dead_at"], dead["dead_at"]);
+
+    assert_eq!(
+        post(&host, "/events/nope/replay").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(&host, "/events/r-1/replay?route=/hooks/other").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let response = host
+        .client
+        .get(host.admin_url("/events/r-1/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn replaying_a_pending_event_is_a_conflict() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", GUEST_SLEEPER, QUEUE)], |_| {}).await;
+    let response = host
+        .client
+        .post(host.url("/hooks/q?ms=1000"))
+        .header("idempotency-key", "busy-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let (status, body) = post(&host, "/events/busy-1/replay").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("pending"),
+        "{body}"
+    );
+    wait_for(&host, "busy-1", "done").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_is_required_when_set() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |config| {
+        config.admin_token = Some(Token::new("admin-s3cret"));
+    })
+    .await;
+    let url = host.admin_url("/events");
+    let without = host.client.get(&url).send().await.unwrap();
+    assert_eq!(without.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(without.headers()["www-authenticate"], "Bearer");
+    for wrong in [
+        "Bearer admin-s3cre",
+        "Bearer admin-s3cret2",
+        "Basic admin-s3cret",
+        "admin-s3cret",
+    ] {
+        let response = host
+            .client
+            .get(&url)
+            .header("authorization", wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+    let response = host
+        .client
+        .get(&url)
+        .header("authorization", "Bearer admin-s3cret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    host.stop().await;
+}
+
+#[test]
+fn a_public_admin_address_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    install(&plugins, &[plugin_with("q", ECHO, QUEUE)]);
+    let serve = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
+            .arg(&plugins)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let output = serve(&["--admin", "0.0.0.0:0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to serve the admin API on 0.0.0.0:0 without a token"),
+        "{stderr}"
+    );
+    // A token on the command line would be visible to every user.
+    let output = serve(&["--admin", "0.0.0.0:0", "--admin-token", "s3cret"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("env:VAR"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret"),
+        "the token is echoed back: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn done_events_are_purged_after_the_retention() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |config| {
+        config.inbox.retention = Duration::from_millis(300);
+    })
+    .await;
+    let response = host
+        .client
+        .post(host.url("/hooks/q"))
+        .header("idempotency-key", "short-lived")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    wait_for(&host, "short-lived", "done").await;
+    let admin = host.admin_url("");
+    eventually(Duration::from_secs(5), "purged", || async {
+        event(&host.client, &admin, "short-lived")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    // The dedupe record outlives the event (24 h window).
+    let again = host
+        .client
+        .post(host.url("/hooks/q"))
+        .header("idempotency-key", "short-lived")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    host.stop().await;
+}

@@ -1,0 +1,597 @@
+//! Queue mode: deliveries are stored durably and answered 202, then handled
+//! by workers with retries; duplicates are recognised; nothing accepted is
+//! lost, even to SIGKILL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hookhost_test_artifacts::{ECHO, GUEST_FLAKY, GUEST_REJECT, GUEST_RETRY, GUEST_SLEEPER};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::support::{
+    Binary, TestHost, deploy, error_body, eventually, install, plugin, plugin_with,
+};
+
+/// Queue mode with quick retries, so tests never wait long.
+const QUEUE: &str = "mode = \"queue\"\n[retry]\nbase = \"50ms\"\nmax = \"200ms\"\n";
+
+/// POSTs `body` to `path` with `Idempotency-Key: id`.
+async fn post_with_id(host: &TestHost, path: &str, id: &str, body: &str) -> reqwest::Response {
+    host.client
+        .post(host.url(path))
+        .header("idempotency-key", id)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `GET /events/{id}` on the admin API; `None` for 404.
+pub async fn event(client: &reqwest::Client, admin_url: &str, id: &str) -> Option<Value> {
+    let response = client
+        .get(format!("{admin_url}/events/{id}"))
+        .send()
+        .await
+        .unwrap();
+    match response.status() {
+        StatusCode::NOT_FOUND => None,
+        StatusCode::OK => Some(response.json().await.unwrap()),
+        status => panic!(
+            "GET /events/{id}: {status} {}",
+            response.text().await.unwrap()
+        ),
+    }
+}
+
+/// Waits until event `id` has `status`, and returns it.
+pub async fn wait_for(host: &TestHost, id: &str, status: &str) -> Value {
+    let admin = host.admin_url("");
+    eventually(
+        Duration::from_secs(10),
+        &format!("event {id} {status}"),
+        || async {
+            event(&host.client, &admin, id)
+                .await
+                .filter(|event| event["status"] == status)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_queued_delivery_is_answered_202_then_handled() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
+    let response = post_with_id(&host, "/hooks/q", "order-1", "{\"n\":1}").await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["x-hookhost-delivery"], "order-1");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "id": "order-1" }));
+
+    let done = wait_for(&host, "order-1", "done").await;
+    assert_eq!(done["attempts"], 1);
+    assert_eq!(done["route"], "/hooks/q");
+    assert!(done["done_at"].is_string(), "{done}");
+    assert!(done["last_error"].is_null(), "{done}");
+
+    // Without a sender id the host makes one, and answers with it.
+    let response = host.post("/hooks/q", "x").await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    wait_for(&host, &id, "done").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_plugin_returning_retry_twice_is_done_after_three_attempts() {
+    let host =
+        TestHost::start_with_admin(&[plugin_with("flaky", GUEST_FLAKY, QUEUE)], |_| {}).await;
+    let response = post_with_id(&host, "/hooks/flaky", "flaky-1", "{}").await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let done = wait_for(&host, "flaky-1", "done").await;
+    assert_eq!(done["attempts"], 3, "{done}");
+    assert_eq!(
+        done["last_error"], "plugin asked to retry: attempt 2 of 3 failed",
+        "the plugin saw attempt 2 before succeeding: {done}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_event_is_dead_with_the_plugins_message() {
+    let host =
+        TestHost::start_with_admin(&[plugin_with("reject", GUEST_REJECT, QUEUE)], |_| {}).await;
+    assert_eq!(
+        post_with_id(&host, "/hooks/reject", "r-1", "{}")
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let dead = wait_for(&host, "r-1", "dead").await;
+    assert_eq!(dead["attempts"], 1, "reject is not retried: {dead}");
+    assert_eq!(
+        dead["last_error"],
+        "plugin rejected the delivery: unsupported event"
+    );
+    assert!(dead["dead_at"].is_string(), "{dead}");
+    assert!(dead["next_attempt_at"].is_null(), "{dead}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_is_dead_when_its_attempts_run_out() {
+    let manifest = format!("{QUEUE}max_attempts = 3\n");
+    let host =
+        TestHost::start_with_admin(&[plugin_with("retry", GUEST_RETRY, &manifest)], |_| {}).await;
+    assert_eq!(
+        post_with_id(&host, "/hooks/retry", "x-1", "{}")
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let dead = wait_for(&host, "x-1", "dead").await;
+    assert_eq!(dead["attempts"], 3, "{dead}");
+    let error = dead["last_error"].as_str().unwrap();
+    assert!(error.contains("downstream unavailable"), "{error}");
+    assert!(error.contains("gave up after 3 attempts"), "{error}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_id_is_answered_200_and_not_queued_again() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
+    let first = post_with_id(&host, "/hooks/q", "dup-1", "first").await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let second = post_with_id(&host, "/hooks/q", "dup-1", "second").await;
+    assert_eq!(second.status(), StatusCode::OK);
+    assert_eq!(second.headers()["x-hookhost-delivery"], "dup-1");
+    let body: Value = second.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({ "id": "dup-1", "duplicate": true })
+    );
+
+    let done = wait_for(&host, "dup-1", "done").await;
+    // Still a duplicate once handled; and the plugin ran once, on the first.
+    let third = post_with_id(&host, "/hooks/q", "dup-1", "third").await;
+    assert_eq!(third.status(), StatusCode::OK);
+    assert_eq!(done["attempts"], 1);
+    let stored = event(&host.client, &host.admin_url(""), "dup-1")
+        .await
+        .unwrap();
+    assert_eq!(stored["request"]["body"], "first");
+    let listed: Value = host
+        .client
+        .get(host.admin_url("/events?route=/hooks/q"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1, "{listed}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_stripe_event_id_is_the_delivery_id() {
+    let host = TestHost::start_with_admin(&[plugin_with("stripe", ECHO, QUEUE)], |_| {}).await;
+    let event = r#"{"id":"evt_1QpX","object":"event","type":"charge.succeeded"}"#;
+    let response = host.post("/hooks/stripe", event).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.json::<Value>().await.unwrap()["id"], "evt_1QpX");
+    let again = host.post("/hooks/stripe", event).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().await.unwrap()["duplicate"], true);
+    wait_for(&host, "evt_1QpX", "done").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn sync_mode_does_not_run_a_delivery_again_once_it_succeeded() {
+    let host = TestHost::start(&[plugin("echo", ECHO), plugin("retry", GUEST_RETRY)]).await;
+    let first = post_with_id(&host, "/hooks/echo", "sync-1", "hello").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.text().await.unwrap(), "hello");
+    // The record is written after the answer: a repeat soon after may still
+    // run; once recorded, it is answered without the plugin (whose answer
+    // would be the echoed body).
+    let body: Value = eventually(Duration::from_secs(5), "duplicate answer", || async {
+        let again = post_with_id(&host, "/hooks/echo", "sync-1", "hello").await;
+        assert_eq!(again.status(), StatusCode::OK);
+        serde_json::from_slice::<Value>(&again.bytes().await.unwrap()).ok()
+    })
+    .await;
+    assert_eq!(
+        body,
+        serde_json::json!({ "id": "sync-1", "duplicate": true })
+    );
+
+    // A delivery that failed is run again when the sender retries it.
+    for _ in 0..2 {
+        let failed = post_with_id(&host, "/hooks/retry", "sync-2", "{}").await;
+        assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivery_that_cannot_be_stored_is_503_and_not_accepted() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
+    let db = host.plugins.parent().unwrap().join("data/inbox.db");
+    // A trigger stands in for a full disk: the store refuses the insert, the
+    // way SQLite refuses one with SQLITE_FULL.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON events
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+
+    let response = post_with_id(&host, "/hooks/q", "full-1", "{}").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body = error_body(response).await;
+    assert!(
+        body["error"].as_str().unwrap().contains("not accepted"),
+        "{body}"
+    );
+    assert!(
+        event(&host.client, &host.admin_url(""), "full-1")
+            .await
+            .is_none()
+    );
+
+    // Once there is room again, the sender's retry is accepted: the failed
+    // attempt left no dedupe record behind.
+    conn.execute_batch("DROP TRIGGER full").unwrap();
+    let retried = post_with_id(&host, "/hooks/q", "full-1", "{}").await;
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    wait_for(&host, "full-1", "done").await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn events_wait_for_a_removed_plugin_and_run_on_the_version_that_returns() {
+    // One event at a time: a slow first event keeps the second waiting.
+    let manifest = "mode = \"queue\"\n[queue]\nconcurrency = 1\n";
+    let host = TestHost::start_with_admin(&[plugin_with("q", GUEST_SLEEPER, manifest)], |config| {
+        config.inbox.orphan_retry = Duration::from_millis(200);
+    })
+    .await;
+    let slow = post_with_id(&host, "/hooks/q?ms=2000", "slow-1", "{}").await;
+    assert_eq!(slow.status(), StatusCode::ACCEPTED);
+    let admin = host.admin_url("");
+    eventually(Duration::from_secs(5), "first event running", || async {
+        event(&host.client, &admin, "slow-1")
+            .await
+            .filter(|e| e["claimed_until"].is_string())
+    })
+    .await;
+    assert_eq!(
+        post_with_id(&host, "/hooks/q", "wait-1", "{}")
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+
+    std::fs::remove_file(host.plugins.join("q.wasm")).unwrap();
+    eventually(Duration::from_secs(5), "route gone", || async {
+        (host.post("/hooks/q", "{}").await.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    // The running attempt finishes on the version it started with.
+    let slow = wait_for(&host, "slow-1", "done").await;
+    assert_eq!(slow["attempts"], 1, "{slow}");
+    let parked = eventually(Duration::from_secs(5), "event parked", || async {
+        event(&host.client, &admin, "wait-1").await.filter(|e| {
+            e["last_error"]
+                .as_str()
+                .is_some_and(|m| m.contains("no plugin serves /hooks/q"))
+        })
+    })
+    .await;
+    assert_eq!(parked["status"], "pending", "never dropped: {parked}");
+    assert_eq!(parked["attempts"], 0, "waiting spends no attempt: {parked}");
+
+    // A new version takes over the waiting event.
+    deploy(&host.plugins, "q", &std::fs::read(ECHO).unwrap());
+    let done = wait_for(&host, "wait-1", "done").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+    host.stop().await;
+}
+
+const ADMIN_TOKEN_VAR: &str = "HOOKHOST_TEST_INBOX_ADMIN_TOKEN";
+
+fn folders() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let data = dir.path().join("data");
+    (dir, plugins, data)
+}
+
+fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", "Bearer inbox-test-token".parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_plugin_sees_attempts_1_2_3_once_each() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin_with("flaky", GUEST_FLAKY, QUEUE)]);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+        .args(["--admin-token", &format!("env:{ADMIN_TOKEN_VAR}")])
+        .env(ADMIN_TOKEN_VAR, "inbox-test-token")
+        .arg("--plugins")
+        .arg(&plugins)
+        .arg("--data")
+        .arg(&data)
+        .args(["--max-concurrency", "16", "--cache-dir"])
+        .arg(crate::support::shared_cache());
+    let host = Binary::start(command);
+    let admin = format!("http://{}", host.admin_addr());
+    let client = admin_client();
+    let response = client
+        .post(host.url("/hooks/flaky"))
+        .header("x-github-delivery", "flaky-log-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let done = eventually(Duration::from_secs(10), "flaky done", || async {
+        event(&client, &admin, "flaky-log-1")
+            .await
+            .filter(|e| e["status"] == "done")
+    })
+    .await;
+    assert_eq!(done["attempts"], 3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = host.log();
+    for attempt in 1..=4 {
+        let line = format!("guest-flaky saw attempt {attempt} (delivery flaky-log-1)");
+        let expected = usize::from(attempt <= 3);
+        assert_eq!(
+            log.matches(&line).count(),
+            expected,
+            "`{line}` logged other than {expected} times:\n{log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_attempt_finish() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin_with("q", GUEST_SLEEPER, QUEUE)]);
+    let args = ["--admin", "127.0.0.1:0"];
+    let mut host = Binary::spawn(&plugins, &data, &args);
+    let admin = format!("http://{}", host.admin_addr());
+    let client = reqwest::Client::new();
+    let response = client
+        .post(host.url("/hooks/q?ms=1000"))
+        .header("idempotency-key", "term-1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    eventually(Duration::from_secs(5), "attempt running", || async {
+        event(&client, &admin, "term-1")
+            .await
+            .filter(|e| e["claimed_until"].is_string())
+    })
+    .await;
+    host.signal("TERM");
+    let exit = host.wait(Duration::from_secs(10));
+    assert!(exit.success(), "{exit:?}; log:\n{}", host.log());
+
+    // After a restart the event is done by that one attempt, not made again.
+    let host = Binary::spawn(&plugins, &data, &args);
+    let admin = format!("http://{}", host.admin_addr());
+    let done = event(&client, &admin, "term-1").await.unwrap();
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["attempts"], 1, "{done}");
+}
+
+/// The bar of issue 5: 8 concurrent senders for 6 s, the host SIGKILLed at
+/// 3 s and restarted on the same data folder; every event answered 202
+/// reaches `done` within 40 s of the restart, and none is marked done twice
+/// (one row per id, `done_at` never changes once set).
+#[test]
+fn sigkill_mid_load_loses_no_accepted_event() {
+    const SENDERS: usize = 8;
+    const LOAD: Duration = Duration::from_secs(6);
+    const KILL_AT: Duration = Duration::from_secs(3);
+    const PACE: Duration = Duration::from_millis(8);
+    let (_dir, plugins, data) = folders();
+    let manifest =
+        "mode = \"queue\"\n[queue]\nconcurrency = 8\n[retry]\nbase = \"50ms\"\nmax = \"500ms\"\n";
+    install(&plugins, &[plugin_with("q", ECHO, manifest)]);
+    let args = ["--admin", "127.0.0.1:0"];
+    let mut host = Binary::spawn(&plugins, &data, &args);
+    let target = Arc::new(Mutex::new(host.url("/hooks/q")));
+
+    // The senders run on their own runtime and thread; this thread kills and
+    // restarts the host meanwhile and points them at the new address.
+    let started = Instant::now();
+    let senders = {
+        let target = target.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap();
+                let tasks: Vec<_> = (0..SENDERS)
+                    .map(|sender| {
+                        let (client, target) = (client.clone(), target.clone());
+                        tokio::spawn(async move {
+                            let (mut accepted, mut failed) = (Vec::new(), 0);
+                            let mut n = 0;
+                            while started.elapsed() < LOAD {
+                                n += 1;
+                                let id = format!("s{sender}-{n}");
+                                let url = target.lock().unwrap().clone();
+                                let sent = client
+                                    .post(url)
+                                    .header("idempotency-key", &id)
+                                    .body(format!("{{\"sender\":{sender},\"n\":{n}}}"))
+                                    .send()
+                                    .await;
+                                match sent.map(|r| r.status()) {
+                                    Ok(StatusCode::ACCEPTED) => {
+                                        accepted.push(id);
+                                        // Paced (~1000 events/s in all), so the
+                                        // rest of the suite keeps its CPU.
+                                        tokio::time::sleep(PACE).await;
+                                    }
+                                    Ok(status) => panic!("{id}: unexpected {status}"),
+                                    Err(_) => {
+                                        // The host is down: a sender retries later.
+                                        failed += 1;
+                                        tokio::time::sleep(Duration::from_millis(20)).await;
+                                    }
+                                }
+                            }
+                            (accepted, failed)
+                        })
+                    })
+                    .collect();
+                let mut accepted = Vec::new();
+                let mut failed = 0;
+                for task in tasks {
+                    let (ids, errors) = task.await.unwrap();
+                    accepted.extend(ids);
+                    failed += errors;
+                }
+                (accepted, failed)
+            })
+        })
+    };
+
+    std::thread::sleep(KILL_AT.saturating_sub(started.elapsed()));
+    host.signal("KILL");
+    let status = host.wait(Duration::from_secs(5));
+    assert!(!status.success(), "killed, not exited: {status:?}");
+    let before_kill = host.log();
+    let host = Binary::spawn(&plugins, &data, &args);
+    let restarted = Instant::now();
+    *target.lock().unwrap() = host.url("/hooks/q");
+    let (accepted, failed) = senders.join().unwrap();
+    assert!(
+        accepted.len() > 100,
+        "only {} events accepted; log before the kill:\n{before_kill}",
+        accepted.len()
+    );
+    assert!(failed > 0, "the kill interrupted no sender");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = format!("http://{}", host.admin_addr());
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        // Everything is handled: no event left pending (or dead) ...
+        loop {
+            let pending = list(&client, &admin, "status=pending&limit=1").await;
+            if pending.is_empty() {
+                break;
+            }
+            assert!(
+                restarted.elapsed() < Duration::from_secs(40),
+                "events still pending 40 s after the restart, e.g. {}",
+                pending[0]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            list(&client, &admin, "status=dead&limit=1")
+                .await
+                .is_empty()
+        );
+        // ... every accepted id is done, in exactly one row ...
+        let first = all_events(&client, &admin).await;
+        for id in &accepted {
+            let rows = first
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} was answered 202 but is not stored"));
+            assert_eq!(rows.len(), 1, "{id}: {rows:?}");
+            assert_eq!(rows[0]["status"], "done", "{id}: {}", rows[0]);
+        }
+        for (id, rows) in &first {
+            assert_eq!(rows.len(), 1, "{id} stored twice: {rows:?}");
+        }
+        // ... and once done, stays done as it was.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let second = all_events(&client, &admin).await;
+        for (id, rows) in &first {
+            assert_eq!(
+                rows[0]["done_at"], second[id][0]["done_at"],
+                "{id} was marked done again"
+            );
+        }
+        eprintln!(
+            "crash test: {} events accepted ({failed} sends refused while \
+             the host was down), {} stored, all done {:?} after the restart",
+            accepted.len(),
+            first.len(),
+            restarted.elapsed()
+        );
+    });
+}
+
+async fn list(client: &reqwest::Client, admin: &str, query: &str) -> Vec<Value> {
+    let page: Value = client
+        .get(format!("{admin}/events?{query}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["events"].as_array().unwrap().clone()
+}
+
+/// Every stored event, by id, through the admin API's pages.
+async fn all_events(client: &reqwest::Client, admin: &str) -> HashMap<String, Vec<Value>> {
+    let mut events: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut query = "limit=1000".to_owned();
+    loop {
+        let page: Value = client
+            .get(format!("{admin}/events?{query}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for event in page["events"].as_array().unwrap() {
+            let id = event["id"].as_str().unwrap().to_owned();
+            events.entry(id).or_default().push(event.clone());
+        }
+        match page["next_before"].as_i64() {
+            Some(before) => query = format!("limit=1000&before={before}"),
+            None => return events,
+        }
+    }
+}
