@@ -622,7 +622,7 @@ fn log_live(plugin: &Plugin, replaced: Option<&Plugin>) {
         None => tracing::info!(
             plugin = %plugin.name,
             route = %plugin.manifest.route,
-            verify = scheme.unwrap_or("none"),
+            verify = %scheme.unwrap_or("none"),
             timeout = ?plugin.manifest.timeout,
             memory = plugin.manifest.memory,
             version = %version,
@@ -632,7 +632,7 @@ fn log_live(plugin: &Plugin, replaced: Option<&Plugin>) {
             plugin = %plugin.name,
             route = %plugin.manifest.route,
             previous_route = %old.manifest.route,
-            verify = scheme.unwrap_or("none"),
+            verify = %scheme.unwrap_or("none"),
             timeout = ?plugin.manifest.timeout,
             memory = plugin.manifest.memory,
             version = %version,
