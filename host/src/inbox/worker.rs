@@ -289,16 +289,16 @@ async fn attempt(
         let outcome = runtime
             .call(&plugin.prepared, &delivery, plugin.limits())
             .await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed_us = started.elapsed().as_micros() as u64;
         let policy = plugin.manifest.retry;
         let (seq, attempt, at) = (event.seq, event.attempt, now_millis());
         let write = match outcome {
             Ok(_) => {
-                tracing::info!(elapsed_ms, "delivered");
+                tracing::info!(elapsed_us, "delivered");
                 Write::Complete { seq, attempt, at }
             }
             Err(err @ CallError::Reject(_)) => {
-                tracing::warn!(error = %err, elapsed_ms, "event is dead: the plugin rejected it");
+                tracing::warn!(error = %err, elapsed_us, "event is dead: the plugin rejected it");
                 Write::Dead {
                     seq,
                     attempt,
@@ -307,7 +307,7 @@ async fn attempt(
                 }
             }
             Err(err) if attempt >= policy.max_attempts => {
-                tracing::warn!(error = %err, elapsed_ms, "event is dead: last attempt failed");
+                tracing::warn!(error = %err, elapsed_us, "event is dead: last attempt failed");
                 Write::Dead {
                     seq,
                     attempt,
@@ -317,7 +317,7 @@ async fn attempt(
             }
             Err(err) => {
                 let wait = jitter(policy.backoff_cap(attempt));
-                tracing::info!(error = %err, elapsed_ms, retry_in = ?wait, "attempt failed; will retry");
+                tracing::info!(error = %err, elapsed_us, retry_in = ?wait, "attempt failed; will retry");
                 Write::Retry {
                     seq,
                     attempt,

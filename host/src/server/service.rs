@@ -110,11 +110,11 @@ impl App {
                 Err(failure) => failure.into_response(&path, &delivery_id.value),
             };
             let status = response.status().as_u16();
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed_us = started.elapsed().as_micros() as u64;
             if response.status().is_server_error() {
-                tracing::warn!(%peer, status, elapsed_ms, "answered");
+                tracing::warn!(%peer, status, elapsed_us, "answered");
             } else {
-                tracing::info!(%peer, status, elapsed_ms, "answered");
+                tracing::info!(%peer, status, elapsed_us, "answered");
             }
             response
         }
@@ -191,7 +191,13 @@ impl App {
             None => None,
         };
 
-        if !id.from_sender
+        // A scheme that signs its message id decides the delivery id: any
+        // other id header is unsigned, and preferring it would let a replayed
+        // request (within the timestamp window) dodge dedupe with a fresh one.
+        if let Some(signed) = signed_id(&parts.headers, verified_by.as_deref()) {
+            *id = signed;
+            tracing::Span::current().record("id", tracing::field::display(&id.value));
+        } else if !id.from_sender
             && let Some(event_id) = stripe_event_id(&body, verified_by.as_deref())
         {
             *id = event_id;
@@ -305,6 +311,23 @@ fn delivery_id(headers: &http::HeaderMap) -> DeliveryId {
         })
 }
 
+/// The message id covered by the signature, for schemes that sign one
+/// (Standard Webhooks: `webhook-id`, or Svix's `svix-id`).
+fn signed_id(headers: &http::HeaderMap, verified_by: Option<&str>) -> Option<DeliveryId> {
+    if verified_by != Some("standard-webhooks") {
+        return None;
+    }
+    ["webhook-id", "svix-id"]
+        .iter()
+        .filter_map(|name| headers.get(*name)?.to_str().ok())
+        .map(str::trim)
+        .find(|id| usable_id(id))
+        .map(|id| DeliveryId {
+            value: id.to_owned(),
+            from_sender: true,
+        })
+}
+
 fn usable_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_DELIVERY_ID
 }
@@ -337,6 +360,17 @@ fn stripe_event_id(body: &[u8], verified_by: Option<&str>) -> Option<DeliveryId>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_message_id_beats_unsigned_id_headers() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", "msg_signed".parse().unwrap());
+        headers.insert("x-github-delivery", "forged".parse().unwrap());
+        let id = signed_id(&headers, Some("standard-webhooks")).unwrap();
+        assert_eq!(id.value, "msg_signed");
+        assert_eq!(signed_id(&headers, Some("github")), None);
+        assert_eq!(signed_id(&headers, None), None);
+    }
 
     #[test]
     fn delivery_id_prefers_sender_ids() {
