@@ -13,6 +13,7 @@
 //! - [`registry`]: the live set of plugins, swapped atomically.
 //! - [`server`]: HTTP accept loop, request path, status codes.
 //! - [`send`]: `hookhost send`, signed test deliveries.
+//! - [`telemetry`]: per-plugin delivery totals, lock-free.
 //! - [`verify`]: signature schemes (GitHub, Stripe, Slack, ...), pure functions.
 //! - [`watch`]: hot reload: watches the plugin folder, SIGHUP.
 //!
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod runtime;
 pub mod send;
 pub mod server;
+pub mod telemetry;
 pub mod verify;
 pub mod watch;
 

@@ -49,6 +49,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
 use crate::runtime::{CallError, CallLimits, Prepared, Runtime};
+use crate::telemetry::PluginStats;
 use crate::verify::SecretResolver;
 
 /// SHA-256 of a file's contents.
@@ -70,6 +71,8 @@ pub struct Plugin {
     pub digest: Digest,
     /// SHA-256 of the manifest bytes, `None` when there was no manifest.
     pub manifest_digest: Option<Digest>,
+    /// How deliveries ended; shared with the plugin's earlier versions.
+    pub stats: Arc<PluginStats>,
 }
 
 impl Plugin {
@@ -504,6 +507,7 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
             prepared,
             digest: tried.component,
             manifest_digest: tried.manifest,
+            stats: previous.map(|p| p.stats.clone()).unwrap_or_default(),
         }),
         tried,
     )

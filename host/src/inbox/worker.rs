@@ -41,6 +41,7 @@ use super::store::{Claimed, Millis, Write, Written, now_millis};
 use super::{Inbox, millis};
 use crate::registry::{Plugin, Registry};
 use crate::runtime::{CallError, Delivery, Header, Runtime};
+use crate::telemetry::Outcome;
 
 /// Longest the dispatcher sleeps without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -289,6 +290,7 @@ async fn attempt(
         let outcome = runtime
             .call(&plugin.prepared, &delivery, plugin.limits())
             .await;
+        plugin.stats.record(Outcome::of(&outcome));
         let elapsed_us = started.elapsed().as_micros() as u64;
         let policy = plugin.manifest.retry;
         let (seq, attempt, at) = (event.seq, event.attempt, now_millis());

@@ -28,6 +28,7 @@ use crate::inbox::{Appended, Inbox, NewEvent};
 use crate::ingress;
 use crate::registry::Registry;
 use crate::runtime::{Delivery, Header, Runtime};
+use crate::telemetry::Outcome;
 
 /// Headers in which senders put their own delivery id, most specific first.
 /// Using the sender's id keeps the id stable across the sender's retries.
@@ -184,6 +185,7 @@ impl App {
                     now: (received_at / 1000) as i64,
                 };
                 if let Err(refusal) = scheme.verify(&input) {
+                    plugin.stats.record(Outcome::Refused);
                     return Err(Failure::Unverified(refusal));
                 }
                 Some(scheme.name().to_owned())
@@ -256,11 +258,12 @@ impl App {
             attempt: 1,
             verified_by,
         };
-        let response = self
+        let result = self
             .runtime
             .call(&plugin.prepared, &delivery, plugin.limits())
-            .await
-            .map_err(Failure::Plugin)?;
+            .await;
+        plugin.stats.record(Outcome::of(&result));
+        let response = result.map_err(Failure::Plugin)?;
         if id.from_sender && (200..300).contains(&response.status) {
             // Not awaited: the sender's answer does not wait for this write.
             let inbox = self.inbox.clone();
