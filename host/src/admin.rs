@@ -11,14 +11,24 @@
 //! With a token, every request must carry `Authorization: Bearer <token>`,
 //! compared in constant time, and any address may be used.
 //!
+//! Health endpoints follow the same rule: a probe of a token-protected API
+//! sends the token too (Kubernetes `httpGet.httpHeaders`). One rule for every
+//! endpoint is easier to reason about than exemptions by path, and the
+//! unauthenticated case is exactly the loopback-only one.
+//!
 //! | request | answer |
 //! |---|---|
+//! | `GET /healthz` | `200 {"status":"ok"}` while the process serves |
+//! | `GET /readyz` | `200 {"status":"ready"}` when the initial plugin load finished and the inbox store takes a write; else `503 {"status":"not ready","reason":…}` |
+//! | `GET /plugins` | every plugin: serving ones with route, mode, scheme, hash, delivery counts; failed ones with their error |
+//! | `POST /plugins/reload` | rescans the plugin folder (as SIGHUP does) and reports what changed |
 //! | `GET /events/{id}[?route=R]` | the newest event with that delivery id, with its request |
 //! | `GET /events?status=&route=&limit=&before=` | events newest first, without requests |
 //! | `POST /events/{id}/replay[?route=R]` | a done or dead event back to pending, due now |
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -31,7 +41,11 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::config::Mode;
 use crate::inbox::{Event, EventKey, Filter, Inbox, Millis, Replayed, Status};
+use crate::registry::{Changes, LoadError, Registry};
+use crate::runtime::Runtime;
+use crate::telemetry::Outcome;
 
 /// Events listed when the request sets no `limit`.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -103,16 +117,43 @@ pub fn check_bind(addr: SocketAddr, token: Option<&Token>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// What the admin API looks at and acts on.
+pub struct Parts {
+    /// The queued events.
+    pub inbox: Arc<Inbox>,
+    /// The live plugins and their load errors.
+    pub registry: Arc<Registry>,
+    /// Compiles plugins on `POST /plugins/reload`.
+    pub runtime: Arc<Runtime>,
+    /// The folder `POST /plugins/reload` rescans.
+    pub plugins_dir: PathBuf,
+}
+
 /// The admin API's request handler.
 pub struct Admin {
     inbox: Arc<Inbox>,
+    registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
+    plugins_dir: PathBuf,
     token: Option<Token>,
 }
 
 impl Admin {
-    /// An admin API over `inbox`, requiring `token` when given.
-    pub fn new(inbox: Arc<Inbox>, token: Option<Token>) -> Self {
-        Self { inbox, token }
+    /// An admin API over `parts`, requiring `token` when given.
+    pub fn new(parts: Parts, token: Option<Token>) -> Self {
+        let Parts {
+            inbox,
+            registry,
+            runtime,
+            plugins_dir,
+        } = parts;
+        Self {
+            inbox,
+            registry,
+            runtime,
+            plugins_dir,
+            token,
+        }
     }
 
     async fn route(&self, request: &Request<Incoming>) -> Result<Value, Refusal> {
@@ -134,13 +175,100 @@ impl Admin {
             .skip(1)
             .collect();
         match (request.method(), segments.as_slice()) {
+            (&Method::GET, ["healthz"]) => Ok(json!({ "status": "ok" })),
+            (&Method::GET, ["readyz"]) => self.ready().await,
+            (&Method::GET, ["plugins"]) => Ok(self.plugins()),
+            (&Method::POST, ["plugins", "reload"]) => self.reload().await,
             (&Method::GET, ["events"]) => self.list(&query).await,
             (&Method::GET, ["events", id]) => self.get(key(id, &query)?).await,
             (&Method::POST, ["events", id, "replay"]) => self.replay(key(id, &query)?).await,
-            (_, ["events"] | ["events", _]) => Err(Refusal::Method("GET")),
-            (_, ["events", _, "replay"]) => Err(Refusal::Method("POST")),
+            (_, ["events"] | ["events", _] | ["healthz"] | ["readyz"]) => {
+                Err(Refusal::Method("GET"))
+            }
+            (_, ["plugins"]) => Err(Refusal::Method("GET")),
+            (_, ["events", _, "replay"] | ["plugins", "reload"]) => Err(Refusal::Method("POST")),
             _ => Err(Refusal::NotFound("no such admin endpoint".into())),
         }
+    }
+
+    /// Ready means the initial plugin load finished and the store takes a
+    /// write. The first holds by construction: [`crate::run`] serves the admin
+    /// listener only after that load (until then connections wait in the
+    /// backlog). The second is checked with a real, committed write, because
+    /// a full disk or a read-only mount shows only when writing.
+    async fn ready(&self) -> Result<Value, Refusal> {
+        match self.inbox.probe().await {
+            Ok(()) => Ok(json!({ "status": "ready" })),
+            Err(err) => {
+                tracing::warn!(error = %err, "not ready: the inbox store refused a write");
+                Err(Refusal::NotReady("the inbox store is not writable".into()))
+            }
+        }
+    }
+
+    /// Serving plugins by name, each with its newest load error if its
+    /// newest files are not what serves; then plugins that failed and serve
+    /// nothing.
+    fn plugins(&self) -> Value {
+        let mut errors = self.registry.errors();
+        let mut plugins: Vec<Value> = self
+            .registry
+            .plugins()
+            .iter()
+            .map(|plugin| {
+                let error = errors.remove(&plugin.name);
+                let deliveries: serde_json::Map<String, Value> = Outcome::ALL
+                    .iter()
+                    .map(|o| (o.as_str().to_owned(), plugin.stats.count(*o).into()))
+                    .collect();
+                json!({
+                    "name": plugin.name,
+                    "serving": true,
+                    "route": plugin.manifest.route,
+                    "mode": match plugin.manifest.mode {
+                        Mode::Sync => "sync",
+                        Mode::Queue => "queue",
+                    },
+                    "scheme": plugin.manifest.verify.as_ref().map(|s| s.name()),
+                    "sha256": hex::encode(plugin.digest),
+                    "loaded_at": humantime::format_rfc3339_millis(plugin.loaded_at).to_string(),
+                    "last_error": error.as_ref().map(error_json),
+                    "deliveries": deliveries,
+                })
+            })
+            .collect();
+        plugins.extend(errors.iter().map(|(name, error)| {
+            json!({
+                "name": name,
+                "serving": false,
+                "last_error": error_json(error),
+            })
+        }));
+        json!({ "plugins": plugins })
+    }
+
+    /// Rescans the folder the way SIGHUP does: every manifest re-validated
+    /// (secrets re-read), unchanged components not recompiled.
+    async fn reload(&self) -> Result<Value, Refusal> {
+        tracing::info!(folder = %self.plugins_dir.display(), "reload requested by an operator");
+        let report = self
+            .registry
+            .reload(&self.runtime, &self.plugins_dir, Changes::Refresh)
+            .await
+            .map_err(|err| Refusal::Reload(format!("{err:#}")))?;
+        Ok(json!({
+            "loaded": report.loaded,
+            "removed": report.removed,
+            "failed": report
+                .failed
+                .iter()
+                .map(|(name, error)| {
+                    let mut value = error_json(error);
+                    value["name"] = name.as_str().into();
+                    value
+                })
+                .collect::<Vec<_>>(),
+        }))
     }
 
     async fn list(&self, query: &Query) -> Result<Value, Refusal> {
@@ -224,13 +352,17 @@ impl crate::server::Handler for Admin {
         let (status, body) = match self.route(&request).await {
             Ok(body) => (StatusCode::OK, body),
             Err(refusal) => {
-                if let Refusal::Store(err) = &refusal {
+                if let Refusal::Store(err) | Refusal::Reload(err) = &refusal {
                     tracing::error!(error = %err, "admin request failed");
                 }
                 if let Refusal::Unauthorized = &refusal {
                     tracing::warn!(%peer, path = %request.uri().path(), "admin request without a valid token");
                 }
-                (refusal.status(), json!({ "error": refusal.message() }))
+                let body = match &refusal {
+                    Refusal::NotReady(reason) => json!({ "status": "not ready", "reason": reason }),
+                    _ => json!({ "error": refusal.message() }),
+                };
+                (refusal.status(), body)
             }
         };
         let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
@@ -248,12 +380,8 @@ impl crate::server::Handler for Admin {
                 );
             }
             StatusCode::METHOD_NOT_ALLOWED => {
-                let allow = if request
-                    .uri()
-                    .path()
-                    .trim_end_matches('/')
-                    .ends_with("/replay")
-                {
+                let path = request.uri().path().trim_end_matches('/');
+                let allow = if path.ends_with("/replay") || path == "/plugins/reload" {
                     "POST"
                 } else {
                     "GET"
@@ -274,6 +402,9 @@ enum Refusal {
     BadRequest(String),
     Conflict(String),
     Store(String),
+    NotReady(String),
+    /// The plugin folder could not be listed.
+    Reload(String),
 }
 
 impl Refusal {
@@ -284,7 +415,8 @@ impl Refusal {
             Refusal::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::Conflict(_) => StatusCode::CONFLICT,
-            Refusal::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Store(_) | Refusal::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Reload(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -293,7 +425,9 @@ impl Refusal {
             Refusal::Unauthorized => "missing or wrong bearer token".into(),
             Refusal::Method(allowed) => format!("use {allowed}"),
             Refusal::Store(_) => "the inbox store failed; see the host log".into(),
+            Refusal::Reload(_) => "the plugin folder could not be read; see the host log".into(),
             Refusal::NotFound(message)
+            | Refusal::NotReady(message)
             | Refusal::BadRequest(message)
             | Refusal::Conflict(message) => message.clone(),
         }
@@ -361,6 +495,14 @@ fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+fn error_json(error: &LoadError) -> Value {
+    json!({
+        "file": error.file.display().to_string(),
+        "reason": error.reason,
+        "at": humantime::format_rfc3339_millis(error.at).to_string(),
+    })
 }
 
 fn time(ms: Millis) -> String {

@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`admin`]: the admin API (events: look up, list, replay) on its own listener.
+//! - [`admin`]: the admin API (health, plugins, reload; events: look up, list,
+//!   replay) on its own listener.
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
 //! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
 //!   workers with retries, dedupe.
@@ -120,8 +121,8 @@ pub async fn run(
     }
     tracing::info!("listening on {scheme}://{addr}");
     let app = Arc::new(server::App::new(
-        registry,
-        runtime,
+        registry.clone(),
+        runtime.clone(),
         inbox.clone(),
         server::Limits {
             max_body: config.max_body,
@@ -146,7 +147,13 @@ pub async fn run(
         let Some(admin_listener) = admin_listener else {
             return;
         };
-        let admin = Arc::new(admin::Admin::new(inbox.clone(), config.admin_token.clone()));
+        let parts = admin::Parts {
+            inbox: inbox.clone(),
+            registry: registry.clone(),
+            runtime: runtime.clone(),
+            plugins_dir: config.plugins_dir.clone(),
+        };
+        let admin = Arc::new(admin::Admin::new(parts, config.admin_token.clone()));
         let options = server::ServeOptions {
             grace: config.shutdown_grace,
             header_timeout: config.header_timeout,

@@ -163,9 +163,9 @@ struct ServeArgs {
     #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = parse_duration)]
     reload_debounce: Duration,
 
-    /// Serve the admin API (look up, list and replay queued events) on this
-    /// address, e.g. `127.0.0.1:9090`. Off by default. An address other than
-    /// loopback needs `--admin-token`.
+    /// Serve the admin API (health, plugins and reload; look up, list and
+    /// replay queued events) on this address, e.g. `127.0.0.1:9090`. Off by
+    /// default. An address other than loopback needs `--admin-token`.
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
 

@@ -139,6 +139,21 @@ impl Inbox {
             .map(drop)
     }
 
+    /// Commits one tiny write through the writer, to learn whether the store
+    /// is writable right now (readiness). It records a dedupe entry on the
+    /// route `""`, which no route can have (routes start with `/`), dated
+    /// long ago so the next purge removes it.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.writer
+            .write(Write::Remember {
+                route: String::new(),
+                id: "readyz-probe".to_owned(),
+                at: 0,
+            })
+            .await
+            .map(drop)
+    }
+
     /// Whether `id` was accepted or handled on `route` within the dedupe
     /// window.
     pub async fn seen(&self, route: &str, id: &str) -> Result<bool, StoreError> {
