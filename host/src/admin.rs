@@ -22,6 +22,7 @@
 //! | `GET /readyz` | `200 {"status":"ready"}` when the initial plugin load finished and the inbox store takes a write; else `503 {"status":"not ready","reason":…}` |
 //! | `GET /plugins` | every plugin: serving ones with route, mode, scheme, hash, delivery counts; failed ones with their error |
 //! | `POST /plugins/reload` | rescans the plugin folder (as SIGHUP does) and reports what changed |
+//! | `GET /metrics` | Prometheus text format (see [`crate::telemetry`]) |
 //! | `GET /events/{id}[?route=R]` | the newest event with that delivery id, with its request |
 //! | `GET /events?status=&route=&limit=&before=` | events newest first, without requests |
 //! | `POST /events/{id}/replay[?route=R]` | a done or dead event back to pending, due now |
@@ -45,7 +46,7 @@ use crate::config::Mode;
 use crate::inbox::{Event, EventKey, Filter, Inbox, Millis, Replayed, Status};
 use crate::registry::{Changes, LoadError, Registry};
 use crate::runtime::Runtime;
-use crate::telemetry::Outcome;
+use crate::telemetry::{Metrics, Outcome};
 
 /// Events listed when the request sets no `limit`.
 pub const DEFAULT_LIST_LIMIT: u32 = 100;
@@ -127,6 +128,8 @@ pub struct Parts {
     pub runtime: Arc<Runtime>,
     /// The folder `POST /plugins/reload` rescans.
     pub plugins_dir: PathBuf,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The admin API's request handler.
@@ -135,6 +138,7 @@ pub struct Admin {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     plugins_dir: PathBuf,
+    metrics: Arc<Metrics>,
     token: Option<Token>,
 }
 
@@ -146,17 +150,19 @@ impl Admin {
             registry,
             runtime,
             plugins_dir,
+            metrics,
         } = parts;
         Self {
             inbox,
             registry,
             runtime,
             plugins_dir,
+            metrics,
             token,
         }
     }
 
-    async fn route(&self, request: &Request<Incoming>) -> Result<Value, Refusal> {
+    async fn route(&self, request: &Request<Incoming>) -> Result<Answer, Refusal> {
         if let Some(token) = &self.token {
             let authorization = request
                 .headers()
@@ -174,7 +180,8 @@ impl Admin {
             .split('/')
             .skip(1)
             .collect();
-        match (request.method(), segments.as_slice()) {
+        let answer = match (request.method(), segments.as_slice()) {
+            (&Method::GET, ["metrics"]) => return Ok(Answer::Metrics(self.metrics().await?)),
             (&Method::GET, ["healthz"]) => Ok(json!({ "status": "ok" })),
             (&Method::GET, ["readyz"]) => self.ready().await,
             (&Method::GET, ["plugins"]) => Ok(self.plugins()),
@@ -185,10 +192,21 @@ impl Admin {
             (_, ["events"] | ["events", _] | ["healthz"] | ["readyz"]) => {
                 Err(Refusal::Method("GET"))
             }
-            (_, ["plugins"]) => Err(Refusal::Method("GET")),
+            (_, ["plugins"] | ["metrics"]) => Err(Refusal::Method("GET")),
             (_, ["events", _, "replay"] | ["plugins", "reload"]) => Err(Refusal::Method("POST")),
             _ => Err(Refusal::NotFound("no such admin endpoint".into())),
-        }
+        };
+        answer.map(Answer::Json)
+    }
+
+    /// The Prometheus exposition, with the queue gauges read now.
+    async fn metrics(&self) -> Result<String, Refusal> {
+        let backlog = self
+            .inbox
+            .backlog()
+            .await
+            .map_err(|err| Refusal::Store(err.to_string()))?;
+        Ok(self.metrics.encode(backlog, crate::inbox::now_millis()))
     }
 
     /// Ready means the initial plugin load finished and the store takes a
@@ -350,7 +368,17 @@ impl crate::server::Handler for Admin {
         peer: SocketAddr,
     ) -> http::Response<Full<Bytes>> {
         let (status, body) = match self.route(&request).await {
-            Ok(body) => (StatusCode::OK, body),
+            Ok(Answer::Json(body)) => (StatusCode::OK, body),
+            Ok(Answer::Metrics(text)) => {
+                let mut response = http::Response::new(Full::new(Bytes::from(text)));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                return response;
+            }
             Err(refusal) => {
                 if let Refusal::Store(err) | Refusal::Reload(err) = &refusal {
                     tracing::error!(error = %err, "admin request failed");
@@ -392,6 +420,13 @@ impl crate::server::Handler for Admin {
         }
         response
     }
+}
+
+/// A successful answer.
+enum Answer {
+    Json(Value),
+    /// `GET /metrics`: text, not JSON.
+    Metrics(String),
 }
 
 /// Why an admin request got no answer body.

@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //!
-//! - [`admin`]: the admin API (health, plugins, reload; events: look up, list,
-//!   replay) on its own listener.
+//! - [`admin`]: the admin API (health, plugins, reload, metrics; events: look
+//!   up, list, replay) on its own listener.
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
 //! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
 //!   workers with retries, dedupe.
@@ -14,7 +14,7 @@
 //! - [`registry`]: the live set of plugins, swapped atomically.
 //! - [`server`]: HTTP accept loop, request path, status codes.
 //! - [`send`]: `hookhost send`, signed test deliveries.
-//! - [`telemetry`]: per-plugin delivery totals, lock-free.
+//! - [`telemetry`]: per-plugin delivery totals and the Prometheus metrics.
 //! - [`verify`]: signature schemes (GitHub, Stripe, Slack, ...), pure functions.
 //! - [`watch`]: hot reload: watches the plugin folder, SIGHUP.
 //!
@@ -98,12 +98,14 @@ pub async fn run(
         );
     }
 
+    let metrics = Arc::new(telemetry::Metrics::new(registry.clone()));
     let reloader = watcher.spawn(registry.clone(), runtime.clone(), config.reload_debounce);
     // After the first load, so queued events find their plugins.
     let workers = inbox::Workers::start(
         inbox.clone(),
         registry.clone(),
         runtime.clone(),
+        metrics.clone(),
         config.shutdown_grace,
     );
 
@@ -124,6 +126,7 @@ pub async fn run(
         registry.clone(),
         runtime.clone(),
         inbox.clone(),
+        metrics.clone(),
         server::Limits {
             max_body: config.max_body,
             body_timeout: config.body_timeout,
@@ -152,6 +155,7 @@ pub async fn run(
             registry: registry.clone(),
             runtime: runtime.clone(),
             plugins_dir: config.plugins_dir.clone(),
+            metrics: metrics.clone(),
         };
         let admin = Arc::new(admin::Admin::new(parts, config.admin_token.clone()));
         let options = server::ServeOptions {

@@ -1,11 +1,32 @@
-//! Running totals about plugin calls, kept lock-free for the request path
-//! and read by the admin API.
+//! What the host counts and how it is exposed: per-plugin delivery totals
+//! (lock-free, read by the admin API) and the Prometheus metrics served at
+//! `GET /metrics`.
 //!
-//! Owns [`PluginStats`]: how each delivery to a plugin ended. Does not own
-//! where calls happen (the server and the queue workers record into it) or
-//! how totals are shown (the admin API).
+//! Owns [`PluginStats`] and [`Metrics`]. Does not own where things happen:
+//! the server, the queue workers and the registry record into these, and the
+//! admin API serves them.
+//!
+//! Strategy: what already has a running total elsewhere (delivery outcomes
+//! in [`PluginStats`], plugin loads in the registry) is read at scrape time by
+//! a collector, not counted twice; the inbox backlog is queried at scrape
+//! time; only what has no other home (requests by route and status,
+//! verification failures, rate limiting, call durations, retries, dead
+//! letters) is counted here as it happens.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::inbox::Backlog;
+use crate::registry::Registry;
 
 use crate::runtime::CallError;
 
@@ -89,6 +110,210 @@ impl PluginStats {
     /// Deliveries that ended with `outcome` so far.
     pub fn count(&self, outcome: Outcome) -> u64 {
         self.outcomes[outcome as usize].load(Ordering::Relaxed)
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Plugin call durations, in seconds: 1 ms to ~16 s, doubling. Plugins are
+/// expected in the low milliseconds; the top buckets show timeouts coming.
+fn call_buckets() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 15,
+    ))
+}
+
+/// The host's Prometheus metrics. Cheap to record into from any thread.
+pub struct Metrics {
+    registry: prometheus_client::registry::Registry,
+    requests: Family<Labels, Counter>,
+    verification_failures: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
+    call_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    retries: Counter,
+    dead_letters: Counter,
+    queue_depth: Gauge,
+    oldest_pending_age: Gauge<f64, AtomicU64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Metrics for a host whose plugins are in `plugins`.
+    pub fn new(plugins: Arc<Registry>) -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_requests",
+            "Webhook requests answered, by route (`unmatched` when no plugin serves the path) and status",
+            requests.clone(),
+        );
+        let verification_failures = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_verification_failures",
+            "Requests refused because their signature did not verify, by route and reason",
+            verification_failures.clone(),
+        );
+        let rate_limited = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_rate_limited",
+            "Requests refused 429 by a route's rate limit, by route",
+            rate_limited.clone(),
+        );
+        let call_duration =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(call_buckets);
+        registry.register(
+            "hookhost_plugin_call_duration_seconds",
+            "Time spent in one plugin call (sync or queued), by plugin",
+            call_duration.clone(),
+        );
+        let retries = Counter::default();
+        registry.register(
+            "hookhost_retries",
+            "Queued attempts that failed and were scheduled again",
+            retries.clone(),
+        );
+        let dead_letters = Counter::default();
+        registry.register(
+            "hookhost_dead_letters",
+            "Queued events that became dead (rejected, or out of attempts)",
+            dead_letters.clone(),
+        );
+        let queue_depth = Gauge::default();
+        registry.register(
+            "hookhost_queue_depth",
+            "Queued events pending (waiting or being attempted)",
+            queue_depth.clone(),
+        );
+        let oldest_pending_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "hookhost_queue_oldest_pending_age_seconds",
+            "Age of the oldest pending queued event; 0 when none is pending",
+            oldest_pending_age.clone(),
+        );
+        registry.register_collector(Box::new(Totals { plugins }));
+        Self {
+            registry,
+            requests,
+            verification_failures,
+            rate_limited,
+            call_duration,
+            retries,
+            dead_letters,
+            queue_depth,
+            oldest_pending_age,
+        }
+    }
+
+    /// One webhook request answered with `status`.
+    pub fn request(&self, route: Option<&str>, status: u16) {
+        let route = route.unwrap_or("unmatched").to_owned();
+        self.requests
+            .get_or_create(&vec![("route", route), ("status", status.to_string())])
+            .inc();
+    }
+
+    /// A request refused by verification for `reason`.
+    pub fn verification_failed(&self, route: &str, reason: &str) {
+        self.verification_failures
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// A request refused by a rate limit on `route`.
+    pub fn rate_limited(&self, route: &str) {
+        self.rate_limited
+            .get_or_create(&vec![("route", route.to_owned())])
+            .inc();
+    }
+
+    /// One plugin call took `elapsed`.
+    pub fn call(&self, plugin: &str, elapsed: Duration) {
+        self.call_duration
+            .get_or_create(&vec![("plugin", plugin.to_owned())])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A queued attempt failed and will be retried.
+    pub fn retry(&self) {
+        self.retries.inc();
+    }
+
+    /// A queued event became dead.
+    pub fn dead_letter(&self) {
+        self.dead_letters.inc();
+    }
+
+    /// The metrics in the Prometheus text format (OpenMetrics flavour), with
+    /// the queue gauges set from `backlog` (read by the caller, which may
+    /// block on the store) as of `now`.
+    pub fn encode(&self, backlog: Backlog, now: crate::inbox::Millis) -> String {
+        self.queue_depth
+            .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
+        let age = backlog
+            .oldest_received_at
+            .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+        self.oldest_pending_age.set(age);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Totals kept elsewhere, read at scrape time.
+struct Totals {
+    plugins: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Totals").finish_non_exhaustive()
+    }
+}
+
+impl Collector for Totals {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let counts = self.plugins.counts();
+        for (name, help, value) in [
+            (
+                "hookhost_plugin_loads",
+                "Plugin versions that went live (start-up, hot reload, SIGHUP, POST /plugins/reload)",
+                counts.loaded,
+            ),
+            (
+                "hookhost_plugin_load_failures",
+                "Plugin versions that failed to load (each distinct failure once)",
+                counts.failed,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "hookhost_deliveries",
+            "Deliveries to serving plugins by outcome (as in GET /plugins), since the plugin was first loaded",
+            None,
+            MetricType::Counter,
+        )?;
+        for plugin in self.plugins.plugins() {
+            for outcome in Outcome::ALL {
+                let labels: Labels = vec![
+                    ("plugin", plugin.name.clone()),
+                    ("outcome", outcome.as_str().to_owned()),
+                ];
+                let metric = family.encode_family(&labels)?;
+                ConstCounter::new(plugin.stats.count(outcome)).encode(metric)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ mod guests;
 mod health;
 mod inbox;
 mod ingress;
+mod metrics;
 mod plugins;
 mod reload;
 mod sandbox;

@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use store::{
-    Appended, Claimed, Event, EventKey, Filter, Millis, NewEvent, Replayed, Status, Store,
+    Appended, Backlog, Claimed, Event, EventKey, Filter, Millis, NewEvent, Replayed, Status, Store,
     StoreError, StoredRequest, Write, Written, now_millis,
 };
 pub use worker::Workers;
@@ -152,6 +152,11 @@ impl Inbox {
             })
             .await
             .map(drop)
+    }
+
+    /// How many events are pending and when the oldest arrived.
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.read(|store| store.backlog()).await
     }
 
     /// Whether `id` was accepted or handled on `route` within the dedupe

@@ -31,8 +31,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use super::store::{
-    Appended, Claimed, Event, EventKey, Filter, Millis, Replayed, Status, Store, StoreError,
-    StoredRequest, Write, Written, now_millis,
+    Appended, Backlog, Claimed, Event, EventKey, Filter, Millis, Replayed, Status, Store,
+    StoreError, StoredRequest, Write, Written, now_millis,
 };
 
 /// The schema version this host writes.
@@ -341,6 +341,29 @@ impl Store for SqliteStore {
             )?
             .query_row(params![now], |row| row.get(0))
             .optional()
+        })
+    }
+
+    fn backlog(&self) -> Result<Backlog, StoreError> {
+        self.read(|conn| {
+            // Both from the (status, seq) index; seq is arrival order, so the
+            // lowest pending seq is the oldest pending event.
+            let pending: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM events INDEXED BY events_status WHERE status = 'pending'",
+                )?
+                .query_row([], |row| row.get(0))?;
+            let oldest_received_at = conn
+                .prepare_cached(
+                    "SELECT received_at FROM events INDEXED BY events_status
+                     WHERE status = 'pending' ORDER BY seq LIMIT 1",
+                )?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            Ok(Backlog {
+                pending: u64::try_from(pending).unwrap_or_default(),
+                oldest_received_at,
+            })
         })
     }
 }

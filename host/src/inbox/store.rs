@@ -336,4 +336,16 @@ pub trait Store: Send + Sync {
     /// The earliest time after `now` at which a pending event becomes due
     /// (a retry, or the end of a lease), if any.
     fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError>;
+
+    /// How many events are pending, and when the oldest of them arrived.
+    fn backlog(&self) -> Result<Backlog, StoreError>;
+}
+
+/// The pending part of the inbox, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Events waiting for an attempt or running one.
+    pub pending: u64,
+    /// When the oldest pending event was received; `None` when there is none.
+    pub oldest_received_at: Option<Millis>,
 }

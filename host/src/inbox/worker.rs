@@ -41,7 +41,7 @@ use super::store::{Claimed, Millis, Write, Written, now_millis};
 use super::{Inbox, millis};
 use crate::registry::{Plugin, Registry};
 use crate::runtime::{CallError, Delivery, Header, Runtime};
-use crate::telemetry::Outcome;
+use crate::telemetry::{Metrics, Outcome};
 
 /// Longest the dispatcher sleeps without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -73,6 +73,7 @@ impl Workers {
         inbox: Arc<Inbox>,
         registry: Arc<Registry>,
         runtime: Arc<Runtime>,
+        metrics: Arc<Metrics>,
         grace: Duration,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
@@ -80,6 +81,7 @@ impl Workers {
             inbox: inbox.clone(),
             registry,
             runtime,
+            metrics,
             running: HashMap::new(),
             attempts: JoinSet::new(),
         };
@@ -103,6 +105,7 @@ struct Dispatcher {
     inbox: Arc<Inbox>,
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
     /// Attempts running, per route.
     running: HashMap<String, u32>,
     /// Running attempts; each yields its route when it ends.
@@ -212,6 +215,7 @@ impl Dispatcher {
                 self.attempts.spawn(attempt(
                     self.inbox.clone(),
                     self.runtime.clone(),
+                    self.metrics.clone(),
                     plugin.clone(),
                     event,
                 ));
@@ -258,6 +262,7 @@ impl Dispatcher {
 async fn attempt(
     inbox: Arc<Inbox>,
     runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
     plugin: Arc<Plugin>,
     event: Claimed,
 ) -> String {
@@ -290,8 +295,10 @@ async fn attempt(
         let outcome = runtime
             .call(&plugin.prepared, &delivery, plugin.limits())
             .await;
+        let elapsed = started.elapsed();
         plugin.stats.record(Outcome::of(&outcome));
-        let elapsed_us = started.elapsed().as_micros() as u64;
+        metrics.call(&plugin.name, elapsed);
+        let elapsed_us = elapsed.as_micros() as u64;
         let policy = plugin.manifest.retry;
         let (seq, attempt, at) = (event.seq, event.attempt, now_millis());
         let write = match outcome {
@@ -328,6 +335,11 @@ async fn attempt(
                 }
             }
         };
+        match &write {
+            Write::Retry { .. } => metrics.retry(),
+            Write::Dead { .. } => metrics.dead_letter(),
+            _ => {}
+        }
         match inbox.write(write).await {
             Ok(Written::Applied(true)) => {}
             Ok(_) => tracing::warn!(

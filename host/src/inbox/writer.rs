@@ -200,6 +200,9 @@ mod tests {
         fn next_due(&self, _: Millis) -> Result<Option<Millis>, StoreError> {
             Ok(None)
         }
+        fn backlog(&self) -> Result<crate::inbox::Backlog, StoreError> {
+            Ok(Default::default())
+        }
     }
 
     fn remember(n: usize) -> Write {

@@ -28,7 +28,7 @@ use crate::inbox::{Appended, Inbox, NewEvent};
 use crate::ingress;
 use crate::registry::Registry;
 use crate::runtime::{Delivery, Header, Runtime};
-use crate::telemetry::Outcome;
+use crate::telemetry::{Metrics, Outcome};
 
 /// Headers in which senders put their own delivery id, most specific first.
 /// Using the sender's id keeps the id stable across the sender's retries.
@@ -61,6 +61,7 @@ pub struct App {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     inbox: Arc<Inbox>,
+    metrics: Arc<Metrics>,
     limits: Limits,
 }
 
@@ -79,12 +80,14 @@ impl App {
         registry: Arc<Registry>,
         runtime: Arc<Runtime>,
         inbox: Arc<Inbox>,
+        metrics: Arc<Metrics>,
         limits: Limits,
     ) -> Self {
         Self {
             registry,
             runtime,
             inbox,
+            metrics,
             limits,
         }
     }
@@ -106,11 +109,13 @@ impl App {
             client = tracing::field::Empty,
         );
         async move {
-            let response = match self.run(request, peer, &mut delivery_id).await {
+            let mut route = None;
+            let response = match self.run(request, peer, &mut delivery_id, &mut route).await {
                 Ok(response) => response,
                 Err(failure) => failure.into_response(&path, &delivery_id.value),
             };
             let status = response.status().as_u16();
+            self.metrics.request(route.as_deref(), status);
             let elapsed_us = started.elapsed().as_micros() as u64;
             if response.status().is_server_error() {
                 tracing::warn!(%peer, status, elapsed_us, "answered");
@@ -128,6 +133,7 @@ impl App {
         request: Request<Incoming>,
         peer: SocketAddr,
         id: &mut DeliveryId,
+        matched: &mut Option<String>,
     ) -> Result<http::Response<Full<Bytes>>, Failure> {
         let received_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -138,15 +144,17 @@ impl App {
             .lookup(request.uri().path())
             .ok_or(Failure::NoRoute)?;
         tracing::Span::current().record("plugin", tracing::field::display(&plugin.name));
+        *matched = Some(plugin.manifest.route.clone());
         // Who is asking comes before anything that costs work: refused and
         // flooding clients never get to the body, let alone verification.
         let client = ingress::client_ip(peer.ip(), request.headers(), &self.limits.trusted_proxies);
         tracing::Span::current().record("client", tracing::field::display(client));
-        plugin
-            .manifest
-            .ingress
-            .admit(client)
-            .map_err(Failure::Ingress)?;
+        plugin.manifest.ingress.admit(client).map_err(|refused| {
+            if let ingress::Refused::RateLimited { .. } = refused {
+                self.metrics.rate_limited(&plugin.manifest.route);
+            }
+            Failure::Ingress(refused)
+        })?;
         if request.method() != Method::POST {
             return Err(Failure::MethodNotAllowed);
         }
@@ -186,6 +194,8 @@ impl App {
                 };
                 if let Err(refusal) = scheme.verify(&input) {
                     plugin.stats.record(Outcome::Refused);
+                    self.metrics
+                        .verification_failed(&plugin.manifest.route, refusal.reason());
                     return Err(Failure::Unverified(refusal));
                 }
                 Some(scheme.name().to_owned())
@@ -258,10 +268,12 @@ impl App {
             attempt: 1,
             verified_by,
         };
+        let called = Instant::now();
         let result = self
             .runtime
             .call(&plugin.prepared, &delivery, plugin.limits())
             .await;
+        self.metrics.call(&plugin.name, called.elapsed());
         plugin.stats.record(Outcome::of(&result));
         let response = result.map_err(Failure::Plugin)?;
         if id.from_sender && (200..300).contains(&response.status) {
