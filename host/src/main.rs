@@ -17,6 +17,19 @@ use hookhost::config::{self, HostConfig};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// Log lines as text for people (`pretty`) or one JSON object per line
+    /// for log collectors (`json`: every line about a delivery carries its
+    /// span's `route`, `plugin` and `id`). `RUST_LOG` filters either
+    /// (default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, value_name = "FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -204,7 +217,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Send(args) => send(args),
@@ -218,18 +231,28 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal (and never with NO_COLOR):
-    // escape codes in files and log collectors are noise.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => {
+            // Colours only for a person at a terminal (and never with
+            // NO_COLOR): escape codes in files and log collectors are noise.
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).init();
+        }
+        // The current span (`span`) and its parents (`spans`) with their
+        // fields: a collector can filter on `span.plugin` or `span.id`.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -285,3 +285,48 @@ fn send_signs_like_the_sender_and_reports_the_answer() {
     let stdout = String::from_utf8_lossy(&stale.stdout);
     assert!(stdout.contains("timestamp outside tolerance"), "{stdout}");
 }
+
+#[test]
+fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+    let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
+    let (status, _) = blocking::post(
+        &host.url("/hooks/logger"),
+        b"{}".to_vec(),
+        &[("x-github-delivery", "json-delivery-9")],
+    );
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let log = host.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+        })
+        .collect();
+    // Every line logged inside the delivery's span (or a span within it)
+    // names the delivery.
+    let delivery: Vec<(&serde_json::Value, &serde_json::Value)> = lines
+        .iter()
+        .filter_map(|line| {
+            let span = line["spans"]
+                .as_array()?
+                .iter()
+                .find(|span| span["name"] == "delivery")?;
+            Some((line, span))
+        })
+        .collect();
+    assert!(
+        delivery
+            .iter()
+            .any(|(line, _)| line["fields"]["message"] == "answered"),
+        "no answered line; log:\n{log}"
+    );
+    assert!(delivery.len() >= 3, "guest lines missing; log:\n{log}");
+    for (line, span) in &delivery {
+        assert_eq!(span["route"], "/hooks/logger", "{line}");
+        assert_eq!(span["plugin"], "logger", "{line}");
+        assert_eq!(span["id"], "json-delivery-9", "{line}");
+    }
+}

@@ -210,6 +210,14 @@ pub struct Binary {
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// The `ADDR` at the start of `text`: up to the end of the line, or of the
+/// JSON string it is in (`--log-format json`).
+fn address(text: &str) -> &str {
+    text.split(|c: char| !(c.is_ascii_hexdigit() || ".:[]".contains(c)))
+        .next()
+        .unwrap_or_default()
+}
+
 impl Binary {
     /// Spawns `hookhost serve` on 127.0.0.1:0 with `plugins_dir`, the shared
     /// compile cache and extra
@@ -254,7 +262,7 @@ impl Binary {
                 if let Some(rest) = line.split("listening on http://").nth(1)
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(rest.trim().to_owned());
+                    let _ = tx.send(address(rest).to_owned());
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
@@ -289,8 +297,8 @@ impl Binary {
         let log = self.log();
         log.lines()
             .find_map(|line| line.split("admin API at http://").nth(1))
+            .map(address)
             .unwrap_or_else(|| panic!("no admin API line in the log:\n{log}"))
-            .trim()
             .parse()
             .unwrap()
     }
