@@ -90,6 +90,17 @@ impl Token {
         Self(token.into())
     }
 
+    /// The `Authorization` header value that carries this token, marked
+    /// sensitive so HTTP libraries never log it.
+    pub fn bearer(&self) -> http::HeaderValue {
+        let mut value = b"Bearer ".to_vec();
+        value.extend_from_slice(&self.0);
+        let mut value = http::HeaderValue::from_bytes(&value)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("Bearer invalid-token-bytes"));
+        value.set_sensitive(true);
+        value
+    }
+
     /// Constant-time check of an `Authorization` header value.
     fn admits(&self, authorization: Option<&[u8]>) -> bool {
         let Some(given) = authorization.and_then(|value| value.strip_prefix(b"Bearer ")) else {

@@ -6,6 +6,7 @@
 //!
 //! - [`admin`]: the admin API (health, plugins, reload, metrics; events: look
 //!   up, list, replay) on its own listener.
+//! - [`console`]: `hookhost plugins` and `hookhost events`, the admin API's CLI.
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
 //! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
 //!   workers with retries, dedupe.
@@ -23,6 +24,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod console;
 pub mod inbox;
 pub mod ingress;
 pub mod registry;

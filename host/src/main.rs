@@ -40,6 +40,74 @@ enum Command {
     ///
     /// Exits 0 when the answer is 2xx, 1 otherwise.
     Send(SendArgs),
+    /// List the plugins of a running host: route, mode, scheme, deliveries
+    /// by outcome, and why a plugin failed to load (admin API `GET /plugins`).
+    Plugins(AdminArgs),
+    /// List, show and replay a running host's queued events (admin API).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+/// How to reach a running host's admin API.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The admin API's base URL (the host's `--admin ADDR`).
+    #[arg(long = "admin", default_value = DEFAULT_ADMIN_URL, value_name = "URL")]
+    admin: http::Uri,
+
+    /// The host's `--admin-token`, read from `env:VAR` or `file:PATH`.
+    #[arg(long, value_name = "env:VAR|file:PATH")]
+    token: Option<String>,
+
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where `hookhost plugins` and `hookhost events` look by default: the
+/// address the README suggests for `--admin`.
+const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9090";
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Events newest first, without their requests.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only events in this state: `pending`, `done` or `dead`.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Only events of this route, e.g. `/hooks/github`.
+        #[arg(long, value_name = "ROUTE")]
+        route: Option<String>,
+        /// Most events to show (1-1000) [default: 100].
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Next page: the `--before` printed under a full page.
+        #[arg(long, value_name = "SEQ")]
+        before: Option<i64>,
+    },
+    /// One event with its request (secret-bearing headers redacted), as JSON.
+    Show {
+        /// The delivery id.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The route, when the id came on more than one.
+        #[arg(long, value_name = "ROUTE")]
+        route: Option<String>,
+    },
+    /// Put a done or dead event back to pending, due now, with a fresh retry
+    /// budget.
+    Replay {
+        /// The delivery id.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// The route, when the id came on more than one.
+        #[arg(long, value_name = "ROUTE")]
+        route: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -221,6 +289,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Send(args) => send(args),
+        Command::Plugins(args) => {
+            console(
+                &args,
+                |target, json| async move { target.plugins(json).await },
+            )
+        }
+        Command::Events(command) => events(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -376,6 +451,59 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
     } else {
         std::process::exit(1)
     }
+}
+
+fn events(command: EventsCommand) -> anyhow::Result<()> {
+    match command {
+        EventsCommand::List {
+            admin,
+            status,
+            route,
+            limit,
+            before,
+        } => {
+            let filter = hookhost::console::ListFilter {
+                status,
+                route,
+                limit,
+                before,
+            };
+            console(&admin, |target, json| async move {
+                target.list(&filter, json).await
+            })
+        }
+        EventsCommand::Show { id, admin, route } => console(&admin, |target, _| async move {
+            target.show(&id, route.as_deref()).await
+        }),
+        EventsCommand::Replay { id, admin, route } => console(&admin, |target, json| async move {
+            target.replay(&id, route.as_deref(), json).await
+        }),
+    }
+}
+
+/// Runs one admin API request and prints its answer to stdout.
+fn console<F, Fut>(args: &AdminArgs, request: F) -> anyhow::Result<()>
+where
+    F: FnOnce(std::sync::Arc<hookhost::console::Target>, bool) -> Fut,
+    Fut: Future<Output = anyhow::Result<String>>,
+{
+    let token = args
+        .token
+        .as_deref()
+        .map(hookhost::admin::Token::resolve)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("--token: {why}"))?;
+    let target = std::sync::Arc::new(hookhost::console::Target {
+        admin: args.admin.clone(),
+        token,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let out = runtime.block_on(request(target, args.json))?;
+    print!("{out}");
+    Ok(())
 }
 
 /// Registers the SIGINT and SIGTERM handlers now, before plugins load (so a

@@ -137,7 +137,7 @@ fn a_missing_plugin_folder_fails_start_up_with_a_clear_error() {
 }
 
 /// Minimal blocking HTTP client for tests that run outside an async runtime.
-mod blocking {
+pub mod blocking {
     pub fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

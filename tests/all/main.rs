@@ -8,6 +8,7 @@
 
 mod admin;
 mod cli;
+mod console;
 mod examples;
 mod guests;
 mod health;
