@@ -330,3 +330,24 @@ fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
         assert_eq!(span["id"], "json-delivery-9", "{line}");
     }
 }
+
+/// The defaults and the README's `make run` use relative folders
+/// (`./plugins`, `./data`): they must work as given, cache included.
+#[test]
+fn relative_plugin_and_data_folders_work() {
+    let (dir, plugins, _data) = folders();
+    install(&plugins, &[plugin("echo", ECHO)]);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"));
+    command
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--max-concurrency", "4"])
+        .args(["--plugins", "plugins", "--data", "data"]);
+    let host = Binary::start(command);
+    let (status, body) = blocking::post(&host.url("/hooks/echo"), b"relative".to_vec(), &[]);
+    assert_eq!(status, 200, "{}", host.log());
+    assert_eq!(body, b"relative");
+    assert!(
+        dir.path().join("data/cache").is_dir(),
+        "the compile cache is under ./data"
+    );
+}

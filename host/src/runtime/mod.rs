@@ -108,6 +108,10 @@ impl Runtime {
         if let Some(dir) = &config.cache_dir {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create cache folder {}", dir.display()))?;
+            // wasmtime's cache insists on an absolute path; operators write
+            // relative ones (`--data ./data` is the default).
+            let dir = std::path::absolute(dir)
+                .with_context(|| format!("cannot resolve cache folder {}", dir.display()))?;
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             wasm.cache(Some(wasmtime::Cache::new(cache)?));
