@@ -4,15 +4,7 @@ use std::time::Duration;
 
 use hookhost_test_artifacts::{ECHO, GUEST_LOGGER, GUEST_SLEEPER};
 
-use crate::support::{Binary, install, plugin, plugin_with};
-
-fn folders() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let data = dir.path().join("data");
-    (dir, plugins, data)
-}
+use crate::support::{Binary, folders, install, plugin, plugin_with};
 
 #[test]
 fn serve_logs_its_address_and_answers() {

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
-    Binary, TestHost, deploy, error_body, eventually, install, plugin, plugin_with,
+    Binary, TestHost, deploy, error_body, eventually, folders, install, plugin, plugin_with,
 };
 
 /// Queue mode with quick retries, so tests never wait long.
@@ -309,14 +309,6 @@ async fn events_wait_for_a_removed_plugin_and_run_on_the_version_that_returns() 
 }
 
 const ADMIN_TOKEN_VAR: &str = "HOOKHOST_TEST_INBOX_ADMIN_TOKEN";
-
-fn folders() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    let data = dir.path().join("data");
-    (dir, plugins, data)
-}
 
 fn admin_client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();

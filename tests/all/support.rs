@@ -47,6 +47,16 @@ pub fn install(dir: &Path, plugins: &[Plugin<'_>]) {
     }
 }
 
+/// A temporary folder with an empty `plugins/` and a `data/` path, for
+/// tests that spawn the binary: (the folder, plugins, data).
+pub fn folders() -> (TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let data = dir.path().join("data");
+    (dir, plugins, data)
+}
+
 /// Compiled code shared by every test host of this test run, so each plugin is
 /// compiled by Cranelift once, not once per test.
 pub fn shared_cache() -> PathBuf {
