@@ -7,6 +7,7 @@
 //! - [`admin`]: the admin API (health, plugins, reload, metrics; events: look
 //!   up, list, replay) on its own listener.
 //! - [`console`]: `hookhost plugins` and `hookhost events`, the admin API's CLI.
+//! - [`check`]: `hookhost check`, offline validation of a plugin.
 //! - [`config`]: host configuration and plugin manifests, validated once at load.
 //! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
 //!   workers with retries, dedupe.
@@ -15,6 +16,7 @@
 //! - [`registry`]: the live set of plugins, swapped atomically.
 //! - [`server`]: HTTP accept loop, request path, status codes.
 //! - [`send`]: `hookhost send`, signed test deliveries.
+//! - [`settings`]: `serve` settings from `hookhost.toml`, flags and `HOOKHOST_*`.
 //! - [`telemetry`]: per-plugin delivery totals and the Prometheus metrics.
 //! - [`verify`]: signature schemes (GitHub, Stripe, Slack, ...), pure functions.
 //! - [`watch`]: hot reload: watches the plugin folder, SIGHUP.
@@ -23,6 +25,7 @@
 //! listeners and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
 
 pub mod admin;
+pub mod check;
 pub mod config;
 pub mod console;
 pub mod inbox;
@@ -31,6 +34,7 @@ pub mod registry;
 pub mod runtime;
 pub mod send;
 pub mod server;
+pub mod settings;
 pub mod telemetry;
 pub mod verify;
 pub mod watch;

@@ -1,14 +1,12 @@
 //! The `hookhost` command line: parse flags, install logging, bind, call the
 //! library. No logic lives here.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use hookhost::config::{self, HostConfig};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+use hookhost::settings::{self, LogFormat, ServeSettings};
 
 /// Receive webhooks, verify them and run each one through a sandboxed
 /// WebAssembly plugin.
@@ -18,18 +16,13 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
-    /// Log lines as text for people (`pretty`) or one JSON object per line
-    /// for log collectors (`json`: every line about a delivery carries its
-    /// span's `route`, `plugin` and `id`). `RUST_LOG` filters either
-    /// (default `info`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, value_name = "FORMAT")]
-    log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Pretty,
-    Json,
+    /// Log lines as text for people (`pretty`, the default) or one JSON
+    /// object per line for log collectors (`json`: every line about a
+    /// delivery carries its span's `route`, `plugin` and `id`). `RUST_LOG`
+    /// filters either (default `info`). Also `HOOKHOST_LOG_FORMAT`, and
+    /// `log_format` in `hookhost.toml`.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 #[derive(Subcommand)]
@@ -46,6 +39,23 @@ enum Command {
     /// List, show and replay a running host's queued events (admin API).
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Validate a plugin offline, as the host would load it: the manifest,
+    /// the component against the hookhost world, and a first instantiation
+    /// within the manifest's limits.
+    ///
+    /// Exits 0 when the plugin would load, 1 with the reason otherwise.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The component, `NAME.wasm`.
+    #[arg(value_name = "PLUGIN.wasm")]
+    wasm: PathBuf,
+
+    /// Its manifest [default: NAME.toml beside the component, if present].
+    #[arg(long, value_name = "NAME.toml")]
+    manifest: Option<PathBuf>,
 }
 
 /// How to reach a running host's admin API.
@@ -158,144 +168,97 @@ struct SendArgs {
     #[arg(long, value_name = "ENC", requires = "scheme")]
     encoding: Option<String>,
 
+    /// `twilio`: the public URL the route's manifest `url` names (Twilio signs
+    /// that URL, not the one the request is sent to, e.g. through a tunnel or
+    /// proxy).
+    #[arg(long, value_name = "URL", requires = "scheme")]
+    public_url: Option<String>,
+
     /// Sign as of this Unix time instead of now (to test stale timestamps).
     #[arg(long, value_name = "SECONDS", requires = "scheme")]
     timestamp: Option<i64>,
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Every setting can also be given in a config file (--config, key = the flag's \
+name with `_` for `-`, e.g. `max_body = \"4MiB\"`) or as an environment variable \
+(HOOKHOST_ + the key in capitals, e.g. HOOKHOST_MAX_BODY=4MiB). Environment beats flags, \
+flags beat the file. `--print-config` shows the result and where each value came from."
+)]
 struct ServeArgs {
-    /// Address to listen on. Use port 0 to pick a free port (the chosen
-    /// address is logged as `listening on http://ADDR`).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    listen: SocketAddr,
+    /// Read settings from this TOML file (also `HOOKHOST_CONFIG`); flags and
+    /// `HOOKHOST_*` variables override what it says.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
 
-    /// Folder of plugins: each `NAME.wasm` is served at `/hooks/NAME` unless
-    /// its optional `NAME.toml` manifest says otherwise.
-    #[arg(long, default_value = "./plugins", value_name = "DIR")]
-    plugins: PathBuf,
+    /// Print the effective settings as a config file, each with where its
+    /// value came from, and exit.
+    #[arg(long)]
+    print_config: bool,
 
-    /// Folder for host state: the inbox (`inbox.db`, queued events) and the
-    /// compile cache. One host per folder.
-    #[arg(long, default_value = "./data", value_name = "DIR")]
-    data: PathBuf,
-
-    /// Largest request body accepted; larger bodies are answered 413.
-    /// Accepts sizes like `1MiB`, `512KiB` or a number of bytes.
-    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
-    max_body: u64,
-
-    /// Most plugin calls running at once; more wait for a free slot (up to the
-    /// plugin's timeout, then 503). Also sizes the pre-reserved instance pool.
-    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    max_concurrency: u32,
-
-    /// On SIGINT/SIGTERM, how long to wait for in-flight deliveries to finish
-    /// before exiting anyway (e.g. `30s`).
-    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
-    shutdown_grace: Duration,
-
-    /// Where compiled plugins are cached, keyed by content and engine
-    /// settings, so restarts do not recompile [default: DATA/cache].
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-
-    /// Do not cache compiled plugins (every start recompiles).
-    #[arg(long, conflicts_with = "cache_dir")]
-    no_cache: bool,
-
-    /// A proxy or load balancer whose `X-Forwarded-For` header is believed
-    /// (CIDR or address; repeatable). From anyone else the header is ignored
-    /// and the TCP peer is the client.
-    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = hookhost::ingress::parse_net)]
-    trusted_proxies: Vec<ipnet::IpNet>,
-
-    /// How long a client may take to send a request's headers (or finish the
-    /// TLS handshake) before it is disconnected.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
-    header_timeout: Duration,
-
-    /// How long a client may take to send the whole body; then 408.
-    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
-    body_timeout: Duration,
-
-    /// Serve HTTPS (HTTP/1.1 and HTTP/2) with this PEM certificate chain.
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-
-    /// The PEM private key for `--tls-cert`.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-
-    /// Most client connections open at once; further clients wait in the
-    /// kernel's accept queue until one closes.
-    #[arg(long, default_value_t = hookhost::config::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
-    max_connections: usize,
-
-    /// Find changes in the plugin folder by polling it at this interval
-    /// instead of OS notifications, for file systems that send none (NFS,
-    /// some FUSE and container mounts). `--poll` alone polls every second.
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "1s", value_parser = parse_duration)]
-    poll: Option<Duration>,
-
-    /// After a change in the plugin folder, wait until it has been quiet this
-    /// long before reloading, so one copy or editor save is one reload.
-    #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = parse_duration)]
-    reload_debounce: Duration,
-
-    /// Serve the admin API (health, plugins and reload; look up, list and
-    /// replay queued events) on this address, e.g. `127.0.0.1:9090`. Off by
-    /// default. An address other than loopback needs `--admin-token`.
-    #[arg(long, value_name = "ADDR")]
-    admin: Option<SocketAddr>,
-
-    /// Require `Authorization: Bearer <token>` on the admin API, with the
-    /// token read from `env:VAR` or `file:PATH`.
-    #[arg(long, value_name = "env:VAR|file:PATH", requires = "admin")]
-    admin_token: Option<String>,
-
-    /// How long a sender's delivery id is remembered: a second delivery with
-    /// the same id on the same route within this window is answered
-    /// `200 {"duplicate": true}` and not handled again.
-    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_duration)]
-    dedupe_window: Duration,
-
-    /// How long done events stay in the inbox (for the admin API) before they
-    /// are deleted. Dead events stay until replayed.
-    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = parse_duration)]
-    retention: Duration,
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    let size = config::parse_size(text)?;
-    // Bodies are buffered whole before verification: keep one request's
-    // memory bounded.
-    if size > config::MAX_ROUTE_BODY {
-        return Err(format!(
-            "{text} is more than the 64MiB a request may buffer"
-        ));
-    }
-    Ok(size)
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    config::parse_duration(text)
+    #[command(flatten)]
+    settings: ServeSettings,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Send(args) => send(args),
-        Command::Plugins(args) => {
-            console(
-                &args,
-                |target, json| async move { target.plugins(json).await },
-            )
+        Command::Serve(args) => {
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .expect("clap matched the serve subcommand");
+            // Settings are resolved before logging starts, since they choose
+            // the log format: their errors go straight to stderr.
+            let resolved = match settings::resolve(
+                serve_matches,
+                args.config.as_deref(),
+                cli.log_format,
+                &settings::process_env(),
+            ) {
+                Ok(resolved) => resolved,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if args.print_config {
+                print!("{}", resolved.to_toml());
+                return ExitCode::SUCCESS;
+            }
+            init_logging(resolved.log_format);
+            serve(resolved)
         }
-        Command::Events(command) => events(command),
+        command => {
+            // The same order as for `serve`: the variable, then the flag.
+            let format = match std::env::var("HOOKHOST_LOG_FORMAT") {
+                Ok(text) => match settings::parse_log_format(&text) {
+                    Ok(format) => format,
+                    Err(why) => {
+                        eprintln!("error: HOOKHOST_LOG_FORMAT: {why}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                Err(_) => cli.log_format.unwrap_or(LogFormat::Pretty),
+            };
+            init_logging(format);
+            match command {
+                Command::Serve(_) => unreachable!("handled above"),
+                Command::Send(args) => send(args),
+                Command::Plugins(args) => {
+                    console(
+                        &args,
+                        |target, json| async move { target.plugins(json).await },
+                    )
+                }
+                Command::Events(command) => events(command),
+                Command::Check(args) => check(args),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -330,38 +293,15 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = HostConfig::new(args.plugins, args.data);
-    config.max_body = args.max_body;
-    config.max_concurrency = args.max_concurrency;
-    config.shutdown_grace = args.shutdown_grace;
-    if let Some(dir) = args.cache_dir {
-        config.cache_dir = Some(dir);
+fn serve(resolved: settings::Resolved) -> anyhow::Result<()> {
+    for warning in &resolved.warnings {
+        tracing::warn!("{warning}");
     }
-    if args.no_cache {
-        config.cache_dir = None;
+    if let Some(path) = &resolved.config_file {
+        tracing::info!(file = %path.display(), "read settings");
     }
-    config.trusted_proxies = args.trusted_proxies;
-    config.header_timeout = args.header_timeout;
-    config.max_connections = args.max_connections;
-    config.body_timeout = args.body_timeout;
-    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
-        config.tls = Some(hookhost::config::TlsFiles { cert, key });
-    }
-    if let Some(interval) = args.poll {
-        config.watch = hookhost::watch::WatchMode::Poll(interval);
-    }
-    config.reload_debounce = args.reload_debounce;
-    config.inbox.dedupe_window = args.dedupe_window;
-    config.inbox.retention = args.retention;
-    // Resolved here rather than by clap, whose error would repeat the value
-    // (a token written inline) in the message.
-    config.admin_token = args
-        .admin_token
-        .as_deref()
-        .map(hookhost::admin::Token::resolve)
-        .transpose()
-        .map_err(|why| anyhow::anyhow!("--admin-token: {why}"))?;
+    let config = resolved.host_config()?;
+    let args = resolved.settings;
     if let Some(admin) = args.admin {
         // Checked before binding, so a refused address is never opened.
         hookhost::admin::check_bind(admin, config.admin_token.as_ref())?;
@@ -418,6 +358,7 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
                 prefix: args.prefix,
                 algorithm: args.algorithm,
                 encoding: args.encoding,
+                url: args.public_url,
                 ..Default::default()
             })
         }
@@ -451,6 +392,18 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
     } else {
         std::process::exit(1)
     }
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(hookhost::check::check(&args.wasm, args.manifest.as_deref()))?;
+    print!("{}", report.text);
+    println!("ok: {} would load", report.name);
+    Ok(())
 }
 
 fn events(command: EventsCommand) -> anyhow::Result<()> {
@@ -506,9 +459,10 @@ where
     Ok(())
 }
 
-/// Registers the SIGINT and SIGTERM handlers now, before plugins load (so a
-/// signal during a long start-up is not fatal: the host finishes loading,
-/// then shuts down cleanly), and returns a future that resolves on the first.
+/// Registers the SIGINT, SIGTERM and SIGHUP handlers now, before plugins
+/// load (so a signal during a long start-up is not fatal: the host finishes
+/// loading, then shuts down cleanly or serves), and returns a future that
+/// resolves on the first SIGINT or SIGTERM.
 /// Needs the tokio runtime.
 fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
@@ -516,6 +470,11 @@ fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
         let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        // SIGHUP means "reload" once the watcher runs. Until then (a long
+        // first load) its default action would kill the host: registering a
+        // listener replaces that for the life of the process, and the first
+        // load reads the whole folder anyway.
+        drop(signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?);
         Ok(async move {
             tokio::select! {
                 _ = interrupt.recv() => tracing::info!("SIGINT received"),

@@ -19,5 +19,6 @@ mod plugins;
 mod reload;
 mod sandbox;
 mod serve;
+mod settings;
 mod support;
 mod verify;

@@ -51,6 +51,22 @@ pub struct Prepared {
     pre: HandlerPre<State>,
 }
 
+impl Prepared {
+    /// The component's imports (`hookhost:plugin/log@0.1.1`,
+    /// `wasi:cli/stdout@0.2.6`...), in its own order: what it may ask of the
+    /// host, for `hookhost check`.
+    pub fn imports(&self) -> Vec<String> {
+        let instance_pre = self.pre.instance_pre();
+        let engine = instance_pre.engine();
+        instance_pre
+            .component()
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+}
+
 /// Limits for one call.
 #[derive(Debug, Clone, Copy)]
 pub struct CallLimits {
