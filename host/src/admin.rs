@@ -19,7 +19,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /healthz` | `200 {"status":"ok"}` while the process serves |
-//! | `GET /readyz` | `200 {"status":"ready"}` when the initial plugin load finished and the inbox store takes a write; else `503 {"status":"not ready","reason":…}` |
+//! | `GET /readyz` | `200 {"status":"ready","plugins":N,"failed":[names]}` when the initial plugin load finished and the inbox store takes a write; else `503 {"status":"not ready","reason":…}` |
 //! | `GET /plugins` | every plugin: serving ones with route, mode, scheme, hash, delivery counts; failed ones with their error |
 //! | `POST /plugins/reload` | rescans the plugin folder (as SIGHUP does) and reports what changed |
 //! | `GET /metrics` | Prometheus text format (see [`crate::telemetry`]) |
@@ -225,9 +225,18 @@ impl Admin {
     /// listener only after that load (until then connections wait in the
     /// backlog). The second is checked with a real, committed write, because
     /// a full disk or a read-only mount shows only when writing.
+    ///
+    /// A plugin that fails to load does not make the host unready: every
+    /// replica shares the plugin folder, so one bad file would take them all
+    /// out of rotation and stop every other route too. The answer names the
+    /// failed plugins instead (`failed`), as `GET /plugins` details them.
     async fn ready(&self) -> Result<Value, Refusal> {
         match self.inbox.probe().await {
-            Ok(()) => Ok(json!({ "status": "ready" })),
+            Ok(()) => {
+                let serving = self.registry.plugins().len();
+                let failed: Vec<String> = self.registry.errors().into_keys().collect();
+                Ok(json!({ "status": "ready", "plugins": serving, "failed": failed }))
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "not ready: the inbox store refused a write");
                 Err(Refusal::NotReady("the inbox store is not writable".into()))

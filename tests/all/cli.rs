@@ -343,3 +343,46 @@ fn relative_plugin_and_data_folders_work() {
         "the compile cache is under ./data"
     );
 }
+
+#[test]
+fn send_signs_twilio_for_the_public_url_the_manifest_names() {
+    let (_dir, plugins, data) = folders();
+    let manifest = "[verify]\nscheme = \"twilio\"\nsecret = \"file:twilio.secret\"\n\
+                    url = \"https://hooks.example.com/twilio/sms\"\n";
+    install(&plugins, &[plugin_with("twilio", ECHO, manifest)]);
+    std::fs::write(plugins.join("twilio.secret"), "twilio-auth-token").unwrap();
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let url = host.url("/hooks/twilio");
+    let form = [
+        "--data",
+        "CallSid=CA1&From=%2B14158675309",
+        "-H",
+        "Content-Type: application/x-www-form-urlencoded",
+    ];
+
+    let mut args = vec![
+        url.as_str(),
+        "--scheme",
+        "twilio",
+        "--secret",
+        "twilio-auth-token",
+    ];
+    args.extend(form);
+    let unsigned_url = send(&args);
+    assert_eq!(
+        unsigned_url.status.code(),
+        Some(1),
+        "signed for the loopback URL, which is not the URL Twilio calls"
+    );
+    assert!(String::from_utf8_lossy(&unsigned_url.stdout).starts_with("401"));
+
+    args.extend(["--public-url", "https://hooks.example.com/twilio/sms"]);
+    let ok = send(&args);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("CallSid=CA1"), "{stdout}");
+}

@@ -9,7 +9,7 @@ use hookhost_test_artifacts::ECHO;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::support::{TestHost, plugin};
+use crate::support::{TestHost, deploy, eventually, plugin};
 
 async fn get(host: &TestHost, path: &str) -> (StatusCode, Value) {
     let response = host.client.get(host.admin_url(path)).send().await.unwrap();
@@ -57,6 +57,58 @@ async fn healthz_is_ok_and_readyz_follows_whether_the_store_takes_writes() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()["allow"], "GET");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_stays_ready_and_names_a_plugin_that_failed_to_load() {
+    let host = TestHost::start_with_admin(&[plugin("echo", ECHO)], |_| {}).await;
+    let (status, body) = get(&host, "/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["plugins"], 1);
+    assert_eq!(body["failed"], serde_json::json!([]));
+
+    deploy(
+        &host.plugins,
+        "broken",
+        b"\0asm\x0d\0\x01\0not really a component",
+    );
+    let body = eventually(
+        Duration::from_secs(10),
+        "broken listed by /readyz",
+        || async {
+            let (status, body) = get(&host, "/readyz").await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "one bad plugin must not unready the host: {body}"
+            );
+            (body["failed"] == serde_json::json!(["broken"])).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(body["plugins"], 1, "echo still serves: {body}");
+    assert_eq!(
+        host.client
+            .post(host.url("/hooks/echo"))
+            .body("hi")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    std::fs::remove_file(host.plugins.join("broken.wasm")).unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "broken forgotten after removal",
+        || async {
+            let (_, body) = get(&host, "/readyz").await;
+            (body["failed"] == serde_json::json!([])).then_some(())
+        },
+    )
+    .await;
     host.stop().await;
 }
 
