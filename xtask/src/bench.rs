@@ -67,7 +67,7 @@ pub struct Args {
     smoke: bool,
 
     /// Cargo profile of the host and baseline binaries: `release` for
-    /// figures, `dev` to reuse a test build (CI's smoke).
+    /// figures, `dev` to reuse the binaries of `make test` (CI's smoke).
     #[arg(long, default_value = "release", value_parser = ["release", "dev"])]
     profile: String,
 
@@ -833,16 +833,25 @@ struct Binaries {
 }
 
 fn build(release: bool) -> anyhow::Result<Binaries> {
-    let profile_flag: &[&str] = if release { &["--release"] } else { &[] };
-    cargo(
-        &[
-            &["build"],
-            profile_flag,
-            &["-p", "hookhost", "-p", "hookhost-baseline"],
-        ]
-        .concat(),
-        "the host and the baseline",
-    )?;
+    if release {
+        cargo(
+            &[
+                "build",
+                "--release",
+                "-p",
+                "hookhost",
+                "-p",
+                "hookhost-baseline",
+            ],
+            "the host and the baseline",
+        )?;
+    } else {
+        // Exactly what `make test` builds (the default members with their
+        // tests, which also produces both binaries), so after it (CI) this
+        // is a no-op: a `cargo build -p …` would unify features differently
+        // and recompile shared crates.
+        cargo(&["test", "--no-run"], "the test build (host and baseline)")?;
+    }
     let target = crate::target_dir();
     let bin = target.join(if release { "release" } else { "debug" });
     // Plugins are always built optimised: they are what is measured. A dev
