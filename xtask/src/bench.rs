@@ -471,8 +471,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         writeln!(
             out,
-            "(e) is request to answer over HTTP on 127.0.0.1: a fresh instance per call plus ~{} of HTTP (the baseline's p50 at one connection is not measured; see the criterion figures for instantiate+call alone)",
-            "30–50 µs"
+            "(e) is request to answer over HTTP on 127.0.0.1, a fresh instance per call included; \
+             instantiate+call alone: `cargo bench -p hookhost --bench runtime`"
         )?;
     }
     print!("{out}");
