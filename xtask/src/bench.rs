@@ -914,11 +914,25 @@ fn test_artifacts(target: &Path) -> Option<PathBuf> {
 fn cargo(args: &[&str], what: &str) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     eprintln!("building {what}: cargo {}", args.join(" "));
-    let status = Command::new(cargo)
-        .args(args)
-        .current_dir(crate::root())
-        .status()
-        .context("cannot run cargo")?;
+    let mut command = Command::new(cargo);
+    command.args(args).current_dir(crate::root());
+    // `cargo xtask` is `cargo run`, which sets the package variables of xtask
+    // for this process. Build scripts that track them (ring's does) would see
+    // them changed and rebuild, so the nested cargo gets the environment the
+    // user's own `cargo build`/`make test` had.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|key| {
+            key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    key,
+                    "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+                )
+        }) {
+            command.env_remove(key);
+        }
+    }
+    let status = command.status().context("cannot run cargo")?;
     if !status.success() {
         bail!("building {what} failed");
     }
