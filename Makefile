@@ -9,7 +9,7 @@ PLUGINS := echo github
 EXAMPLES_DIR := target/example-plugins
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test plugins wasm-target lint fmt
+.PHONY: run test plugins wasm-target lint fmt bench bench-smoke
 
 ## Build the example plugins and serve them on $(LISTEN).
 run: plugins
@@ -37,12 +37,23 @@ plugins: wasm-target
 		mv $(EXAMPLES_DIR)/.$$p.wasm.tmp $(EXAMPLES_DIR)/$$p.wasm; \
 	done
 
+## hookhost against its native baseline: one table (README "Performance").
+bench: wasm-target
+	$(CARGO) xtask bench
+
+## A seconds-long run of the bench command (CI), on the test build's dev
+## binaries: checks every step still works. Its figures mean nothing.
+bench-smoke: wasm-target
+	$(CARGO) xtask bench --smoke --profile dev
+
 ## Format check and lints, as CI runs them.
 lint: wasm-target
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy -p xtask -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip2 --workspace \
-		--exclude hookhost --exclude hookhost-test-artifacts -- -D warnings
+		--exclude hookhost --exclude hookhost-test-artifacts \
+		--exclude hookhost-baseline --exclude xtask -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -357,8 +357,13 @@ fn stripe_event_id(body: &[u8], verified_by: Option<&str>) -> Option<DeliveryId>
         id: Option<serde_json::Value>,
     }
     let stripe = verified_by == Some("stripe");
-    // Cheap checks first: most bodies are not Stripe events.
-    let looks_like_event = body.windows(5).any(|w| w == b"\"evt_");
+    // Cheap checks first: most bodies are not Stripe events. `str::contains`
+    // is a fast substring search; the byte-window scan (kept for bodies that
+    // are not UTF-8) cost ~2 % of a whole request on a 1.5 KB body.
+    let looks_like_event = match std::str::from_utf8(body) {
+        Ok(text) => text.contains("\"evt_"),
+        Err(_) => body.windows(5).any(|w| w == b"\"evt_"),
+    };
     if !(stripe || looks_like_event) || body.first().is_none_or(|b| !b"{ \t\r\n".contains(b)) {
         return None;
     }
