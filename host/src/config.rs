@@ -918,6 +918,107 @@ mod tests {
     }
 
     #[test]
+    fn capabilities_parse_with_defaults() {
+        let manifest = parse("p", "route = \"/p\"\n").unwrap();
+        assert_eq!(manifest.kv, KvLimits::default());
+        assert_eq!(*manifest.outbound, OutboundPolicy::default());
+        assert!(
+            manifest.outbound.allow.is_empty(),
+            "nothing granted by default"
+        );
+        assert_eq!(manifest.config.iter().count(), 0);
+
+        let manifest = parse(
+            "p",
+            "[limits]\nhttp_timeout = \"2s\"\nhttp_response = \"4KiB\"\n\
+             [kv]\nmax_key = \"64B\"\nmax_value = \"1KiB\"\nmax_total = \"1MiB\"\n\
+             [allow]\nhttp = [\"API.example.com\", \"*.slack.com\", \"127.0.0.1:9000\"]\n\
+             [config]\nchat_url = \"http://127.0.0.1:9000/chat\"\n",
+        )
+        .unwrap();
+        assert_eq!(manifest.outbound.timeout, Duration::from_secs(2));
+        assert_eq!(manifest.outbound.max_response, 4096);
+        assert!(manifest.outbound.allows("api.example.com", 443));
+        assert!(manifest.outbound.allows("hooks.slack.com", 443));
+        assert!(manifest.outbound.allows("127.0.0.1", 9000));
+        assert!(!manifest.outbound.allows("127.0.0.1", 9001));
+        assert_eq!(
+            manifest.kv,
+            KvLimits {
+                max_key: 64,
+                max_value: 1024,
+                max_total: MIB
+            }
+        );
+        assert_eq!(
+            manifest.config.get("chat_url"),
+            Some("http://127.0.0.1:9000/chat")
+        );
+    }
+
+    #[test]
+    fn config_references_resolve_and_values_stay_out_of_debug_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "file-value\n").unwrap();
+        let env = |name: &str| match name {
+            "CHAT_TOKEN" => Ok("env-value".to_owned()),
+            _ => Err(std::env::VarError::NotPresent),
+        };
+        let resolver = SecretResolver::with_env(dir.path(), &env);
+        let text = "[config]\na = \"env:CHAT_TOKEN\"\nb = \"file:token\"\nc = \"literal-value\"\n";
+        let manifest = Manifest::parse("p", text, &resolver).unwrap();
+        let values: Vec<_> = manifest.config.iter().collect();
+        assert_eq!(
+            values,
+            [
+                ("a", "env-value"),
+                ("b", "file-value"),
+                ("c", "literal-value")
+            ]
+        );
+        let debug = format!("{manifest:?}");
+        assert!(!debug.contains("-value"), "{debug}");
+        assert!(debug.contains("\"a\""), "keys are shown: {debug}");
+
+        let err = Manifest::parse("p", "[config]\na = \"env:UNSET_ONE\"\n", &resolver).unwrap_err();
+        assert!(
+            err.contains("`config.a`") && err.contains("UNSET_ONE"),
+            "{err}"
+        );
+        let err = parse(
+            "p",
+            "[config]\nsecret = \"hunter2\"\nsecret = \"hunter2\"\n",
+        )
+        .unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse("p", "[config]\nnested = { a = \"hunter2\" }\n").unwrap_err();
+        assert!(
+            !err.contains("hunter2") && err.contains("config.nested"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_capability_values_name_field_and_fix() {
+        for (text, field) in [
+            ("[allow]\nhttp = [\"http://x.com\"]\n", "`allow.http[0]`"),
+            ("[allow]\nhttps = []\n", "unknown field `https`"),
+            ("[kv]\nmax_key = \"1MiB\"\n", "`kv.max_key`"),
+            ("[kv]\nmax_total = \"0\"\n", "`kv.max_total`"),
+            ("[kv]\nmax_keys = \"1\"\n", "unknown field `max_keys`"),
+            ("[limits]\nhttp_timeout = \"0s\"\n", "`limits.http_timeout`"),
+            (
+                "[limits]\nhttp_response = \"1GiB\"\n",
+                "`limits.http_response`",
+            ),
+            ("[config]\n\"bad key\" = \"x\"\n", "`config`"),
+        ] {
+            let err = parse("p", text).unwrap_err();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn an_empty_manifest_is_an_error() {
         let err = parse("gh", "  \n").unwrap_err();
         assert!(err.contains("half-written"), "{err}");

@@ -2,16 +2,14 @@
 //! namespace (persistence, isolation, quotas), its `[config]`, and outbound
 //! HTTP to the hosts it allows, and nowhere else.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hookhost_test_artifacts::{GUEST_CONFIG, GUEST_FETCH, GUEST_KV, GUEST_LEGACY};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    Binary, TestHost, deploy, eventually, folders, plugin, plugin_with, with_nonce,
+    Binary, LocalServer, TestHost, deploy, eventually, folders, plugin, plugin_with, with_nonce,
 };
 
 /// Runs `op` on `key` through the `kv` guest at `/hooks/NAME`.
@@ -51,6 +49,34 @@ async fn kv_counts_across_deliveries_and_a_host_restart() {
         kv(&host, "counter", "get", "deliveries", "").await,
         json!({"value": "4"}),
         "stored as decimal text"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_are_never_lost() {
+    let host = TestHost::start(&[plugin("counter", GUEST_KV)]).await;
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let (client, url) = (
+                host.client.clone(),
+                host.url("/hooks/counter?op=incr&key=hits"),
+            );
+            tokio::spawn(async move {
+                let outcome: Value = client.post(url).send().await.unwrap().json().await.unwrap();
+                outcome["value"].as_i64().unwrap()
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for call in calls {
+        seen.push(call.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=24).collect::<Vec<i64>>(),
+        "each got its own count"
     );
     host.stop().await;
 }
@@ -247,82 +273,6 @@ async fn config_secrets_never_reach_the_log() {
         !log.contains("hunter2"),
         "a config value was logged:\n{log}"
     );
-}
-
-/// A one-connection-at-a-time HTTP/1.1 server on 127.0.0.1 that records
-/// every request and answers each with `status` and `body` after `delay`.
-struct LocalServer {
-    addr: std::net::SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-    connections: Arc<Mutex<u32>>,
-}
-
-impl LocalServer {
-    async fn start(status: u16, body: Vec<u8>, delay: Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Mutex::new(0));
-        let (record, count) = (seen.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                *count.lock().unwrap() += 1;
-                let (record, body) = (record.clone(), body.clone());
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    // Head, then as much body as content-length says.
-                    let head_end = loop {
-                        let n = stream.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        request.extend_from_slice(&buf[..n]);
-                        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break end + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|line| line.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    while request.len() < head_end + length {
-                        let n = stream.read(&mut buf).await.unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        request.extend_from_slice(&buf[..n]);
-                    }
-                    record
-                        .lock()
-                        .unwrap()
-                        .push(String::from_utf8_lossy(&request).into_owned());
-                    tokio::time::sleep(delay).await;
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(&body).await;
-                });
-            }
-        });
-        Self {
-            addr,
-            seen,
-            connections,
-        }
-    }
-
-    fn requests(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn connections(&self) -> u32 {
-        *self.connections.lock().unwrap()
-    }
 }
 
 /// Asks the `fetch` guest at `/hooks/NAME` to send `method` to `url`.
@@ -522,4 +472,34 @@ async fn bad_capability_manifests_are_refused_with_the_field_named() {
         );
         host.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_denied_request_is_logged_with_plugin_and_host_but_not_the_query() {
+    let server = LocalServer::start(200, b"pong".to_vec(), Duration::ZERO).await;
+    let (_dir, plugins, data) = folders();
+    crate::support::install(&plugins, &[plugin("fetch", GUEST_FETCH)]);
+    let mut host = Binary::spawn(&plugins, &data, &[]);
+    let url = format!("http://{}/hook?token=query-hunter2", server.addr);
+    let outcome: Value = reqwest::Client::new()
+        .post(host.url("/hooks/fetch?method=GET"))
+        .body(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outcome["denied"], true, "{outcome}");
+    host.signal("TERM");
+    host.wait(Duration::from_secs(10));
+    let log = host.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("outbound request denied"))
+        .unwrap_or_else(|| panic!("no denial in the log:\n{log}"));
+    assert!(line.contains("plugin=fetch"), "{line}");
+    assert!(line.contains("host=127.0.0.1"), "{line}");
+    assert!(!log.contains("hunter2"), "the query was logged:\n{log}");
+    assert_eq!(server.connections(), 0);
 }

@@ -388,16 +388,6 @@ impl Store for SqliteStore {
     }
 
     fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv_get_impl(plugin, key)
-    }
-
-    fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.kv_keys_impl(plugin, prefix)
-    }
-}
-
-impl SqliteStore {
-    fn kv_get_impl(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
                 .query_row(params![plugin, key], |row| row.get(0))
@@ -405,7 +395,7 @@ impl SqliteStore {
         })
     }
 
-    fn kv_keys_impl(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+    fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
             // A range scan on the primary key from `prefix` on, stopped at
             // the first key without it (TEXT compares as bytes: BINARY).
@@ -1276,6 +1266,125 @@ mod tests {
         assert_eq!(event.claimed_until, None);
         assert!(event.next_attempt_at.unwrap() <= now_millis());
         assert_eq!(claim(&store, "/hooks/a", now_millis(), 100)[0].attempt, 2);
+    }
+
+    fn kv(store: &SqliteStore, write: KvWrite) -> KvWritten {
+        match one(store, Write::Kv(write)) {
+            Written::Kv(written) => written,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn set(plugin: &str, key: &str, value: &str, max_total: u64) -> KvWrite {
+        KvWrite::Set {
+            plugin: plugin.into(),
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            max_total,
+        }
+    }
+
+    fn incr(plugin: &str, key: &str, delta: i64) -> KvWrite {
+        KvWrite::Increment {
+            plugin: plugin.into(),
+            key: key.into(),
+            delta,
+            max_value: 64,
+            max_total: 1000,
+        }
+    }
+
+    fn usage(store: &SqliteStore, plugin: &str) -> i64 {
+        store
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT bytes FROM kv_usage WHERE plugin = ?1",
+                    params![plugin],
+                    |row| row.get(0),
+                )
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn kv_namespaces_are_apart_and_totals_tracked() {
+        let (_dir, store) = open();
+        assert_eq!(kv(&store, set("a", "k", "12345", 100)), KvWritten::Set);
+        assert_eq!(kv(&store, set("a", "ké", "x", 100)), KvWritten::Set);
+        assert_eq!(usage(&store, "a"), 1 + 5 + 3 + 1, "bytes, not characters");
+        assert_eq!(store.kv_get("b", "k").unwrap(), None);
+        assert_eq!(store.kv_get("a", "k").unwrap(), Some(b"12345".to_vec()));
+        assert_eq!(store.kv_keys("a", "").unwrap(), ["k", "ké"]);
+        assert_eq!(store.kv_keys("a", "ké").unwrap(), ["ké"]);
+        assert!(store.kv_keys("b", "").unwrap().is_empty());
+
+        // Replacing counts the difference; deleting frees the bytes.
+        assert_eq!(kv(&store, set("a", "k", "1", 100)), KvWritten::Set);
+        assert_eq!(usage(&store, "a"), 2 + 4);
+        let delete = |key: &str| KvWrite::Delete {
+            plugin: "a".into(),
+            key: key.into(),
+        };
+        assert_eq!(kv(&store, delete("k")), KvWritten::Deleted(true));
+        assert_eq!(kv(&store, delete("k")), KvWritten::Deleted(false));
+        assert_eq!(usage(&store, "a"), 4);
+    }
+
+    #[test]
+    fn kv_quota_is_checked_in_the_transaction_and_refusals_change_nothing() {
+        let (_dir, store) = open();
+        assert_eq!(kv(&store, set("a", "k1", "123456", 16)), KvWritten::Set);
+        let refused = kv(&store, set("a", "k2", "1234567890", 16));
+        assert!(
+            matches!(&refused, KvWritten::QuotaExceeded(m) if m.contains("kv.max_total") && m.contains("20 bytes")),
+            "{refused:?}"
+        );
+        assert_eq!(store.kv_get("a", "k2").unwrap(), None);
+        assert_eq!(usage(&store, "a"), 8);
+        // Over a lowered limit, a write that shrinks still goes through.
+        assert_eq!(kv(&store, set("a", "k1", "1", 4)), KvWritten::Set);
+        // Another plugin has its own total.
+        assert_eq!(kv(&store, set("b", "k2", "1234567890", 16)), KvWritten::Set);
+    }
+
+    #[test]
+    fn kv_increment_stores_decimal_text() {
+        let (_dir, store) = open();
+        assert_eq!(kv(&store, incr("a", "n", 5)), KvWritten::Incremented(5));
+        assert_eq!(kv(&store, incr("a", "n", -7)), KvWritten::Incremented(-2));
+        assert_eq!(store.kv_get("a", "n").unwrap(), Some(b"-2".to_vec()));
+        assert_eq!(
+            kv(&store, set("a", "n", "9223372036854775807", 100)),
+            KvWritten::Set
+        );
+        assert!(
+            matches!(kv(&store, incr("a", "n", 1)), KvWritten::NotANumber(m) if m.contains("overflows"))
+        );
+        assert_eq!(kv(&store, set("a", "t", "ten", 100)), KvWritten::Set);
+        assert!(matches!(
+            kv(&store, incr("a", "t", 1)),
+            KvWritten::NotANumber(_)
+        ));
+        assert_eq!(store.kv_get("a", "t").unwrap(), Some(b"ten".to_vec()));
+    }
+
+    #[test]
+    fn a_version_1_inbox_is_migrated_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("inbox.db")).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO events (id, route, status, received_at, next_attempt_at, method, path, query, headers, body)
+                 VALUES ('old', '/hooks/a', 'done', 1, NULL, 'POST', '/hooks/a', '', '[]', x'')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(get(&store, "old").status, Status::Done);
+        assert_eq!(kv(&store, incr("a", "n", 1)), KvWritten::Incremented(1));
     }
 
     #[test]
