@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 # Example plugins served by `make run` (folders under plugins/).
-PLUGINS := echo github
+PLUGINS := echo github push-digest
 EXAMPLES_DIR := target/example-plugins
 LISTEN ?= 127.0.0.1:8080
 
@@ -24,8 +24,10 @@ test: wasm-target
 plugins: wasm-target
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS))
 	mkdir -p $(EXAMPLES_DIR)
-	@# github.toml verifies signatures with the secret in github.secret: a demo one.
+	@# github.toml and push-digest.toml verify signatures with the secret in
+	@# NAME.secret: demo ones.
 	@test -f $(EXAMPLES_DIR)/github.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/github.secret
+	@test -f $(EXAMPLES_DIR)/push-digest.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/push-digest.secret
 	@# Manifest first, then the component, each renamed into place: a running
 	@# host never sees a half-written file or a component without its manifest.
 	for p in $(PLUGINS); do \

@@ -34,6 +34,12 @@ fn main() {
     let root = manifest_dir.join("../..").canonicalize().unwrap();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
+    // Cargo gives this crate the same build folder (and OUT_DIR) in every
+    // checkout of the repository that shares a target directory (worktrees
+    // with one CARGO_TARGET_DIR), and judges freshness by the paths the last
+    // run printed, which may be another checkout's. A different working
+    // directory therefore means: run again, for this checkout.
+    println!("cargo::rerun-if-env-changed=PWD");
     for path in [
         "wit",
         "sdk",
@@ -54,7 +60,10 @@ fn main() {
     let plugins = discover(&root, "plugins", |folder| folder.to_owned());
     let guests = discover(&root, "tests/guests", |folder| format!("guest-{folder}"));
 
-    let target_dir = out_dir.join("target");
+    // One nested target folder per checkout: the component paths below are
+    // compiled into the tests, so another checkout's build must not replace
+    // the files while this checkout's tests load them.
+    let target_dir = out_dir.join(format!("target-{}", checkout_key(&root)));
     build(&root, &target_dir, plugins.iter().chain(&guests));
 
     let wasm_dir = target_dir.join(TARGET).join("release");
@@ -96,6 +105,16 @@ fn main() {
     list(&guests, "GUESTS", "test guest under `tests/guests/`");
 
     fs::write(out_dir.join("artifacts.rs"), code).unwrap();
+}
+
+/// A short name for the checkout at `root`, stable across runs.
+fn checkout_key(root: &Path) -> String {
+    // FNV-1a: std's DefaultHasher is not guaranteed stable across releases.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in root.as_os_str().as_encoded_bytes() {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// The folders under `root/parent` that hold a crate, sorted, each checked to

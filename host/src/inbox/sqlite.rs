@@ -20,7 +20,7 @@
 //!   end every lease at start: whoever held them is gone, so their events are
 //!   due now instead of when the leases would have run out.
 //! - The schema is versioned with `PRAGMA user_version`; [`migrate`] brings an
-//!   older file up to date (the plugin key-value store will be version 2) and
+//!   older file up to date (version 2 added the plugins' key-value store) and
 //!   refuses a file from a newer host.
 
 use std::fs::File;
@@ -31,12 +31,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use super::store::{
-    Appended, Backlog, Claimed, Event, EventKey, Filter, Millis, Replayed, Status, Store,
-    StoreError, StoredRequest, Write, Written, now_millis,
+    Appended, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis, Replayed,
+    Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
 };
 
 /// The schema version this host writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Read connections kept open between reads; more are opened under load and
 /// closed after.
@@ -82,6 +82,23 @@ CREATE TABLE seen (
     PRIMARY KEY (route, id)
 ) WITHOUT ROWID;
 CREATE INDEX seen_at ON seen (at);
+";
+
+/// Schema version 2: the plugins' key-value namespaces.
+///
+/// `kv_usage` keeps each namespace's total (key plus value bytes) so a write
+/// checks its quota with one row, not a sum over every key.
+const SCHEMA_V2: &str = "
+CREATE TABLE kv (
+    plugin TEXT NOT NULL,                  -- the namespace: the plugin's name
+    key    TEXT NOT NULL,
+    value  BLOB NOT NULL,
+    PRIMARY KEY (plugin, key)
+) WITHOUT ROWID;
+CREATE TABLE kv_usage (
+    plugin TEXT    PRIMARY KEY,
+    bytes  INTEGER NOT NULL                -- sum of key and value bytes in kv
+) WITHOUT ROWID;
 ";
 
 /// The SQLite store.
@@ -202,7 +219,10 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
     }
-    // Later versions: `if version < 2 { … }`, each in this one transaction.
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
+    // Later versions: `if version < 3 { … }`, each in this one transaction.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -366,6 +386,146 @@ impl Store for SqliteStore {
             })
         })
     }
+
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
+                .query_row(params![plugin, key], |row| row.get(0))
+                .optional()
+        })
+    }
+
+    fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            // A range scan on the primary key from `prefix` on, stopped at
+            // the first key without it (TEXT compares as bytes: BINARY).
+            let mut statement = conn.prepare_cached(
+                "SELECT key FROM kv WHERE plugin = ?1 AND key >= ?2 ORDER BY key",
+            )?;
+            let mut rows = statement.query(params![plugin, prefix])?;
+            let mut keys = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                keys.push(key);
+            }
+            Ok(keys)
+        })
+    }
+}
+
+/// Applies one key-value write; refusals (quota, not a number) change nothing.
+fn apply_kv(conn: &Connection, write: &KvWrite) -> rusqlite::Result<Written> {
+    let current = |plugin: &str, key: &str| -> rusqlite::Result<Option<Vec<u8>>> {
+        conn.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
+            .query_row(params![plugin, key], |row| row.get(0))
+            .optional()
+    };
+    let usage = |plugin: &str| -> rusqlite::Result<u64> {
+        let bytes: Option<i64> = conn
+            .prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?
+            .query_row(params![plugin], |row| row.get(0))
+            .optional()?;
+        Ok(u64::try_from(bytes.unwrap_or_default()).unwrap_or_default())
+    };
+    // Sets `key` to `value` if the namespace total allows, from `old` (the
+    // current value) to the new one. A write that does not grow the total
+    // always succeeds, so a namespace over a lowered limit can shrink.
+    let store = |plugin: &str,
+                 key: &str,
+                 old: Option<&[u8]>,
+                 value: &[u8],
+                 max_total: u64|
+     -> rusqlite::Result<Option<String>> {
+        let old_size = old.map_or(0, |old| (key.len() + old.len()) as u64);
+        let new_size = (key.len() + value.len()) as u64;
+        let total = usage(plugin)?.saturating_sub(old_size) + new_size;
+        if new_size > old_size && total > max_total {
+            return Ok(Some(format!(
+                "storing `{key}` would take the plugin's key-value total to {total} bytes, over its limit of {max_total} (`kv.max_total` in its manifest); delete keys or raise the limit"
+            )));
+        }
+        conn.prepare_cached(
+            "INSERT INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![plugin, key, value])?;
+        set_usage(conn, plugin, total)?;
+        Ok(None)
+    };
+    let written = match write {
+        KvWrite::Set {
+            plugin,
+            key,
+            value,
+            max_total,
+        } => {
+            let old = current(plugin, key)?;
+            match store(plugin, key, old.as_deref(), value, *max_total)? {
+                Some(refusal) => KvWritten::QuotaExceeded(refusal),
+                None => KvWritten::Set,
+            }
+        }
+        KvWrite::Delete { plugin, key } => match current(plugin, key)? {
+            None => KvWritten::Deleted(false),
+            Some(old) => {
+                conn.prepare_cached("DELETE FROM kv WHERE plugin = ?1 AND key = ?2")?
+                    .execute(params![plugin, key])?;
+                let total = usage(plugin)?.saturating_sub((key.len() + old.len()) as u64);
+                set_usage(conn, plugin, total)?;
+                KvWritten::Deleted(true)
+            }
+        },
+        KvWrite::Increment {
+            plugin,
+            key,
+            delta,
+            max_value,
+            max_total,
+        } => {
+            let old = current(plugin, key)?;
+            let number = match &old {
+                None => Some(0),
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.parse::<i64>().ok()),
+            };
+            match number.map(|n| n.checked_add(*delta)) {
+                None => {
+                    KvWritten::NotANumber(format!("the value of `{key}` is not a decimal integer"))
+                }
+                Some(None) => KvWritten::NotANumber(format!(
+                    "adding {delta} to `{key}` overflows a 64-bit integer"
+                )),
+                Some(Some(sum)) => {
+                    let text = sum.to_string();
+                    if text.len() as u64 > *max_value {
+                        KvWritten::QuotaExceeded(format!(
+                            "the sum is {} bytes, over the plugin's value limit of {max_value} (`kv.max_value`)",
+                            text.len()
+                        ))
+                    } else {
+                        match store(plugin, key, old.as_deref(), text.as_bytes(), *max_total)? {
+                            Some(refusal) => KvWritten::QuotaExceeded(refusal),
+                            None => KvWritten::Incremented(sum),
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Written::Kv(written))
+}
+
+fn set_usage(conn: &Connection, plugin: &str, bytes: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO kv_usage (plugin, bytes) VALUES (?1, ?2)
+         ON CONFLICT (plugin) DO UPDATE SET bytes = excluded.bytes",
+    )?
+    .execute(params![plugin, i64::try_from(bytes).unwrap_or(i64::MAX)])?;
+    Ok(())
 }
 
 /// The columns [`event_from_row`] reads, in order.
@@ -594,6 +754,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                 .execute(params![seen_before, limit])?;
             Ok(Written::Count((events + seen) as u64))
         }
+        Write::Kv(write) => apply_kv(conn, write),
     }
 }
 
@@ -1105,6 +1266,125 @@ mod tests {
         assert_eq!(event.claimed_until, None);
         assert!(event.next_attempt_at.unwrap() <= now_millis());
         assert_eq!(claim(&store, "/hooks/a", now_millis(), 100)[0].attempt, 2);
+    }
+
+    fn kv(store: &SqliteStore, write: KvWrite) -> KvWritten {
+        match one(store, Write::Kv(write)) {
+            Written::Kv(written) => written,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn set(plugin: &str, key: &str, value: &str, max_total: u64) -> KvWrite {
+        KvWrite::Set {
+            plugin: plugin.into(),
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            max_total,
+        }
+    }
+
+    fn incr(plugin: &str, key: &str, delta: i64) -> KvWrite {
+        KvWrite::Increment {
+            plugin: plugin.into(),
+            key: key.into(),
+            delta,
+            max_value: 64,
+            max_total: 1000,
+        }
+    }
+
+    fn usage(store: &SqliteStore, plugin: &str) -> i64 {
+        store
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT bytes FROM kv_usage WHERE plugin = ?1",
+                    params![plugin],
+                    |row| row.get(0),
+                )
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn kv_namespaces_are_apart_and_totals_tracked() {
+        let (_dir, store) = open();
+        assert_eq!(kv(&store, set("a", "k", "12345", 100)), KvWritten::Set);
+        assert_eq!(kv(&store, set("a", "ké", "x", 100)), KvWritten::Set);
+        assert_eq!(usage(&store, "a"), 1 + 5 + 3 + 1, "bytes, not characters");
+        assert_eq!(store.kv_get("b", "k").unwrap(), None);
+        assert_eq!(store.kv_get("a", "k").unwrap(), Some(b"12345".to_vec()));
+        assert_eq!(store.kv_keys("a", "").unwrap(), ["k", "ké"]);
+        assert_eq!(store.kv_keys("a", "ké").unwrap(), ["ké"]);
+        assert!(store.kv_keys("b", "").unwrap().is_empty());
+
+        // Replacing counts the difference; deleting frees the bytes.
+        assert_eq!(kv(&store, set("a", "k", "1", 100)), KvWritten::Set);
+        assert_eq!(usage(&store, "a"), 2 + 4);
+        let delete = |key: &str| KvWrite::Delete {
+            plugin: "a".into(),
+            key: key.into(),
+        };
+        assert_eq!(kv(&store, delete("k")), KvWritten::Deleted(true));
+        assert_eq!(kv(&store, delete("k")), KvWritten::Deleted(false));
+        assert_eq!(usage(&store, "a"), 4);
+    }
+
+    #[test]
+    fn kv_quota_is_checked_in_the_transaction_and_refusals_change_nothing() {
+        let (_dir, store) = open();
+        assert_eq!(kv(&store, set("a", "k1", "123456", 16)), KvWritten::Set);
+        let refused = kv(&store, set("a", "k2", "1234567890", 16));
+        assert!(
+            matches!(&refused, KvWritten::QuotaExceeded(m) if m.contains("kv.max_total") && m.contains("20 bytes")),
+            "{refused:?}"
+        );
+        assert_eq!(store.kv_get("a", "k2").unwrap(), None);
+        assert_eq!(usage(&store, "a"), 8);
+        // Over a lowered limit, a write that shrinks still goes through.
+        assert_eq!(kv(&store, set("a", "k1", "1", 4)), KvWritten::Set);
+        // Another plugin has its own total.
+        assert_eq!(kv(&store, set("b", "k2", "1234567890", 16)), KvWritten::Set);
+    }
+
+    #[test]
+    fn kv_increment_stores_decimal_text() {
+        let (_dir, store) = open();
+        assert_eq!(kv(&store, incr("a", "n", 5)), KvWritten::Incremented(5));
+        assert_eq!(kv(&store, incr("a", "n", -7)), KvWritten::Incremented(-2));
+        assert_eq!(store.kv_get("a", "n").unwrap(), Some(b"-2".to_vec()));
+        assert_eq!(
+            kv(&store, set("a", "n", "9223372036854775807", 100)),
+            KvWritten::Set
+        );
+        assert!(
+            matches!(kv(&store, incr("a", "n", 1)), KvWritten::NotANumber(m) if m.contains("overflows"))
+        );
+        assert_eq!(kv(&store, set("a", "t", "ten", 100)), KvWritten::Set);
+        assert!(matches!(
+            kv(&store, incr("a", "t", 1)),
+            KvWritten::NotANumber(_)
+        ));
+        assert_eq!(store.kv_get("a", "t").unwrap(), Some(b"ten".to_vec()));
+    }
+
+    #[test]
+    fn a_version_1_inbox_is_migrated_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("inbox.db")).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO events (id, route, status, received_at, next_attempt_at, method, path, query, headers, body)
+                 VALUES ('old', '/hooks/a', 'done', 1, NULL, 'POST', '/hooks/a', '', '[]', x'')",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(get(&store, "old").status, Status::Done);
+        assert_eq!(kv(&store, incr("a", "n", 1)), KvWritten::Incremented(1));
     }
 
     #[test]
