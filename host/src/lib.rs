@@ -13,6 +13,7 @@
 //! - [`ingress`]: client addresses, IP allowlists and rate limits.
 //! - [`runtime`]: the wasmtime engine, linker and per-call sandbox.
 //! - [`registry`]: the live set of plugins, swapped atomically.
+//! - [`scaffold`]: `hookhost new`, plugin projects in Rust, Python and JavaScript.
 //! - [`server`]: HTTP accept loop, request path, status codes.
 //! - [`send`]: `hookhost send`, signed test deliveries.
 //! - [`telemetry`]: per-plugin delivery totals and the Prometheus metrics.
@@ -29,6 +30,7 @@ pub mod inbox;
 pub mod ingress;
 pub mod registry;
 pub mod runtime;
+pub mod scaffold;
 pub mod send;
 pub mod server;
 pub mod telemetry;
