@@ -10,6 +10,8 @@
 //! [`Manifest`] is the checked result. Every error names the file, the field
 //! and, where there is one, the fix.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ingress::{IngressPolicy, RawIngress};
-use crate::verify::{self, RawVerify, Scheme, SecretResolver};
+use crate::runtime::kv::{self, KvLimits};
+use crate::runtime::outbound::{self, HostPattern, OutboundPolicy};
+use crate::verify::{self, RawVerify, Scheme, SecretRef, SecretResolver};
 
 /// Default wall-clock limit for one plugin call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,6 +150,34 @@ pub struct RawManifest {
     pub retry: Option<RawRetry>,
     /// Queue mode: how queued events are worked off.
     pub queue: Option<RawQueue>,
+    /// Settings the plugin reads through the `config` import: string values,
+    /// `env:VAR` and `file:PATH` resolved at load.
+    pub config: Option<BTreeMap<String, String>>,
+    /// Size limits of the plugin's key-value namespace.
+    pub kv: Option<RawKv>,
+    /// What the plugin may reach outside the host.
+    pub allow: Option<RawAllow>,
+}
+
+/// The `[kv]` table of a manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKv {
+    /// Longest key, e.g. `"512B"`.
+    pub max_key: Option<String>,
+    /// Largest value, e.g. `"64KiB"`.
+    pub max_value: Option<String>,
+    /// Most bytes of keys plus values in all, e.g. `"10MiB"`.
+    pub max_total: Option<String>,
+}
+
+/// The `[allow]` table of a manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAllow {
+    /// Hosts the plugin may send HTTP requests to: `"api.example.com"` (any
+    /// port), `"*.slack.com"` (subdomains), `"127.0.0.1:9000"` (that port).
+    pub http: Option<Vec<String>>,
 }
 
 /// The `[retry]` table of a manifest.
@@ -225,6 +257,11 @@ pub struct RawLimits {
     /// Largest request body for this route, e.g. `"256KiB"` (default: the
     /// host's `--max-body`).
     pub body: Option<String>,
+    /// Outbound HTTP: longest wait to connect, for the first response byte
+    /// and between bytes, e.g. `"3s"`.
+    pub http_timeout: Option<String>,
+    /// Outbound HTTP: largest response body a plugin may read, e.g. `"256KiB"`.
+    pub http_response: Option<String>,
 }
 
 /// A validated plugin manifest (defaults applied when there was no file).
@@ -249,6 +286,37 @@ pub struct Manifest {
     pub retry: RetryPolicy,
     /// Queue mode: events of this route handled at once.
     pub concurrency: u32,
+    /// Outbound HTTP: `[allow] http` and the `http_*` limits.
+    pub outbound: Arc<OutboundPolicy>,
+    /// The `[config]` values, resolved.
+    pub config: Arc<PluginConfig>,
+    /// Limits of the plugin's key-value namespace.
+    pub kv: KvLimits,
+}
+
+/// A plugin's `[config]` values, resolved. `Debug` shows the keys, never the
+/// values: any of them may be a secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PluginConfig(BTreeMap<String, String>);
+
+impl PluginConfig {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Every key and value, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|key| (key, "<redacted>")))
+            .finish()
+    }
 }
 
 /// A manifest that could not be read or does not validate.
@@ -274,6 +342,19 @@ impl Manifest {
             mode: Mode::Sync,
             retry: RetryPolicy::default(),
             concurrency: DEFAULT_QUEUE_CONCURRENCY,
+            outbound: Arc::default(),
+            config: Arc::default(),
+            kv: KvLimits::default(),
+        }
+    }
+
+    /// What this manifest grants plugin `name`'s calls.
+    pub fn grants(&self, name: &str) -> crate::runtime::Grants {
+        crate::runtime::Grants {
+            plugin: name.into(),
+            outbound: self.outbound.clone(),
+            config: self.config.clone(),
+            kv: self.kv,
         }
     }
 
@@ -313,6 +394,7 @@ impl Manifest {
         secrets: &SecretResolver<'_>,
     ) -> Result<Self, String> {
         let defaults = Self::default_for(name);
+        let outbound = parse_outbound(&raw.limits, raw.allow.as_ref())?;
         let route = match raw.route {
             Some(route) => check_route(&route).map_err(|why| format!("`route`: {why}"))?,
             None => defaults.route,
@@ -414,8 +496,108 @@ impl Manifest {
             mode,
             retry,
             concurrency,
+            outbound: Arc::new(outbound),
+            config: Arc::new(parse_config(raw.config, secrets)?),
+            kv: parse_kv(raw.kv.as_ref())?,
         })
     }
+}
+
+fn parse_outbound(limits: &RawLimits, allow: Option<&RawAllow>) -> Result<OutboundPolicy, String> {
+    let mut policy = OutboundPolicy::default();
+    if let Some(text) = &limits.http_timeout {
+        policy.timeout =
+            parse_duration(text).map_err(|why| format!("`limits.http_timeout`: {why}"))?;
+        if policy.timeout.is_zero() {
+            return Err("`limits.http_timeout`: must be more than zero".into());
+        }
+    }
+    if let Some(text) = &limits.http_response {
+        policy.max_response =
+            parse_size(text).map_err(|why| format!("`limits.http_response`: {why}"))?;
+        if policy.max_response > outbound::LIMIT_HTTP_RESPONSE {
+            return Err(format!(
+                "`limits.http_response`: {text} is more than the 64MiB a plugin may read in one response"
+            ));
+        }
+    }
+    for (index, pattern) in allow
+        .and_then(|allow| allow.http.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let pattern =
+            HostPattern::parse(pattern).map_err(|why| format!("`allow.http[{index}]`: {why}"))?;
+        if !policy.allow.contains(&pattern) {
+            policy.allow.push(pattern);
+        }
+    }
+    Ok(policy)
+}
+
+/// Resolves `[config]`: `env:VAR` and `file:PATH` (relative to the manifest)
+/// are read now, anything else is the value itself. Errors name the key,
+/// never the value.
+fn parse_config(
+    raw: Option<BTreeMap<String, String>>,
+    secrets: &SecretResolver<'_>,
+) -> Result<PluginConfig, String> {
+    let mut values = BTreeMap::new();
+    for (key, value) in raw.unwrap_or_default() {
+        let valid_key = !key.is_empty()
+            && key.len() <= 128
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !valid_key {
+            return Err(format!(
+                "`config`: key \"{key}\" is not allowed; use letters, digits, `_`, `-` or `.` (e.g. `chat_url`)"
+            ));
+        }
+        let value = if value.starts_with("env:") || value.starts_with("file:") {
+            let bytes = secrets
+                .read(&SecretRef::new(value))
+                .map_err(|why| format!("`config.{key}`: {why}"))?;
+            String::from_utf8(bytes)
+                .map_err(|_| format!("`config.{key}`: the referenced value is not UTF-8 text"))?
+        } else {
+            value
+        };
+        values.insert(key, value);
+    }
+    Ok(PluginConfig(values))
+}
+
+fn parse_kv(raw: Option<&RawKv>) -> Result<KvLimits, String> {
+    let mut limits = KvLimits::default();
+    let Some(raw) = raw else {
+        return Ok(limits);
+    };
+    let size = |field: &str, text: &Option<String>, default: u64, max: u64| match text {
+        Some(text) => {
+            let value = parse_size(text).map_err(|why| format!("`kv.{field}`: {why}"))?;
+            if value == 0 {
+                return Err(format!("`kv.{field}`: must be more than zero"));
+            }
+            if value > max {
+                return Err(format!(
+                    "`kv.{field}`: {text} is more than the most allowed ({max} bytes)"
+                ));
+            }
+            Ok(value)
+        }
+        None => Ok(default),
+    };
+    limits.max_key = size("max_key", &raw.max_key, limits.max_key, kv::LIMIT_MAX_KEY)?;
+    limits.max_value = size(
+        "max_value",
+        &raw.max_value,
+        limits.max_value,
+        kv::LIMIT_MAX_VALUE,
+    )?;
+    limits.max_total = size("max_total", &raw.max_total, limits.max_total, u64::MAX)?;
+    Ok(limits)
 }
 
 fn parse_retry(raw: &RawRetry) -> Result<RetryPolicy, String> {
@@ -501,7 +683,8 @@ fn key_at(text: &str, line: usize) -> Option<String> {
     None
 }
 
-/// Every string under `[verify]` except the keys known not to be secret.
+/// Every string under `[verify]` except the keys known not to be secret,
+/// and every string under `[config]`.
 fn verify_values(text: &str) -> Vec<String> {
     const NOT_SECRET: &[&str] = &[
         "scheme",
@@ -521,13 +704,17 @@ fn verify_values(text: &str) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    if let Ok(table) = text.parse::<toml::Table>()
-        && let Some(toml::Value::Table(verify)) = table.get("verify")
-    {
-        for (key, value) in verify {
-            if !NOT_SECRET.contains(&key.as_str()) {
-                strings(value, &mut out);
+    if let Ok(table) = text.parse::<toml::Table>() {
+        if let Some(toml::Value::Table(verify)) = table.get("verify") {
+            for (key, value) in verify {
+                if !NOT_SECRET.contains(&key.as_str()) {
+                    strings(value, &mut out);
+                }
             }
+        }
+        // Any `[config]` value may be a secret written inline.
+        if let Some(config) = table.get("config") {
+            strings(config, &mut out);
         }
     }
     out

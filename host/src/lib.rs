@@ -87,9 +87,12 @@ pub async fn run(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
     let inbox = Arc::new(Inbox::open(&config.data_dir, config.inbox.clone())?);
+    let outbound = telemetry::OutboundCounter::default();
     let runtime = Arc::new(Runtime::new(&RuntimeConfig {
         max_concurrency: config.max_concurrency,
         cache_dir: config.cache_dir.clone(),
+        outbound: outbound.clone(),
+        kv: Some(inbox.clone()),
     })?);
     let registry = Arc::new(Registry::new());
     // Watch before the first load, so that nothing written during it is missed.
@@ -102,7 +105,7 @@ pub async fn run(
         );
     }
 
-    let metrics = Arc::new(telemetry::Metrics::new(registry.clone()));
+    let metrics = Arc::new(telemetry::Metrics::new(registry.clone(), outbound));
     let reloader = watcher.spawn(registry.clone(), runtime.clone(), config.reload_debounce);
     // After the first load, so queued events find their plugins.
     let workers = inbox::Workers::start(

@@ -48,7 +48,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
-use crate::runtime::{CallError, CallLimits, Prepared, Runtime};
+use crate::runtime::{CallError, CallLimits, Grants, Prepared, Runtime};
 use crate::telemetry::PluginStats;
 use crate::verify::SecretResolver;
 
@@ -67,6 +67,8 @@ pub struct Plugin {
     pub loaded_at: SystemTime,
     /// The compiled, pre-linked component.
     pub prepared: Prepared,
+    /// What its manifest grants every call (outbound hosts, config, kv).
+    pub grants: Grants,
     /// SHA-256 of the component bytes this version was compiled from.
     pub digest: Digest,
     /// SHA-256 of the manifest bytes, `None` when there was no manifest.
@@ -484,7 +486,10 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
             timeout: manifest.timeout,
             memory: manifest.memory,
         };
-        if let Err(err) = runtime.check_start(&prepared, limits).await {
+        if let Err(err) = runtime
+            .check_start(&prepared, &manifest.grants(name), limits)
+            .await
+        {
             let file = match (&err, &files.manifest) {
                 (CallError::MemoryExceeded(_) | CallError::Timeout(_), Some(_)) => &manifest_path,
                 _ => &wasm_path,
@@ -500,6 +505,7 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
 
     Step::Built(
         Arc::new(Plugin {
+            grants: manifest.grants(name),
             name: name.to_owned(),
             manifest,
             path: wasm_path,

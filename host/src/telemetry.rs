@@ -115,6 +115,24 @@ impl PluginStats {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// Outbound HTTP requests of plugins by plugin and outcome (`ok`, `denied`,
+/// `timeout`, `error`), recorded by the runtime where each is decided and
+/// served with the other metrics. Cheap to clone: clones count together.
+#[derive(Debug, Clone, Default)]
+pub struct OutboundCounter(Family<Labels, Counter>);
+
+impl OutboundCounter {
+    /// One outbound request of `plugin` ended with `outcome`.
+    pub fn record(&self, plugin: &str, outcome: &'static str) {
+        self.0
+            .get_or_create(&vec![
+                ("plugin", plugin.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+}
+
 /// Plugin call durations, in seconds: 1 ms to ~16 s, doubling. Plugins are
 /// expected in the low milliseconds; the top buckets show timeouts coming.
 fn call_buckets() -> Histogram {
@@ -143,8 +161,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Metrics for a host whose plugins are in `plugins`.
-    pub fn new(plugins: Arc<Registry>) -> Self {
+    /// Metrics for a host whose plugins are in `plugins` and whose runtime
+    /// counts outbound requests into `outbound`.
+    pub fn new(plugins: Arc<Registry>, outbound: OutboundCounter) -> Self {
         let mut registry = prometheus_client::registry::Registry::default();
         let requests = Family::<Labels, Counter>::default();
         registry.register(
@@ -194,6 +213,11 @@ impl Metrics {
             "hookhost_queue_oldest_pending_age_seconds",
             "Age of the oldest pending queued event; 0 when none is pending",
             oldest_pending_age.clone(),
+        );
+        registry.register(
+            "hookhost_outbound_requests",
+            "Outbound HTTP requests of plugins, by plugin and outcome (ok, denied, timeout, error)",
+            outbound.0,
         );
         registry.register_collector(Box::new(Totals { plugins }));
         Self {

@@ -81,8 +81,11 @@
 
 #![deny(missing_docs)]
 
+pub mod config;
 mod delivery;
 mod error;
+pub mod http;
+pub mod kv;
 mod log;
 mod response;
 

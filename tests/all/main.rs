@@ -7,6 +7,7 @@
 //! codes, the log).
 
 mod admin;
+mod capabilities;
 mod cli;
 mod console;
 mod examples;

@@ -534,6 +534,8 @@ async fn load_errors_are_kept_with_file_and_reason_until_fixed() {
         Runtime::new(&RuntimeConfig {
             max_concurrency: 2,
             cache_dir: Some(shared_cache()),
+            outbound: Default::default(),
+            kv: None,
         })
         .unwrap(),
     );

@@ -44,6 +44,12 @@ fn main() {
     let root = manifest_dir.join("../..").canonicalize().unwrap();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
 
+    // Cargo gives this crate the same build folder (and OUT_DIR) in every
+    // checkout of the repository that shares a target directory (worktrees
+    // with one CARGO_TARGET_DIR), and judges freshness by the paths the last
+    // run printed, which may be another checkout's. A different working
+    // directory therefore means: run again, for this checkout.
+    println!("cargo::rerun-if-env-changed=PWD");
     for path in [
         "wit",
         "sdk",
@@ -75,7 +81,12 @@ fn main() {
         }
     };
 
-    let components = out_dir.join("components");
+    // One nested target folder (and components folder) per checkout: the
+    // component paths below are compiled into the tests, so another
+    // checkout's build must not replace the files while this checkout's
+    // tests load them.
+    let checkout = checkout_key(&root);
+    let components = out_dir.join(format!("components-{checkout}"));
     fs::create_dir_all(&components).unwrap();
     // The interpreters' builds run while cargo compiles the Rust ones: they
     // are mostly single-threaded (wizer, weval) and wait on each other's I/O.
@@ -83,7 +94,7 @@ fn main() {
         .iter()
         .map(|plugin| (plugin, spawn_other(&root, &tools, plugin, &components)))
         .collect();
-    let target_dir = out_dir.join("target");
+    let target_dir = out_dir.join(format!("target-{checkout}"));
     build(&root, &target_dir, plugins.iter().chain(&guests));
     for (plugin, child) in running {
         finish_other(plugin, child);
@@ -151,6 +162,16 @@ fn rust_output<'a>(wasm_dir: &Path, krate: &'a Crate) -> (&'a Crate, PathBuf) {
         wasm.display()
     );
     (krate, wasm)
+}
+
+/// A short name for the checkout at `root`, stable across runs.
+fn checkout_key(root: &Path) -> String {
+    // FNV-1a: std's DefaultHasher is not guaranteed stable across releases.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in root.as_os_str().as_encoded_bytes() {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// The folders under `root/parent` that hold a crate, sorted, each checked to

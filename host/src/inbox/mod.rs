@@ -4,7 +4,10 @@
 //!
 //! Owns storing events ([`store`], with the SQLite backend in [`sqlite`]),
 //! group commit ([`writer`]), the workers and retention ([`worker`]), and
-//! delivery-id deduplication for both modes. Does not own HTTP (the server
+//! delivery-id deduplication for both modes. The plugins' key-value
+//! namespaces live in the same store and go through the same writer
+//! ([`Inbox::kv_write`]); what they mean to a plugin is the runtime's
+//! business ([`crate::runtime::kv`]). Does not own HTTP (the server
 //! calls [`Inbox::append`] and answers 202; the admin API calls
 //! [`Inbox::get`], [`Inbox::list`] and [`Inbox::replay`]) or running plugins
 //! (the runtime).
@@ -31,8 +34,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use store::{
-    Appended, Backlog, Claimed, Event, EventKey, Filter, Millis, NewEvent, Replayed, Status, Store,
-    StoreError, StoredRequest, Write, Written, now_millis,
+    Appended, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis, NewEvent,
+    Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
 };
 pub use worker::Workers;
 
@@ -73,6 +76,14 @@ pub struct Inbox {
     /// workers start on it at once instead of at their next poll.
     due_now: Notify,
     config: InboxConfig,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Inbox {
@@ -198,6 +209,29 @@ impl Inbox {
         }
     }
 
+    /// The value of `key` in `plugin`'s key-value namespace, as last
+    /// committed.
+    pub async fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (plugin, key) = (plugin.to_owned(), key.to_owned());
+        self.read(move |store| store.kv_get(&plugin, &key)).await
+    }
+
+    /// The keys of `plugin`'s namespace starting with `prefix`, in byte order.
+    pub async fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let (plugin, prefix) = (plugin.to_owned(), prefix.to_owned());
+        self.read(move |store| store.kv_keys(&plugin, &prefix))
+            .await
+    }
+
+    /// Applies `write` through the writer: committed (durable) when this
+    /// returns `Ok`.
+    pub async fn kv_write(&self, write: KvWrite) -> Result<KvWritten, StoreError> {
+        match self.writer.write(Write::Kv(write)).await? {
+            Written::Kv(written) => Ok(written),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Commits what was written so far and stops the writer; later writes
     /// fail with [`StoreError::Closed`].
     pub async fn close(&self) {
@@ -236,6 +270,7 @@ fn unexpected(written: &Written) -> StoreError {
         Written::Applied(_) => "applied",
         Written::Replayed(_) => "replayed",
         Written::Count(_) => "count",
+        Written::Kv(_) => "kv",
     };
     StoreError::Backend(format!("store answered `{kind}` to another kind of write"))
 }

@@ -20,7 +20,7 @@
 //!   end every lease at start: whoever held them is gone, so their events are
 //!   due now instead of when the leases would have run out.
 //! - The schema is versioned with `PRAGMA user_version`; [`migrate`] brings an
-//!   older file up to date (the plugin key-value store will be version 2) and
+//!   older file up to date (version 2 added the plugins' key-value store) and
 //!   refuses a file from a newer host.
 
 use std::fs::File;
@@ -31,12 +31,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use super::store::{
-    Appended, Backlog, Claimed, Event, EventKey, Filter, Millis, Replayed, Status, Store,
-    StoreError, StoredRequest, Write, Written, now_millis,
+    Appended, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis, Replayed,
+    Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
 };
 
 /// The schema version this host writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Read connections kept open between reads; more are opened under load and
 /// closed after.
@@ -82,6 +82,23 @@ CREATE TABLE seen (
     PRIMARY KEY (route, id)
 ) WITHOUT ROWID;
 CREATE INDEX seen_at ON seen (at);
+";
+
+/// Schema version 2: the plugins' key-value namespaces.
+///
+/// `kv_usage` keeps each namespace's total (key plus value bytes) so a write
+/// checks its quota with one row, not a sum over every key.
+const SCHEMA_V2: &str = "
+CREATE TABLE kv (
+    plugin TEXT NOT NULL,                  -- the namespace: the plugin's name
+    key    TEXT NOT NULL,
+    value  BLOB NOT NULL,
+    PRIMARY KEY (plugin, key)
+) WITHOUT ROWID;
+CREATE TABLE kv_usage (
+    plugin TEXT    PRIMARY KEY,
+    bytes  INTEGER NOT NULL                -- sum of key and value bytes in kv
+) WITHOUT ROWID;
 ";
 
 /// The SQLite store.
@@ -202,7 +219,10 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version < 1 {
         tx.execute_batch(SCHEMA_V1)?;
     }
-    // Later versions: `if version < 2 { … }`, each in this one transaction.
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
+    // Later versions: `if version < 3 { … }`, each in this one transaction.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
@@ -366,6 +386,156 @@ impl Store for SqliteStore {
             })
         })
     }
+
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv_get_impl(plugin, key)
+    }
+
+    fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.kv_keys_impl(plugin, prefix)
+    }
+}
+
+impl SqliteStore {
+    fn kv_get_impl(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
+                .query_row(params![plugin, key], |row| row.get(0))
+                .optional()
+        })
+    }
+
+    fn kv_keys_impl(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            // A range scan on the primary key from `prefix` on, stopped at
+            // the first key without it (TEXT compares as bytes: BINARY).
+            let mut statement = conn.prepare_cached(
+                "SELECT key FROM kv WHERE plugin = ?1 AND key >= ?2 ORDER BY key",
+            )?;
+            let mut rows = statement.query(params![plugin, prefix])?;
+            let mut keys = Vec::new();
+            while let Some(row) = rows.next()? {
+                let key: String = row.get(0)?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                keys.push(key);
+            }
+            Ok(keys)
+        })
+    }
+}
+
+/// Applies one key-value write; refusals (quota, not a number) change nothing.
+fn apply_kv(conn: &Connection, write: &KvWrite) -> rusqlite::Result<Written> {
+    let current = |plugin: &str, key: &str| -> rusqlite::Result<Option<Vec<u8>>> {
+        conn.prepare_cached("SELECT value FROM kv WHERE plugin = ?1 AND key = ?2")?
+            .query_row(params![plugin, key], |row| row.get(0))
+            .optional()
+    };
+    let usage = |plugin: &str| -> rusqlite::Result<u64> {
+        let bytes: Option<i64> = conn
+            .prepare_cached("SELECT bytes FROM kv_usage WHERE plugin = ?1")?
+            .query_row(params![plugin], |row| row.get(0))
+            .optional()?;
+        Ok(u64::try_from(bytes.unwrap_or_default()).unwrap_or_default())
+    };
+    // Sets `key` to `value` if the namespace total allows, from `old` (the
+    // current value) to the new one. A write that does not grow the total
+    // always succeeds, so a namespace over a lowered limit can shrink.
+    let store = |plugin: &str,
+                 key: &str,
+                 old: Option<&[u8]>,
+                 value: &[u8],
+                 max_total: u64|
+     -> rusqlite::Result<Option<String>> {
+        let old_size = old.map_or(0, |old| (key.len() + old.len()) as u64);
+        let new_size = (key.len() + value.len()) as u64;
+        let total = usage(plugin)?.saturating_sub(old_size) + new_size;
+        if new_size > old_size && total > max_total {
+            return Ok(Some(format!(
+                "storing `{key}` would take the plugin's key-value total to {total} bytes, over its limit of {max_total} (`kv.max_total` in its manifest); delete keys or raise the limit"
+            )));
+        }
+        conn.prepare_cached(
+            "INSERT INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute(params![plugin, key, value])?;
+        set_usage(conn, plugin, total)?;
+        Ok(None)
+    };
+    let written = match write {
+        KvWrite::Set {
+            plugin,
+            key,
+            value,
+            max_total,
+        } => {
+            let old = current(plugin, key)?;
+            match store(plugin, key, old.as_deref(), value, *max_total)? {
+                Some(refusal) => KvWritten::QuotaExceeded(refusal),
+                None => KvWritten::Set,
+            }
+        }
+        KvWrite::Delete { plugin, key } => match current(plugin, key)? {
+            None => KvWritten::Deleted(false),
+            Some(old) => {
+                conn.prepare_cached("DELETE FROM kv WHERE plugin = ?1 AND key = ?2")?
+                    .execute(params![plugin, key])?;
+                let total = usage(plugin)?.saturating_sub((key.len() + old.len()) as u64);
+                set_usage(conn, plugin, total)?;
+                KvWritten::Deleted(true)
+            }
+        },
+        KvWrite::Increment {
+            plugin,
+            key,
+            delta,
+            max_value,
+            max_total,
+        } => {
+            let old = current(plugin, key)?;
+            let number = match &old {
+                None => Some(0),
+                Some(bytes) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.parse::<i64>().ok()),
+            };
+            match number.map(|n| n.checked_add(*delta)) {
+                None => {
+                    KvWritten::NotANumber(format!("the value of `{key}` is not a decimal integer"))
+                }
+                Some(None) => KvWritten::NotANumber(format!(
+                    "adding {delta} to `{key}` overflows a 64-bit integer"
+                )),
+                Some(Some(sum)) => {
+                    let text = sum.to_string();
+                    if text.len() as u64 > *max_value {
+                        KvWritten::QuotaExceeded(format!(
+                            "the sum is {} bytes, over the plugin's value limit of {max_value} (`kv.max_value`)",
+                            text.len()
+                        ))
+                    } else {
+                        match store(plugin, key, old.as_deref(), text.as_bytes(), *max_total)? {
+                            Some(refusal) => KvWritten::QuotaExceeded(refusal),
+                            None => KvWritten::Incremented(sum),
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(Written::Kv(written))
+}
+
+fn set_usage(conn: &Connection, plugin: &str, bytes: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO kv_usage (plugin, bytes) VALUES (?1, ?2)
+         ON CONFLICT (plugin) DO UPDATE SET bytes = excluded.bytes",
+    )?
+    .execute(params![plugin, i64::try_from(bytes).unwrap_or(i64::MAX)])?;
+    Ok(())
 }
 
 /// The columns [`event_from_row`] reads, in order.
@@ -594,6 +764,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                 .execute(params![seen_before, limit])?;
             Ok(Written::Count((events + seen) as u64))
         }
+        Write::Kv(write) => apply_kv(conn, write),
     }
 }
 

@@ -249,6 +249,8 @@ pub enum Write {
         seen_before: Millis,
         limit: u32,
     },
+    /// A change to a plugin's key-value namespace. → [`Written::Kv`]
+    Kv(KvWrite),
 }
 
 impl Write {
@@ -256,9 +258,51 @@ impl Write {
     pub fn size(&self) -> usize {
         match self {
             Write::Append { event, .. } => event.size(),
+            Write::Kv(KvWrite::Set { key, value, .. }) => 64 + key.len() + value.len(),
             _ => 64,
         }
     }
+}
+
+/// A write to a plugin's key-value namespace. The host has checked key and
+/// value sizes already; the store checks the namespace's total (keys plus
+/// values) inside the transaction, so concurrent writes cannot overshoot it.
+#[derive(Debug, Clone)]
+pub enum KvWrite {
+    /// Set `key` to `value`, unless that takes the total over `max_total`.
+    /// → [`KvWritten::Set`] or [`KvWritten::QuotaExceeded`]
+    Set {
+        plugin: String,
+        key: String,
+        value: Vec<u8>,
+        max_total: u64,
+    },
+    /// Delete `key`. → [`KvWritten::Deleted`]
+    Delete { plugin: String, key: String },
+    /// Add `delta` to the decimal integer at `key` (missing: 0) and store the
+    /// sum as decimal text. → [`KvWritten::Incremented`],
+    /// [`KvWritten::NotANumber`] or [`KvWritten::QuotaExceeded`]
+    Increment {
+        plugin: String,
+        key: String,
+        delta: i64,
+        max_value: u64,
+        max_total: u64,
+    },
+}
+
+/// What a [`KvWrite`] came to. The refusals change nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvWritten {
+    Set,
+    /// Whether the key was set.
+    Deleted(bool),
+    /// The new value.
+    Incremented(i64),
+    /// The write would take the namespace over a limit; why, for the plugin.
+    QuotaExceeded(String),
+    /// The stored value is not a decimal i64, or the sum overflows.
+    NotANumber(String),
 }
 
 /// What an [`Write::Append`] came to.
@@ -294,6 +338,7 @@ pub enum Written {
     Replayed(Replayed),
     /// Rows affected.
     Count(u64),
+    Kv(KvWritten),
 }
 
 /// A store operation failed.
@@ -339,6 +384,13 @@ pub trait Store: Send + Sync {
 
     /// How many events are pending, and when the oldest of them arrived.
     fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// The value of `key` in `plugin`'s key-value namespace.
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The keys of `plugin`'s namespace that start with `prefix`, in byte
+    /// order.
+    fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// The pending part of the inbox, for metrics.

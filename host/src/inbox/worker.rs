@@ -293,7 +293,7 @@ async fn attempt(
         };
         let started = Instant::now();
         let outcome = runtime
-            .call(&plugin.prepared, &delivery, plugin.limits())
+            .call(&plugin.prepared, &plugin.grants, &delivery, plugin.limits())
             .await;
         let elapsed = started.elapsed();
         plugin.stats.record(Outcome::of(&outcome));

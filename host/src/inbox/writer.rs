@@ -203,6 +203,12 @@ mod tests {
         fn backlog(&self) -> Result<crate::inbox::Backlog, StoreError> {
             Ok(Default::default())
         }
+        fn kv_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        fn kv_keys(&self, _: &str, _: &str) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
     }
 
     fn remember(n: usize) -> Write {

@@ -14,6 +14,8 @@
 //! interrupted once its wall-clock timeout has passed.
 
 mod bindings;
+pub mod kv;
+pub mod outbound;
 mod state;
 
 use std::path::Path;
@@ -30,7 +32,11 @@ use wasmtime::{
 
 pub use self::bindings::hookhost::plugin::types::Header;
 pub use bindings::{Delivery, HandlerError, HandlerPre, Response};
+pub use kv::KvLimits;
+pub use outbound::{HostPattern, OutboundPolicy};
 pub use state::State;
+
+use crate::telemetry::OutboundCounter;
 
 /// How often the epoch advances. Deadlines are checked (and busy guests yield)
 /// at this granularity.
@@ -43,6 +49,26 @@ pub struct RuntimeConfig {
     pub max_concurrency: u32,
     /// Where compiled code is cached across restarts; `None` disables it.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Where plugins' outbound requests are counted.
+    pub outbound: OutboundCounter,
+    /// The store that keeps plugins' key-value namespaces; `None` makes
+    /// every `kv` call fail with `store`.
+    pub kv: Option<Arc<crate::inbox::Inbox>>,
+}
+
+/// What a plugin's manifest grants it beyond computing: handed to every call
+/// of that plugin version. Everything not granted here is denied.
+#[derive(Debug, Clone)]
+pub struct Grants {
+    /// The plugin's name: its key-value namespace, and how logs and metrics
+    /// name it.
+    pub plugin: Arc<str>,
+    /// Where it may send HTTP requests, and their limits.
+    pub outbound: Arc<OutboundPolicy>,
+    /// Its `[config]` values, read through the `config` import.
+    pub config: Arc<crate::config::PluginConfig>,
+    /// Limits of its key-value namespace.
+    pub kv: KvLimits,
 }
 
 /// A component compiled and linked against the host, ready to instantiate.
@@ -94,6 +120,8 @@ pub struct Runtime {
     /// in the allocator turns a burst into queueing, not errors.
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
+    outbound: OutboundCounter,
+    kv: Option<Arc<crate::inbox::Inbox>>,
 }
 
 impl Runtime {
@@ -125,6 +153,10 @@ impl Runtime {
         // it (Rust std: io, cli, clocks); what a guest may actually do is
         // decided by the empty `WasiCtx` in `State`.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        // wasi:http for every plugin (JavaScript guests import it even when
+        // they never call out): only the HTTP interfaces, since WASI is
+        // already linked; where a request may go is `State`'s outbound policy.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -135,6 +167,8 @@ impl Runtime {
             linker,
             slots: Arc::new(Semaphore::new(config.max_concurrency as usize)),
             ticker_stop,
+            outbound: config.outbound.clone(),
+            kv: config.kv.clone(),
         })
     }
 
@@ -167,10 +201,12 @@ impl Runtime {
         Ok(Prepared { pre })
     }
 
-    /// Runs one delivery in a fresh instance of `plugin` under `limits`.
+    /// Runs one delivery in a fresh instance of `plugin` under `limits`, with
+    /// what `grants` allows.
     pub async fn call(
         &self,
         plugin: &Prepared,
+        grants: &Grants,
         delivery: &Delivery,
         limits: CallLimits,
     ) -> Result<Response, CallError> {
@@ -181,7 +217,7 @@ impl Runtime {
             .map_err(|_| CallError::Capacity)?
             .expect("the slot semaphore is never closed");
 
-        let mut store = self.store(limits, deadline);
+        let mut store = self.store(grants, limits, deadline);
         let run = async {
             let handler = plugin.pre.instantiate_async(&mut store).await?;
             handler.call_handle(&mut store, delivery).await
@@ -212,6 +248,7 @@ impl Runtime {
     pub async fn check_start(
         &self,
         plugin: &Prepared,
+        grants: &Grants,
         limits: CallLimits,
     ) -> Result<(), CallError> {
         let _slot = self
@@ -220,7 +257,7 @@ impl Runtime {
             .acquire_owned()
             .await
             .expect("the slot semaphore is never closed");
-        let mut store = self.store(limits, Instant::now() + limits.timeout);
+        let mut store = self.store(grants, limits, Instant::now() + limits.timeout);
         let outcome = tokio::time::timeout(
             limits.timeout + Duration::from_millis(250),
             plugin.pre.instantiate_async(&mut store),
@@ -234,12 +271,20 @@ impl Runtime {
         }
     }
 
-    /// A fresh store for one instance: its own empty WASI context, the memory
-    /// cap, and an epoch callback that yields every tick and interrupts at
-    /// `deadline`.
-    fn store(&self, limits: CallLimits, deadline: Instant) -> Store<State> {
+    /// A fresh store for one instance: its own empty WASI context, outbound
+    /// HTTP as `grants` allow (ending at `deadline`), the memory cap, and an
+    /// epoch callback that yields every tick and interrupts at `deadline`.
+    fn store(&self, grants: &Grants, limits: CallLimits, deadline: Instant) -> Store<State> {
         let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
-        let mut store = Store::new(&self.engine, State::new(memory));
+        let outbound = outbound::Outbound::new(
+            grants.plugin.clone(),
+            grants.outbound.clone(),
+            deadline,
+            self.outbound.clone(),
+        );
+        let kv = kv::Kv::new(self.kv.clone(), grants.plugin.clone(), grants.kv);
+        let state = State::new(memory, outbound, kv, grants.config.clone());
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {

@@ -1,10 +1,13 @@
 //! What one plugin call owns inside its `Store`: the (empty) WASI context, the
-//! resource limiter, the guest's stdout/stderr, and the host imports.
+//! wasi:http context with its outbound policy, the resource limiter, the
+//! guest's stdout/stderr, and the host imports (`log`, `kv`, `config`).
 //!
-//! A `State` lives exactly as long as one delivery attempt. It grants the guest
-//! nothing: no preopened directories, no environment, no arguments, no sockets
-//! (WASI clocks and random are always present). Its stdout and stderr go to the
-//! host log, line by line, inside the delivery's span.
+//! A `State` lives exactly as long as one delivery attempt. Its WASI context
+//! grants the guest nothing: no preopened directories, no environment, no
+//! arguments, no sockets (WASI clocks and random are always present). Outbound
+//! HTTP goes only where the plugin's manifest allows ([`super::outbound`]).
+//! Its stdout and stderr go to the host log, line by line, inside the
+//! delivery's span.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -15,8 +18,13 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::bindings::hookhost::plugin::kv::Error as KvError;
 use super::bindings::{Level, hookhost};
+use super::kv::Kv;
+use super::outbound::Outbound;
+use crate::config::PluginConfig;
 
 /// Most bytes of stdout/stderr (each) logged per call; the rest is dropped so a
 /// chatty or malicious plugin cannot flood the host log.
@@ -29,14 +37,28 @@ const LOG_LINE_MAX: usize = 8 * 1024;
 /// Per-call store data.
 pub struct State {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    /// Decides and sends the guest's outbound requests.
+    outbound: Outbound,
+    /// The plugin's key-value namespace.
+    kv: Kv,
+    /// The plugin's `[config]` values.
+    config: Arc<PluginConfig>,
     table: ResourceTable,
     pub(super) limiter: Limiter,
     log_lines_left: u32,
 }
 
 impl State {
-    /// A state granting nothing, with `memory` bytes of linear memory at most.
-    pub fn new(memory: usize) -> Self {
+    /// A state granting nothing beyond outbound HTTP as `outbound` decides,
+    /// the plugin's `kv` namespace and its `config`, with `memory` bytes of
+    /// linear memory at most.
+    pub(super) fn new(
+        memory: usize,
+        outbound: Outbound,
+        kv: Kv,
+        config: Arc<PluginConfig>,
+    ) -> Self {
         let span = tracing::Span::current();
         let wasi = WasiCtx::builder()
             .stdout(GuestOutput::new("stdout", span.clone()))
@@ -44,6 +66,10 @@ impl State {
             .build();
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            outbound,
+            kv,
+            config,
             table: ResourceTable::new(),
             limiter: Limiter::new(memory),
             log_lines_left: LOG_LINES_BUDGET,
@@ -60,7 +86,52 @@ impl WasiView for State {
     }
 }
 
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
 impl hookhost::plugin::types::Host for State {}
+
+impl hookhost::plugin::kv::Host for State {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        self.kv.get(key).await
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        self.kv.set(key, value).await
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, KvError> {
+        self.kv.delete(key).await
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, KvError> {
+        self.kv.list_keys(prefix).await
+    }
+
+    async fn increment(&mut self, key: String, delta: i64) -> Result<i64, KvError> {
+        self.kv.increment(key, delta).await
+    }
+}
+
+impl hookhost::plugin::config::Host for State {
+    async fn get(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).map(str::to_owned)
+    }
+
+    async fn get_all(&mut self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+}
 
 impl hookhost::plugin::log::Host for State {
     async fn log(&mut self, level: Level, message: String) {

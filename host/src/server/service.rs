@@ -271,7 +271,7 @@ impl App {
         let called = Instant::now();
         let result = self
             .runtime
-            .call(&plugin.prepared, &delivery, plugin.limits())
+            .call(&plugin.prepared, &plugin.grants, &delivery, plugin.limits())
             .await;
         self.metrics.call(&plugin.name, called.elapsed());
         plugin.stats.record(Outcome::of(&result));

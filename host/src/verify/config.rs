@@ -181,7 +181,9 @@ impl<'a> SecretResolver<'a> {
             .map_err(|problem| ConfigError::invalid(field, problem))
     }
 
-    fn read(&self, reference: &SecretRef) -> Result<Vec<u8>, String> {
+    /// The bytes `reference` names (a literal is itself), or what is wrong
+    /// with it, without the field name (the caller adds it).
+    pub fn read(&self, reference: &SecretRef) -> Result<Vec<u8>, String> {
         match reference.source() {
             Source::Env("") => {
                 Err("`env:` needs a variable name, e.g. `env:WEBHOOK_SECRET`".into())

@@ -4,10 +4,13 @@
 //!
 //! ```json
 //! {"dns_lookup":"denied: …","env_home":"denied: …","env_vars":"denied: …",
-//!  "fs_read":"denied: …","fs_read_dir":"denied: …","tcp_connect":"denied: …"}
+//!  "fs_read":"denied: …","fs_read_dir":"denied: …","http_request":"denied: …",
+//!  "tcp_connect":"denied: …"}
 //! ```
 //!
-//! A host that grants nothing shows `denied` everywhere.
+//! The body names a listener (`127.0.0.1:PORT`) that both the socket and the
+//! outbound HTTP request (`http://127.0.0.1:PORT/`, through wasi:http) aim
+//! at. A host that grants nothing shows `denied` everywhere.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -72,6 +75,16 @@ impl hookhost_sdk::Handler for Sandbox {
                     format!("allowed: reached {target} ({err})")
                 }
                 Err(err) => format!("denied: {err}"),
+            },
+        );
+        // Outbound HTTP is linked for every plugin; without `[allow] http`
+        // the host must refuse it before anything is sent.
+        outcomes.insert(
+            "http_request",
+            match hookhost_sdk::http::get(&format!("http://{target}/")).send() {
+                Ok(response) => format!("allowed: answered {}", response.status),
+                Err(err) if err.is_denied() => format!("denied: {err}"),
+                Err(err) => format!("allowed: sent, then failed ({err})"),
             },
         );
         outcomes.insert(
