@@ -478,8 +478,7 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
 }
 
 fn new(args: NewArgs) -> anyhow::Result<()> {
-    let language: hookhost::scaffold::Language =
-        args.lang.parse().map_err(anyhow::Error::msg)?;
+    let language: hookhost::scaffold::Language = args.lang.parse().map_err(anyhow::Error::msg)?;
     let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
     let project = hookhost::scaffold::create(&args.name, language, &dir)?;
     println!(
@@ -488,8 +487,15 @@ fn new(args: NewArgs) -> anyhow::Result<()> {
         args.name,
         project.files.len()
     );
-    println!("build:  cd {} && {}", project.dir.display(), hookhost::scaffold::BUILD_COMMAND);
-    println!("then see {}/README.md to serve it and try it with `hookhost send`", project.dir.display());
+    println!(
+        "build:  cd {} && {}",
+        project.dir.display(),
+        hookhost::scaffold::BUILD_COMMAND
+    );
+    println!(
+        "then see {}/README.md to serve it and try it with `hookhost send`",
+        project.dir.display()
+    );
     Ok(())
 }
 

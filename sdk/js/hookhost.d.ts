@@ -55,7 +55,9 @@ export function error(message: unknown): void;
 /** The plugin's own key-value store; failures throw `retry` or `reject`. */
 export const kv: {
   get(key: string): Uint8Array | undefined;
-  getText(key: string): string | undefined;
+  getString(key: string): string | undefined;
+  getJson<T = unknown>(key: string): T | undefined;
+  setJson(key: string, value: unknown): void;
   set(key: string, value: Body): void;
   delete(key: string): boolean;
   listKeys(prefix?: string): string[];
@@ -66,5 +68,6 @@ export const kv: {
 export const config: {
   get(key: string): string | undefined;
   get(key: string, fallback: string): string;
+  require(key: string): string;
   getAll(): Record<string, string>;
 };

@@ -166,11 +166,28 @@ function kvCall(call) {
 export const kv = {
   /** The value of `key` as bytes, or `undefined` when it is not set. */
   get: (key) => kvCall(() => hostKv.get(key)),
-  /** The value of `key` decoded as UTF-8, or `undefined`. */
-  getText: (key) => {
+  /** The value of `key` as UTF-8 text, or `undefined`; a reject when not UTF-8. */
+  getString: (key) => {
     const value = kvCall(() => hostKv.get(key));
-    return value === undefined ? undefined : new TextDecoder().decode(value);
+    if (value === undefined) return undefined;
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(value);
+    } catch (err) {
+      throw reject(`kv value of ${key} is not UTF-8: ${err.message}`);
+    }
   },
+  /** The value of `key` parsed as JSON, or `undefined` when it is not set. */
+  getJson: (key) => {
+    const text = kv.getString(key);
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (err) {
+      throw reject(`kv value of ${key} is not JSON: ${err.message}`);
+    }
+  },
+  /** Sets `key` to `value` serialised as JSON. */
+  setJson: (key, value) => kvCall(() => hostKv.set(key, bytes(JSON.stringify(value)))),
   /** Sets `key` to `value` (bytes, or a string stored as UTF-8). */
   set: (key, value) => kvCall(() => hostKv.set(key, bytes(value))),
   /** Deletes `key`; whether it was set. */
@@ -190,6 +207,12 @@ export const config = {
   get: (key, fallback) => {
     const value = hostConfig.get(key);
     return value === undefined ? fallback : value;
+  },
+  /** The value of `key`; a reject naming the key when it is not set. */
+  require: (key) => {
+    const value = hostConfig.get(key);
+    if (value === undefined) throw reject(`the manifest's [config] does not set \`${key}\``);
+    return value;
   },
   /** Every key and value, as an object. */
   getAll: () => Object.fromEntries(hostConfig.getAll()),

@@ -204,10 +204,30 @@ class _Kv:
             raise _kv_failure(err) from None
         return None if value is None else bytes(value)
 
-    def get_text(self, key: str) -> Optional[str]:
-        """The value of `key` decoded as UTF-8, or None."""
+    def get_string(self, key: str) -> Optional[str]:
+        """The value of `key` as UTF-8 text, or None; a reject when it is
+        not UTF-8."""
         value = self.get(key)
-        return None if value is None else value.decode("utf-8", "replace")
+        if value is None:
+            return None
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise reject(f"kv value of {key!r} is not UTF-8: {err}") from None
+
+    def get_json(self, key: str) -> Any:
+        """The value of `key` parsed as JSON, or None when it is not set."""
+        value = self.get_string(key)
+        if value is None:
+            return None
+        try:
+            return _json.loads(value)
+        except ValueError as err:
+            raise reject(f"kv value of {key!r} is not JSON: {err}") from None
+
+    def set_json(self, key: str, value: Any) -> None:
+        """Sets `key` to `value` serialised as JSON."""
+        self.set(key, _json.dumps(value, separators=(",", ":")))
 
     def set(self, key: str, value: Body) -> None:
         """Sets `key` to `value` (bytes, or str stored as UTF-8)."""
@@ -247,14 +267,22 @@ class _Config:
         value = _config.get(key)
         return default if value is None else value
 
+    def require(self, key: str) -> str:
+        """The value of `key`; a reject naming the key when it is not set."""
+        value = _config.get(key)
+        if value is None:
+            raise reject(f"the manifest's [config] does not set `{key}`")
+        return value
+
     def get_all(self) -> Dict[str, str]:
         """Every key and value."""
         return dict(_config.get_all())
 
 
-#: The plugin's key-value store: `hookhost.kv.get("k")`, `.set`, `.delete`,
-#: `.list_keys`, `.increment`.
+#: The plugin's key-value store: `hookhost.kv.get("k")`, `.get_string`,
+#: `.get_json`, `.set`, `.set_json`, `.delete`, `.list_keys`, `.increment`.
 kv = _Kv()
 
-#: The plugin's config values: `hookhost.config.get("k")`, `.get_all()`.
+#: The plugin's config values: `hookhost.config.get("k")`, `.require("k")`,
+#: `.get_all()`.
 config = _Config()

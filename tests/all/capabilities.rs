@@ -251,14 +251,14 @@ async fn config_secrets_never_reach_the_log() {
 
 /// A one-connection-at-a-time HTTP/1.1 server on 127.0.0.1 that records
 /// every request and answers each with `status` and `body` after `delay`.
-struct LocalServer {
-    addr: std::net::SocketAddr,
+pub(crate) struct LocalServer {
+    pub(crate) addr: std::net::SocketAddr,
     seen: Arc<Mutex<Vec<String>>>,
     connections: Arc<Mutex<u32>>,
 }
 
 impl LocalServer {
-    async fn start(status: u16, body: Vec<u8>, delay: Duration) -> Self {
+    pub(crate) async fn start(status: u16, body: Vec<u8>, delay: Duration) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -316,7 +316,7 @@ impl LocalServer {
         }
     }
 
-    fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
 

@@ -16,9 +16,7 @@ const STRIPE_MANIFEST: &str = include_str!("../../plugins/stripe/stripe.toml");
 const SHOPIFY_MANIFEST: &str = include_str!("../../plugins/shopify/shopify.toml");
 const SECRET: &str = "whsec_test-secret";
 
-/// A host serving both examples. The host's own sync-mode dedupe (by Stripe
-/// event id) is switched off with a zero window, so a second delivery of an
-/// event reaches the plugin and its own dedupe (in kv) is what answers.
+/// A host serving both examples.
 async fn start() -> TestHost {
     precompile(STRIPE).await;
     precompile(SHOPIFY).await;
@@ -31,7 +29,6 @@ async fn start() -> TestHost {
             for name in ["stripe", "shopify"] {
                 std::fs::write(config.plugins_dir.join(format!("{name}.secret")), SECRET).unwrap();
             }
-            config.inbox.dedupe_window = Duration::ZERO;
         },
     )
     .await
@@ -110,7 +107,14 @@ fn payment_succeeded(event: &str, amount: u64) -> String {
 #[tokio::test]
 async fn python_stripe_handles_a_payment_once_across_deliveries() {
     let host = start().await;
-    let first = signed(&host, "/hooks/stripe", &stripe(SECRET), &payment_succeeded("evt_1", 1250), &[]).await;
+    let first = signed(
+        &host,
+        "/hooks/stripe",
+        &stripe(SECRET),
+        &payment_succeeded("evt_1", 1250),
+        &[],
+    )
+    .await;
     assert_eq!(first.status(), StatusCode::OK);
     let body: Value = first.json().await.unwrap();
     assert_eq!(body["event"], "evt_1", "{body}");
@@ -121,12 +125,26 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
 
     // Stripe delivers again (it did not see our 200): the plugin's kv says
     // it was handled, and the total is not counted twice.
-    let again = signed(&host, "/hooks/stripe", &stripe(SECRET), &payment_succeeded("evt_1", 1250), &[]).await;
+    let again = signed(
+        &host,
+        "/hooks/stripe",
+        &stripe(SECRET),
+        &payment_succeeded("evt_1", 1250),
+        &[],
+    )
+    .await;
     assert_eq!(again.status(), StatusCode::OK);
     let body: Value = again.json().await.unwrap();
     assert_eq!(body, json!({"event": "evt_1", "duplicate": true}));
 
-    let other = signed(&host, "/hooks/stripe", &stripe(SECRET), &payment_succeeded("evt_2", 750), &[]).await;
+    let other = signed(
+        &host,
+        "/hooks/stripe",
+        &stripe(SECRET),
+        &payment_succeeded("evt_2", 750),
+        &[],
+    )
+    .await;
     let body: Value = other.json().await.unwrap();
     assert_eq!(body["total"], 2000, "kv kept the first payment: {body}");
     host.stop().await;
@@ -135,12 +153,16 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
 #[tokio::test]
 async fn python_stripe_rejects_unknown_event_types_with_422() {
     let host = start().await;
-    let body = json!({"id": "evt_3", "type": "customer.created", "data": {"object": {}}}).to_string();
+    let body =
+        json!({"id": "evt_3", "type": "customer.created", "data": {"object": {}}}).to_string();
     let response = signed(&host, "/hooks/stripe", &stripe(SECRET), &body, &[]).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("unsupported event type 'customer.created'"),
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported event type 'customer.created'"),
         "{body}"
     );
 
@@ -152,7 +174,14 @@ async fn python_stripe_rejects_unknown_event_types_with_422() {
 #[tokio::test]
 async fn python_and_js_examples_refuse_bad_signatures_with_401() {
     let host = start().await;
-    let response = signed(&host, "/hooks/stripe", &stripe("not-the-secret"), &payment_succeeded("evt_4", 1), &[]).await;
+    let response = signed(
+        &host,
+        "/hooks/stripe",
+        &stripe("not-the-secret"),
+        &payment_succeeded("evt_4", 1),
+        &[],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let response = signed(
         &host,
@@ -186,7 +215,14 @@ async fn js_shopify_summarises_signed_orders_and_counts_them() {
         ("x-shopify-topic", "orders/create"),
         ("x-shopify-shop-domain", "demo.myshopify.com"),
     ];
-    let response = signed(&host, "/hooks/shopify", &shopify(SECRET), &order(1001), &headers).await;
+    let response = signed(
+        &host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        &order(1001),
+        &headers,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/json");
     let body: Value = response.json().await.unwrap();
@@ -202,7 +238,14 @@ async fn js_shopify_summarises_signed_orders_and_counts_them() {
             "orders_seen": 1
         })
     );
-    let response = signed(&host, "/hooks/shopify", &shopify(SECRET), &order(1002), &headers).await;
+    let response = signed(
+        &host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        &order(1002),
+        &headers,
+    )
+    .await;
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["orders_seen"], 2, "the count is kept in kv: {body}");
     host.stop().await;
@@ -212,13 +255,33 @@ async fn js_shopify_summarises_signed_orders_and_counts_them() {
 async fn js_shopify_ignores_other_topics_and_rejects_bad_requests() {
     let host = start().await;
     let other = [("x-shopify-topic", "products/update")];
-    let response = signed(&host, "/hooks/shopify", &shopify(SECRET), r#"{"id":5}"#, &other).await;
+    let response = signed(
+        &host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        r#"{"id":5}"#,
+        &other,
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
-    let response = signed(&host, "/hooks/shopify", &shopify(SECRET), r#"{"id":5}"#, &[]).await;
+    let response = signed(
+        &host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        r#"{"id":5}"#,
+        &[],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("missing X-Shopify-Topic"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing X-Shopify-Topic"),
+        "{body}"
+    );
 
     let create = [("x-shopify-topic", "orders/create")];
     let response = signed(&host, "/hooks/shopify", &shopify(SECRET), "[oops", &create).await;
@@ -239,12 +302,23 @@ async fn python_burst_as_wide_as_the_pool_is_served() {
     .to_string();
     let signer = stripe(SECRET);
     let mut burst = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let request = signed_request(&host, "/hooks/stripe", &signer, &failed, &[]);
+    for n in 0..32 {
+        // Distinct delivery ids: the host runs each (no dedupe answer).
+        let key = format!("burst-{n}");
+        let request = signed_request(
+            &host,
+            "/hooks/stripe",
+            &signer,
+            &failed,
+            &[("idempotency-key", &key)],
+        );
         burst.spawn(async move { request.send().await.unwrap().status() });
     }
     let statuses = burst.join_all().await;
-    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
     host.stop().await;
 }
 
@@ -261,13 +335,21 @@ struct Figures {
 /// Measures one plugin: compile without a cache, load from a warm cache,
 /// then through a real host (loopback HTTP, verification off) the first call
 /// and `calls` sequential warm calls. Each call is a fresh instance.
-async fn measure(name: &str, wasm: &str, headers: &[(&str, &str)], body: &str, calls: usize) -> Figures {
+async fn measure(
+    name: &str,
+    wasm: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    calls: usize,
+) -> Figures {
     use hookhost::runtime::{Runtime, RuntimeConfig};
     let bytes = std::fs::read(wasm).unwrap();
     let runtime = |cache_dir| {
         Runtime::new(&RuntimeConfig {
             max_concurrency: 16,
             cache_dir,
+            outbound: Default::default(),
+            kv: None,
         })
         .unwrap()
     };
@@ -277,20 +359,27 @@ async fn measure(name: &str, wasm: &str, headers: &[(&str, &str)], body: &str, c
     let compile = started.elapsed();
 
     let cache = tempfile::tempdir().unwrap();
-    runtime(Some(cache.path().to_owned())).prepare(path, &bytes).unwrap();
+    runtime(Some(cache.path().to_owned()))
+        .prepare(path, &bytes)
+        .unwrap();
     let warm_cache = runtime(Some(cache.path().to_owned()));
     let started = std::time::Instant::now();
     warm_cache.prepare(path, &bytes).unwrap();
     let cached_load = started.elapsed();
     drop(warm_cache);
 
-    let host = TestHost::start_with(&[crate::support::plugin(name, wasm)], |config| {
+    let running = TestHost::start_with(&[crate::support::plugin(name, wasm)], |config| {
         config.cache_dir = Some(cache.path().to_owned());
-        config.inbox.dedupe_window = Duration::ZERO;
     })
     .await;
-    let call = || async {
-        let mut request = host.client.post(host.url(&format!("/hooks/{name}"))).body(body.to_owned());
+    let host = &running;
+    let call = |n: usize| async move {
+        // A distinct delivery id per call, so the host runs every one.
+        let mut request = host
+            .client
+            .post(host.url(&format!("/hooks/{name}")))
+            .header("idempotency-key", format!("bench-{n}"))
+            .body(body.to_owned());
         for (header, value) in headers {
             request = request.header(*header, *value);
         }
@@ -301,12 +390,12 @@ async fn measure(name: &str, wasm: &str, headers: &[(&str, &str)], body: &str, c
         assert!(status.is_success(), "{name}: {status}");
         started.elapsed()
     };
-    let first_call = call().await;
+    let first_call = call(0).await;
     let mut times = Vec::with_capacity(calls);
-    for _ in 0..calls {
-        times.push(call().await);
+    for n in 1..=calls {
+        times.push(call(n).await);
     }
-    host.stop().await;
+    running.stop().await;
     times.sort();
     Figures {
         size: bytes.len() as u64,
@@ -335,11 +424,31 @@ async fn per_language_figures() {
     })
     .to_string();
     let rows = [
-        ("Rust (`github`, ping)", "github", hookhost_test_artifacts::GITHUB, vec![("x-github-event", "ping")], r#"{"zen":"hi","hook_id":1}"#.to_owned()),
-        ("Python (`stripe`, payment failed)", "stripe", STRIPE, vec![], failed),
-        ("JavaScript (`shopify`, other topic)", "shopify", SHOPIFY, vec![("x-shopify-topic", "products/update")], r#"{"id":1}"#.to_owned()),
+        (
+            "Rust (`github`, ping)",
+            "github",
+            hookhost_test_artifacts::GITHUB,
+            vec![("x-github-event", "ping")],
+            r#"{"zen":"hi","hook_id":1}"#.to_owned(),
+        ),
+        (
+            "Python (`stripe`, payment failed)",
+            "stripe",
+            STRIPE,
+            vec![],
+            failed,
+        ),
+        (
+            "JavaScript (`shopify`, other topic)",
+            "shopify",
+            SHOPIFY,
+            vec![("x-shopify-topic", "products/update")],
+            r#"{"id":1}"#.to_owned(),
+        ),
     ];
-    println!("\n| plugin | component | compile (uncached) | cached load | first call | warm call p50 | p99 |");
+    println!(
+        "\n| plugin | component | compile (uncached) | cached load | first call | warm call p50 | p99 |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (label, name, wasm, headers, body) in rows {
         let f = measure(name, wasm, &headers, &body, calls).await;
@@ -354,4 +463,63 @@ async fn per_language_figures() {
         );
     }
     println!("({calls} warm calls each, sequential, over loopback HTTP)");
+}
+
+/// A host serving only the Shopify example, told by `[config]` to forward
+/// each summary to `server` and allowed by `[allow] http` to reach it.
+async fn start_forwarding(server: std::net::SocketAddr) -> TestHost {
+    precompile(SHOPIFY).await;
+    let manifest = format!(
+        "{SHOPIFY_MANIFEST}\n[config]\nforward_url = \"http://{server}/orders\"\n[allow]\nhttp = [\"{server}\"]\n"
+    );
+    TestHost::start_with(&[plugin_with("shopify", SHOPIFY, &manifest)], |config| {
+        std::fs::write(config.plugins_dir.join("shopify.secret"), SECRET).unwrap();
+    })
+    .await
+}
+
+#[tokio::test]
+async fn js_shopify_forwards_the_summary_with_fetch_when_config_grants_a_url() {
+    let server = crate::capabilities::LocalServer::start(200, b"ok".to_vec(), Duration::ZERO).await;
+    let host = start_forwarding(server.addr).await;
+    let create = [("x-shopify-topic", "orders/create")];
+    let response = signed(
+        &host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        &order(2001),
+        &create,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["forwarded"], 200, "{body}");
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("POST /orders "), "{}", seen[0]);
+    assert!(seen[0].contains(r##""order":"#2001""##), "{}", seen[0]);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn js_shopify_asks_for_a_retry_when_forwarding_fails() {
+    let server =
+        crate::capabilities::LocalServer::start(500, b"down".to_vec(), Duration::ZERO).await;
+    let host = start_forwarding(server.addr).await;
+    let create = [("x-shopify-topic", "orders/create")];
+    let response = signed(
+        &host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        &order(2002),
+        &create,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("answered 500"),
+        "{body}"
+    );
+    host.stop().await;
 }

@@ -20,12 +20,19 @@ async fn scaffold_build_and_call(name: &str, lang: &str) {
         .arg(&project)
         .output()
         .unwrap();
-    assert!(out.status.success(), "hookhost new: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "hookhost new: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("make"), "{stdout}");
     let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
     let send_line = format!("hookhost send http://127.0.0.1:8080/hooks/{name}");
-    assert!(readme.contains(&send_line), "the README says how to try it:\n{readme}");
+    assert!(
+        readme.contains(&send_line),
+        "the README says how to try it:\n{readme}"
+    );
 
     // A second run refuses to touch the folder.
     let again = Command::new(env!("CARGO_BIN_EXE_hookhost"))
@@ -55,12 +62,19 @@ async fn scaffold_build_and_call(name: &str, lang: &str) {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&send.stdout);
-    assert!(send.status.success(), "hookhost send: {stdout}{}", String::from_utf8_lossy(&send.stderr));
+    assert!(
+        send.status.success(),
+        "hookhost send: {stdout}{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
     assert!(stdout.starts_with("200 OK"), "{stdout}");
     let body: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(body["plugin"], name, "{body}");
     assert_eq!(body["hello"], "hookhost", "{body}");
-    assert!(body["delivery"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+    assert!(
+        body["delivery"].as_str().is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
 
     // The starter rejects a body that is not JSON (422).
     let response = host.post(&format!("/hooks/{name}"), "not json").await;
@@ -75,15 +89,23 @@ async fn scaffold_build_and_call(name: &str, lang: &str) {
 async fn build(project: &Path, lang: &str) {
     let mut make = Command::new("make");
     make.current_dir(project)
-        .arg(format!("COMPONENTIZE_PY={}", hookhost_test_artifacts::COMPONENTIZE_PY))
-        .arg(format!("COMPONENTIZE_JS={}", hookhost_test_artifacts::COMPONENTIZE_JS));
+        .arg(format!(
+            "COMPONENTIZE_PY={}",
+            hookhost_test_artifacts::COMPONENTIZE_PY
+        ))
+        .arg(format!(
+            "COMPONENTIZE_JS={}",
+            hookhost_test_artifacts::COMPONENTIZE_JS
+        ));
     if lang == "rust" {
         let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
         make.arg(format!("CARGO_TARGET_DIR={}", target.display()));
         let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
         std::fs::copy(lock, project.join("Cargo.lock")).unwrap();
     }
-    let out = tokio::task::spawn_blocking(move || make.output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || make.output().unwrap())
+        .await
+        .unwrap();
     assert!(
         out.status.success(),
         "make in the {lang} project failed:\n{}\n{}",

@@ -427,6 +427,8 @@ pub async fn precompile(wasm: &str) {
             let runtime = hookhost::runtime::Runtime::new(&hookhost::runtime::RuntimeConfig {
                 max_concurrency: 16,
                 cache_dir: Some(shared_cache()),
+                outbound: Default::default(),
+                kv: None,
             })
             .unwrap();
             let bytes = std::fs::read(&wasm).unwrap_or_else(|err| panic!("read {wasm}: {err}"));

@@ -103,7 +103,11 @@ fn main() {
     let wasm_dir = target_dir.join(TARGET).join("release");
     let rust_output = |krate| rust_output(&wasm_dir, krate);
     let mut example_outputs: Vec<(&Crate, PathBuf)> = plugins.iter().map(rust_output).collect();
-    example_outputs.extend(others.iter().map(|plugin| (&plugin.krate, plugin.output(&components))));
+    example_outputs.extend(
+        others
+            .iter()
+            .map(|plugin| (&plugin.krate, plugin.output(&components))),
+    );
     example_outputs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     let guest_outputs: Vec<(&Crate, PathBuf)> = guests.iter().map(rust_output).collect();
 
@@ -134,11 +138,23 @@ fn main() {
         )
         .unwrap();
     };
-    list(&example_outputs, "PLUGINS", "example plugin under `plugins/`");
+    list(
+        &example_outputs,
+        "PLUGINS",
+        "example plugin under `plugins/`",
+    );
     list(&guest_outputs, "GUESTS", "test guest under `tests/guests/`");
     for (constant, path, what) in [
-        ("COMPONENTIZE_PY", &tools.python, "componentize-py (`make py-tools`)"),
-        ("COMPONENTIZE_JS", &tools.js, "componentize-js (`make js-tools`)"),
+        (
+            "COMPONENTIZE_PY",
+            &tools.python,
+            "componentize-py (`make py-tools`)",
+        ),
+        (
+            "COMPONENTIZE_JS",
+            &tools.js,
+            "componentize-js (`make js-tools`)",
+        ),
     ] {
         writeln!(code, "/// The project-local {what}.").unwrap();
         writeln!(
@@ -379,7 +395,12 @@ fn check_tools(root: &Path, others: &[Other]) -> Result<Tools, String> {
     }
 }
 
-fn spawn_other(root: &Path, tools: &Tools, other: &Other, components: &Path) -> std::process::Child {
+fn spawn_other(
+    root: &Path,
+    tools: &Tools,
+    other: &Other,
+    components: &Path,
+) -> std::process::Child {
     let folder = root.join(&other.krate.dir);
     let output = other.output(components);
     let mut cmd = match other.language {

@@ -74,17 +74,32 @@ const WIT: &str = include_str!("../../../wit/world.wit");
 /// A unit test checks this lists every file of `sdk/src`.
 const RUST_SDK: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
-    ("src/delivery.rs", include_str!("../../../sdk/src/delivery.rs")),
+    ("src/config.rs", include_str!("../../../sdk/src/config.rs")),
+    ("src/http.rs", include_str!("../../../sdk/src/http.rs")),
+    ("src/kv.rs", include_str!("../../../sdk/src/kv.rs")),
+    (
+        "src/delivery.rs",
+        include_str!("../../../sdk/src/delivery.rs"),
+    ),
     ("src/error.rs", include_str!("../../../sdk/src/error.rs")),
     ("src/log.rs", include_str!("../../../sdk/src/log.rs")),
-    ("src/response.rs", include_str!("../../../sdk/src/response.rs")),
+    (
+        "src/response.rs",
+        include_str!("../../../sdk/src/response.rs"),
+    ),
 ];
 
 /// The JavaScript helper and the WIT types `jco types` generated for it.
 const JS_SDK: &[(&str, &str)] = &[
     ("hookhost.js", include_str!("../../../sdk/js/hookhost.js")),
-    ("hookhost.d.ts", include_str!("../../../sdk/js/hookhost.d.ts")),
-    ("types/handler.d.ts", include_str!("../../../sdk/js/types/handler.d.ts")),
+    (
+        "hookhost.d.ts",
+        include_str!("../../../sdk/js/hookhost.d.ts"),
+    ),
+    (
+        "types/handler.d.ts",
+        include_str!("../../../sdk/js/types/handler.d.ts"),
+    ),
     (
         "types/interfaces/hookhost-plugin-config.d.ts",
         include_str!("../../../sdk/js/types/interfaces/hookhost-plugin-config.d.ts"),
@@ -109,7 +124,9 @@ const JS_SDK: &[(&str, &str)] = &[
 pub fn create(name: &str, language: Language, dir: &Path) -> anyhow::Result<Project> {
     crate::registry::check_name(name).map_err(anyhow::Error::msg)?;
     if language == Language::Rust && !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        anyhow::bail!("a Rust plugin's name must start with a letter (it names the crate): `{name}`");
+        anyhow::bail!(
+            "a Rust plugin's name must start with a letter (it names the crate): `{name}`"
+        );
     }
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
@@ -286,7 +303,10 @@ mod tests {
     fn js_types_list_every_generated_declaration() {
         let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/js/types/interfaces");
         for entry in std::fs::read_dir(types).unwrap() {
-            let file = format!("types/interfaces/{}", entry.unwrap().file_name().to_string_lossy());
+            let file = format!(
+                "types/interfaces/{}",
+                entry.unwrap().file_name().to_string_lossy()
+            );
             assert!(
                 JS_SDK.iter().any(|(path, _)| *path == file),
                 "{file} is not in JS_SDK in scaffold/mod.rs"
@@ -308,7 +328,10 @@ mod tests {
         std::fs::write(existing.join("keep.txt"), "mine").unwrap();
         let err = create("taken", Language::Js, &existing).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
-        assert_eq!(std::fs::read_to_string(existing.join("keep.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(existing.join("keep.txt")).unwrap(),
+            "mine"
+        );
         assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 1);
     }
 
@@ -322,12 +345,21 @@ mod tests {
         ] {
             let target = dir.path().join(format!("p-{language}"));
             let project = create("my-hook", language, &target).unwrap();
-            for file in ["wit/world.wit", "my-hook.toml", "README.md", "Makefile", source] {
+            for file in [
+                "wit/world.wit",
+                "my-hook.toml",
+                "README.md",
+                "Makefile",
+                source,
+            ] {
                 assert!(target.join(file).is_file(), "{language}: {file} missing");
                 assert!(project.files.contains(&PathBuf::from(file)));
             }
             let readme = std::fs::read_to_string(target.join("README.md")).unwrap();
-            assert!(readme.contains("hookhost send http://127.0.0.1:8080/hooks/my-hook"), "{readme}");
+            assert!(
+                readme.contains("hookhost send http://127.0.0.1:8080/hooks/my-hook"),
+                "{readme}"
+            );
             let manifest = std::fs::read_to_string(target.join("my-hook.toml")).unwrap();
             crate::config::Manifest::parse(
                 "my-hook",
