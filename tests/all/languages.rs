@@ -123,14 +123,15 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
     assert_eq!(body["total"], 1250);
     assert!(body.get("duplicate").is_none(), "{body}");
 
-    // Stripe delivers again (it did not see our 200): the plugin's kv says
-    // it was handled, and the total is not counted twice.
+    // The same event again, under another delivery id (the host dedupes by
+    // delivery id, and a relay or a replay tool may mint a new one): the
+    // plugin's kv says the event was handled, and nothing is counted twice.
     let again = signed(
         &host,
         "/hooks/stripe",
         &stripe(SECRET),
         &payment_succeeded("evt_1", 1250),
-        &[],
+        &[("idempotency-key", "relay-2")],
     )
     .await;
     assert_eq!(again.status(), StatusCode::OK);
