@@ -15,6 +15,8 @@ RUST_PLUGINS := echo github
 PY_PLUGINS := stripe
 JS_PLUGINS := shopify
 EXAMPLES_DIR := target/example-plugins
+# Components are built here, then renamed into EXAMPLES_DIR (same file system).
+BUILD_DIR := target/example-build
 LISTEN ?= 127.0.0.1:8080
 
 # The plugin toolchains for Python and JavaScript (versions: see README).
@@ -63,17 +65,17 @@ js-types: js-tools
 ## Build the example plugins into $(EXAMPLES_DIR) (NAME.wasm + NAME.toml).
 plugins: tools
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_PLUGINS))
-	mkdir -p $(EXAMPLES_DIR)/.build
+	mkdir -p $(BUILD_DIR)
 	for p in $(PY_PLUGINS); do \
 		PYTHONDONTWRITEBYTECODE=1 $(COMPONENTIZE_PY) -d wit -w handler componentize \
-			-p plugins/$$p -p sdk/python app -o $(EXAMPLES_DIR)/.build/$$p.wasm || exit 1; \
+			-p plugins/$$p -p sdk/python app -o $(BUILD_DIR)/$$p.wasm || exit 1; \
 	done
 	for p in $(JS_PLUGINS); do \
 		$(COMPONENTIZE_JS) plugins/$$p/plugin.js --wit wit --world-name handler \
-			-o $(EXAMPLES_DIR)/.build/$$p.wasm || exit 1; \
+			-o $(BUILD_DIR)/$$p.wasm || exit 1; \
 	done
 	for p in $(RUST_PLUGINS); do \
-		cp target/wasm32-wasip2/release/$$p.wasm $(EXAMPLES_DIR)/.build/$$p.wasm || exit 1; \
+		cp target/wasm32-wasip2/release/$$p.wasm $(BUILD_DIR)/$$p.wasm || exit 1; \
 	done
 	@# The verified examples read a demo secret from NAME.secret beside them.
 	@for p in github stripe shopify; do \
@@ -86,7 +88,7 @@ plugins: tools
 			cp plugins/$$p/$$p.toml $(EXAMPLES_DIR)/.$$p.toml.tmp && \
 			mv $(EXAMPLES_DIR)/.$$p.toml.tmp $(EXAMPLES_DIR)/$$p.toml; \
 		fi; \
-		mv $(EXAMPLES_DIR)/.build/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
+		mv $(BUILD_DIR)/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
 	done
 
 ## Format check and lints, as CI runs them.
