@@ -1,15 +1,34 @@
 # hookhost tasks. The README's two commands are `make run` and `make test`.
 #
-# Everything a task needs is installed by the task itself (the wasm32-wasip2
-# Rust target), so both work on a fresh machine with only rustup + cargo.
+# Everything a task needs is installed by the task itself, project-locally:
+# the wasm32-wasip2 Rust target, componentize-py in .venv/ (from PyPI) and
+# componentize-js + jco in node_modules/ (from npm, pinned by
+# package-lock.json). Both work on a fresh machine with rustup, cargo,
+# python3 (with venv) and node/npm; nothing is installed globally.
 
 CARGO ?= cargo
-# Example plugins served by `make run` (folders under plugins/).
-PLUGINS := echo github push-digest
+PYTHON ?= python3
+NPM ?= npm
+# Example plugins served by `make run` (folders under plugins/): Rust crates,
+# a Python one (app.py) and a JavaScript one (plugin.js).
+RUST_PLUGINS := echo github push-digest
+PY_PLUGINS := stripe
+JS_PLUGINS := shopify
 EXAMPLES_DIR := target/example-plugins
+# Components are built here, then renamed into EXAMPLES_DIR (same file system).
+BUILD_DIR := target/example-build
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test plugins wasm-target lint fmt bench bench-smoke
+# The plugin toolchains for Python and JavaScript (versions: see README).
+VENV := .venv
+COMPONENTIZE_PY_VERSION := 0.25.1
+COMPONENTIZE_PY := $(VENV)/bin/componentize-py
+PY_TOOLS_STAMP := $(VENV)/.componentize-py-$(COMPONENTIZE_PY_VERSION)
+COMPONENTIZE_JS := node_modules/.bin/componentize-js
+JCO := node_modules/.bin/jco
+JS_TOOLS_STAMP := node_modules/.package-lock.json
+
+.PHONY: run test plugins wasm-target py-tools js-tools tools js-types lint fmt bench bench-smoke
 
 ## Build the example plugins and serve them on $(LISTEN).
 run: plugins
@@ -17,26 +36,60 @@ run: plugins
 		--plugins $(EXAMPLES_DIR) --data target/example-data
 
 ## Run every test: unit tests, then the integration suite against the real host.
-test: wasm-target
+test: tools
 	$(CARGO) test
 
+## Everything the build needs besides cargo.
+tools: wasm-target py-tools js-tools
+
+## componentize-py in a project-local virtual environment.
+py-tools: $(PY_TOOLS_STAMP)
+$(PY_TOOLS_STAMP):
+	@$(PYTHON) -c 'import venv' 2>/dev/null || { echo "python3 with the venv module is needed (e.g. apt-get install python3-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check --quiet componentize-py==$(COMPONENTIZE_PY_VERSION)
+	touch $@
+
+## componentize-js and jco in a project-local node_modules, exactly as locked.
+js-tools: $(JS_TOOLS_STAMP)
+$(JS_TOOLS_STAMP): package.json package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "npm (Node.js 20 or later) is needed"; exit 1; }
+	$(NPM) ci --no-audit --no-fund
+	touch $@
+
+## Regenerate the TypeScript declarations of the WIT world for JS plugins.
+js-types: js-tools
+	rm -rf sdk/js/types
+	$(JCO) types wit --world-name handler -o sdk/js/types
+
 ## Build the example plugins into $(EXAMPLES_DIR) (NAME.wasm + NAME.toml).
-plugins: wasm-target
-	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(PLUGINS))
+plugins: tools
+	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(RUST_PLUGINS))
+	mkdir -p $(BUILD_DIR)
+	for p in $(PY_PLUGINS); do \
+		PYTHONDONTWRITEBYTECODE=1 $(COMPONENTIZE_PY) -d wit -w handler componentize \
+			-p plugins/$$p -p sdk/python app -o $(BUILD_DIR)/$$p.wasm || exit 1; \
+	done
+	for p in $(JS_PLUGINS); do \
+		$(COMPONENTIZE_JS) plugins/$$p/plugin.js --wit wit --world-name handler \
+			-o $(BUILD_DIR)/$$p.wasm || exit 1; \
+	done
+	for p in $(RUST_PLUGINS); do \
+		cp target/wasm32-wasip2/release/$$p.wasm $(BUILD_DIR)/$$p.wasm || exit 1; \
+	done
 	mkdir -p $(EXAMPLES_DIR)
-	@# github.toml and push-digest.toml verify signatures with the secret in
-	@# NAME.secret: demo ones.
-	@test -f $(EXAMPLES_DIR)/github.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/github.secret
-	@test -f $(EXAMPLES_DIR)/push-digest.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/push-digest.secret
+	@# The verified examples read a demo secret from NAME.secret beside them.
+	@for p in github push-digest stripe shopify; do \
+		test -f $(EXAMPLES_DIR)/$$p.secret || echo hookhost-demo-secret > $(EXAMPLES_DIR)/$$p.secret; \
+	done
 	@# Manifest first, then the component, each renamed into place: a running
 	@# host never sees a half-written file or a component without its manifest.
-	for p in $(PLUGINS); do \
+	for p in $(RUST_PLUGINS) $(PY_PLUGINS) $(JS_PLUGINS); do \
 		if [ -f plugins/$$p/$$p.toml ]; then \
 			cp plugins/$$p/$$p.toml $(EXAMPLES_DIR)/.$$p.toml.tmp && \
 			mv $(EXAMPLES_DIR)/.$$p.toml.tmp $(EXAMPLES_DIR)/$$p.toml; \
 		fi; \
-		cp target/wasm32-wasip2/release/$$p.wasm $(EXAMPLES_DIR)/.$$p.wasm.tmp && \
-		mv $(EXAMPLES_DIR)/.$$p.wasm.tmp $(EXAMPLES_DIR)/$$p.wasm; \
+		mv $(BUILD_DIR)/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
 	done
 
 ## hookhost against its native baseline: one table (README "Performance").
@@ -49,7 +102,7 @@ bench-smoke: wasm-target
 	$(CARGO) xtask bench --smoke --profile dev
 
 ## Format check and lints, as CI runs them.
-lint: wasm-target
+lint: tools
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p xtask -- -D warnings

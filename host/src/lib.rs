@@ -14,6 +14,7 @@
 //! - [`ingress`]: client addresses, IP allowlists and rate limits.
 //! - [`runtime`]: the wasmtime engine, linker and per-call sandbox.
 //! - [`registry`]: the live set of plugins, swapped atomically.
+//! - [`scaffold`]: `hookhost new`, plugin projects in Rust, Python and JavaScript.
 //! - [`server`]: HTTP accept loop, request path, status codes.
 //! - [`send`]: `hookhost send`, signed test deliveries.
 //! - [`settings`]: `serve` settings from `hookhost.toml`, flags and `HOOKHOST_*`.
@@ -32,6 +33,7 @@ pub mod inbox;
 pub mod ingress;
 pub mod registry;
 pub mod runtime;
+pub mod scaffold;
 pub mod send;
 pub mod server;
 pub mod settings;

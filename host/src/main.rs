@@ -45,6 +45,9 @@ enum Command {
     ///
     /// Exits 0 when the plugin would load, 1 with the reason otherwise.
     Check(CheckArgs),
+    /// Create a plugin project (Rust, Python or JavaScript) ready to build
+    /// with `make` and try with `hookhost send`.
+    New(NewArgs),
 }
 
 #[derive(clap::Args)]
@@ -56,6 +59,26 @@ struct CheckArgs {
     /// Its manifest [default: NAME.toml beside the component, if present].
     #[arg(long, value_name = "NAME.toml")]
     manifest: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  hookhost new orders --lang js
+  hookhost new billing --lang python --dir plugins-src/billing")]
+struct NewArgs {
+    /// The plugin's name: letters, digits, `-`, `_` (it becomes `NAME.wasm`
+    /// and the route `/hooks/NAME`).
+    #[arg(value_name = "NAME")]
+    name: String,
+
+    /// The language: `rust`, `python` (componentize-py) or `js`
+    /// (componentize-js).
+    #[arg(long, value_name = "LANG", value_parser = clap::builder::PossibleValuesParser::new(hookhost::scaffold::Language::NAMES))]
+    lang: String,
+
+    /// The folder to create (it must not exist) [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
 }
 
 /// How to reach a running host's admin API.
@@ -257,6 +280,7 @@ fn main() -> ExitCode {
                 }
                 Command::Events(command) => events(command),
                 Command::Check(args) => check(args),
+                Command::New(args) => new(args),
             }
         }
     };
@@ -403,6 +427,28 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
     let report = runtime.block_on(hookhost::check::check(&args.wasm, args.manifest.as_deref()))?;
     print!("{}", report.text);
     println!("ok: {} would load", report.name);
+    Ok(())
+}
+
+fn new(args: NewArgs) -> anyhow::Result<()> {
+    let language: hookhost::scaffold::Language = args.lang.parse().map_err(anyhow::Error::msg)?;
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    let project = hookhost::scaffold::create(&args.name, language, &dir)?;
+    println!(
+        "created {} ({language} plugin `{}`, {} files)",
+        project.dir.display(),
+        args.name,
+        project.files.len()
+    );
+    println!(
+        "build:  cd {} && {}",
+        project.dir.display(),
+        hookhost::scaffold::BUILD_COMMAND
+    );
+    println!(
+        "then see {}/README.md to serve it and try it with `hookhost send`",
+        project.dir.display()
+    );
     Ok(())
 }
 

@@ -694,8 +694,9 @@ fn scan(dir: &Path) -> anyhow::Result<BTreeSet<String>> {
     Ok(names)
 }
 
-/// Plugin names end up in routes, logs and metrics labels: keep them plain.
-fn check_name(name: &str) -> Result<(), String> {
+/// Checks a plugin name (the `NAME` of `NAME.wasm`): plugin names end up in
+/// routes, logs and metrics labels, so they stay plain.
+pub fn check_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name

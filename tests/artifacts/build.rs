@@ -1,13 +1,19 @@
 //! Builds every example plugin (`plugins/*`) and test guest (`tests/guests/*`)
-//! for `wasm32-wasip2` and writes `OUT_DIR/artifacts.rs`: one path constant
-//! per component, plus the `PLUGINS` and `GUESTS` lists.
+//! into a component and writes `OUT_DIR/artifacts.rs`: one path constant per
+//! component, plus the `PLUGINS` and `GUESTS` lists and where the Python and
+//! JavaScript tools are.
 //!
 //! Strategy: one nested `cargo build --release --target wasm32-wasip2 -p … -p …`
-//! for all of them, so shared dependencies (wit-bindgen, serde) compile once.
+//! for all Rust crates, so shared dependencies (wit-bindgen, serde) compile once.
 //! It gets its own target directory under `OUT_DIR`: the outer cargo holds the
 //! lock on its target directory for as long as this script runs, so building
-//! there would deadlock. Crates are discovered by listing the two folders, so a
-//! new guest needs no edit here.
+//! there would deadlock. Alongside it, each Python plugin (a folder with
+//! `app.py`) is built with componentize-py from the project-local `.venv`, and
+//! each JavaScript plugin (a folder with `plugin.js`) with componentize-js from
+//! the project-local `node_modules`. Missing tools are an error naming the
+//! `make` target that installs them: the examples are part of the suite, never
+//! skipped. Plugins are discovered by listing the folders, so a new guest or
+//! example needs no edit here.
 
 use std::env;
 use std::fmt::Write as _;
@@ -17,6 +23,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
+/// componentize-py, installed by `make py-tools` (relative to the repository).
+const PY_TOOL: &str = ".venv/bin/componentize-py";
+/// componentize-js, installed by `make js-tools` (relative to the repository).
+const JS_TOOL: &str = "node_modules/.bin/componentize-js";
 
 /// One crate to build: where it lives and what the generated code calls it.
 struct Crate {
@@ -47,6 +57,9 @@ fn main() {
         "tests/guests",
         "Cargo.lock",
         "Cargo.toml",
+        "package-lock.json",
+        PY_TOOL,
+        JS_TOOL,
     ] {
         println!("cargo::rerun-if-changed={}", root.join(path).display());
     }
@@ -59,25 +72,49 @@ fn main() {
 
     let plugins = discover(&root, "plugins", |folder| folder.to_owned());
     let guests = discover(&root, "tests/guests", |folder| format!("guest-{folder}"));
+    let others = discover_other_languages(&root, "plugins");
+    let tools = match check_tools(&root, &others) {
+        Ok(tools) => tools,
+        Err(message) => {
+            println!("cargo::error={message}");
+            return;
+        }
+    };
 
-    // One nested target folder per checkout: the component paths below are
-    // compiled into the tests, so another checkout's build must not replace
-    // the files while this checkout's tests load them.
-    let target_dir = out_dir.join(format!("target-{}", checkout_key(&root)));
+    // One nested target folder (and components folder) per checkout: the
+    // component paths below are compiled into the tests, so another
+    // checkout's build must not replace the files while this checkout's
+    // tests load them.
+    let checkout = checkout_key(&root);
+    let components = out_dir.join(format!("components-{checkout}"));
+    fs::create_dir_all(&components).unwrap();
+    // The interpreters' builds run while cargo compiles the Rust ones: they
+    // are mostly single-threaded (wizer, weval) and wait on each other's I/O.
+    let running: Vec<_> = others
+        .iter()
+        .map(|plugin| (plugin, spawn_other(&root, &tools, plugin, &components)))
+        .collect();
+    let target_dir = out_dir.join(format!("target-{checkout}"));
     build(&root, &target_dir, plugins.iter().chain(&guests));
+    for (plugin, child) in running {
+        finish_other(plugin, child);
+    }
 
     let wasm_dir = target_dir.join(TARGET).join("release");
+    let rust_output = |krate| rust_output(&wasm_dir, krate);
+    let mut example_outputs: Vec<(&Crate, PathBuf)> = plugins.iter().map(rust_output).collect();
+    example_outputs.extend(
+        others
+            .iter()
+            .map(|plugin| (&plugin.krate, plugin.output(&components))),
+    );
+    example_outputs.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    let guest_outputs: Vec<(&Crate, PathBuf)> = guests.iter().map(rust_output).collect();
+
     let mut code = String::new();
-    let mut list = |crates: &[Crate], list_name: &str, what: &str| {
+    let mut list = |outputs: &[(&Crate, PathBuf)], list_name: &str, what: &str| {
         let mut entries = String::new();
-        for krate in crates {
-            let wasm = wasm_dir.join(format!("{}.wasm", krate.package.replace('-', "_")));
-            assert!(
-                wasm.is_file(),
-                "`{}` built but produced no {}: is it a `cdylib`?",
-                krate.package,
-                wasm.display()
-            );
+        for (krate, wasm) in outputs {
             let constant = krate.package.to_uppercase().replace('-', "_");
             let path = wasm.canonicalize().unwrap();
             writeln!(
@@ -101,10 +138,46 @@ fn main() {
         )
         .unwrap();
     };
-    list(&plugins, "PLUGINS", "example plugin under `plugins/`");
-    list(&guests, "GUESTS", "test guest under `tests/guests/`");
+    list(
+        &example_outputs,
+        "PLUGINS",
+        "example plugin under `plugins/`",
+    );
+    list(&guest_outputs, "GUESTS", "test guest under `tests/guests/`");
+    for (constant, path, what) in [
+        (
+            "COMPONENTIZE_PY",
+            &tools.python,
+            "componentize-py (`make py-tools`)",
+        ),
+        (
+            "COMPONENTIZE_JS",
+            &tools.js,
+            "componentize-js (`make js-tools`)",
+        ),
+    ] {
+        writeln!(code, "/// The project-local {what}.").unwrap();
+        writeln!(
+            code,
+            "pub const {constant}: &str = {:?};",
+            path.display().to_string()
+        )
+        .unwrap();
+    }
 
     fs::write(out_dir.join("artifacts.rs"), code).unwrap();
+}
+
+/// The component cargo built for `krate`.
+fn rust_output<'a>(wasm_dir: &Path, krate: &'a Crate) -> (&'a Crate, PathBuf) {
+    let wasm = wasm_dir.join(format!("{}.wasm", krate.package.replace('-', "_")));
+    assert!(
+        wasm.is_file(),
+        "`{}` built but produced no {}: is it a `cdylib`?",
+        krate.package,
+        wasm.display()
+    );
+    (krate, wasm)
 }
 
 /// A short name for the checkout at `root`, stable across runs.
@@ -228,6 +301,146 @@ fn build<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a Cr
         println!(
             "cargo::error=building the plugins and test guests for {TARGET} failed ({status}): \
              the compiler errors are under `--- stderr`"
+        );
+        std::process::exit(1);
+    }
+}
+
+/// A plugin written in an interpreted language, built by its own tool.
+struct Other {
+    krate: Crate,
+    language: Language,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Language {
+    /// A folder with `app.py`: componentize-py, with `sdk/python` on the path.
+    Python,
+    /// A folder with `plugin.js`: componentize-js (which follows relative imports).
+    JavaScript,
+}
+
+impl Other {
+    fn output(&self, components: &Path) -> PathBuf {
+        components.join(format!("{}.wasm", self.krate.name))
+    }
+}
+
+/// The folders under `root/parent` that hold a Python (`app.py`) or
+/// JavaScript (`plugin.js`) plugin, sorted. Their constants are named after the
+/// folder (`plugins/stripe` is `STRIPE`).
+fn discover_other_languages(root: &Path, parent: &str) -> Vec<Other> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root.join(parent)).unwrap() {
+        let path = entry.unwrap().path();
+        let language = if path.join("app.py").is_file() {
+            Language::Python
+        } else if path.join("plugin.js").is_file() {
+            Language::JavaScript
+        } else {
+            continue;
+        };
+        assert!(
+            !path.join("Cargo.toml").is_file(),
+            "{} has both a Cargo.toml and a Python/JavaScript entry point",
+            path.display()
+        );
+        let folder = path.file_name().unwrap().to_str().unwrap().to_owned();
+        found.push(Other {
+            krate: Crate {
+                name: folder.clone(),
+                package: folder.clone(),
+                dir: format!("{parent}/{folder}"),
+            },
+            language,
+        });
+    }
+    found.sort_by(|a, b| a.krate.name.cmp(&b.krate.name));
+    found
+}
+
+/// Where the project-local tools are.
+struct Tools {
+    python: PathBuf,
+    js: PathBuf,
+}
+
+/// Both tools must be installed (the test suite runs the examples through
+/// the host); the error says which `make` target installs what is missing.
+fn check_tools(root: &Path, others: &[Other]) -> Result<Tools, String> {
+    let tools = Tools {
+        python: root.join(PY_TOOL),
+        js: root.join(JS_TOOL),
+    };
+    let mut missing = Vec::new();
+    let needs = |language| others.iter().any(|other| other.language == language);
+    if needs(Language::Python) && !tools.python.is_file() {
+        missing.push(format!(
+            "componentize-py is not installed at {PY_TOOL}: run `make py-tools`"
+        ));
+    }
+    if needs(Language::JavaScript) && !tools.js.is_file() {
+        missing.push(format!(
+            "componentize-js is not installed at {JS_TOOL}: run `make js-tools`"
+        ));
+    }
+    if missing.is_empty() {
+        Ok(tools)
+    } else {
+        Err(format!(
+            "the Python and JavaScript example plugins need their project-local tools \
+             ({}); `make test` installs both",
+            missing.join("; ")
+        ))
+    }
+}
+
+fn spawn_other(
+    root: &Path,
+    tools: &Tools,
+    other: &Other,
+    components: &Path,
+) -> std::process::Child {
+    let folder = root.join(&other.krate.dir);
+    let output = other.output(components);
+    let mut cmd = match other.language {
+        Language::Python => {
+            let mut cmd = Command::new(&tools.python);
+            cmd.arg("-d")
+                .arg(root.join("wit"))
+                .args(["-w", "handler", "componentize", "-p"])
+                .arg(&folder)
+                .arg("-p")
+                .arg(root.join("sdk/python"))
+                .arg("app")
+                .arg("-o")
+                .arg(&output)
+                // No __pycache__ folders in the source tree.
+                .env("PYTHONDONTWRITEBYTECODE", "1");
+            cmd
+        }
+        Language::JavaScript => {
+            let mut cmd = Command::new(&tools.js);
+            cmd.arg(folder.join("plugin.js"))
+                .arg("--wit")
+                .arg(root.join("wit"))
+                .args(["--world-name", "handler", "-o"])
+                .arg(&output);
+            cmd
+        }
+    };
+    cmd.current_dir(root).stdout(Stdio::from(io::stderr()));
+    eprintln!("running: {cmd:?}");
+    cmd.spawn()
+        .unwrap_or_else(|err| panic!("cannot run {:?}: {err}", cmd.get_program()))
+}
+
+fn finish_other(other: &Other, mut child: std::process::Child) {
+    let status = child.wait().expect("failed to wait for a plugin build");
+    if !status.success() {
+        println!(
+            "cargo::error=building {} failed ({status}): the tool's errors are under `--- stderr`",
+            other.krate.dir
         );
         std::process::exit(1);
     }

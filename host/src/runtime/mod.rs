@@ -361,10 +361,14 @@ fn pooling(max_concurrency: u32, resident: bool) -> PoolingAllocationConfig {
     let slots = max_concurrency.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(slots)
-        // Why 8 per component: a Rust component is 2-4 core instances (module,
-        // WASI adapter shims); interpreters embedded by componentize-py/js use
-        // more.
-        .total_core_instances(slots * 8)
+        // Why 16 per component: a Rust component is 2-4 core instances (module,
+        // WASI adapter shims), a componentize-js one 4, but componentize-py
+        // links CPython as shared libraries: 14 core instances per Python
+        // instance (libc, libpython, its runtime and bindings, adapter, shims).
+        // With 8, a burst of Python deliveries ran out of core instances at
+        // about half the slots and got 503s instead of waiting for a slot.
+        // Each is a small reservation (its vmctx), so headroom costs little.
+        .total_core_instances(slots * 16)
         // Why 2: one memory for the guest, one for an adapter that brings its own.
         .total_memories(slots * 2)
         .total_tables(slots * 4)
