@@ -50,11 +50,15 @@ $(PY_TOOLS_STAMP):
 	$(VENV)/bin/pip install --disable-pip-version-check --quiet componentize-py==$(COMPONENTIZE_PY_VERSION)
 	touch $@
 
-## componentize-js and jco in a project-local node_modules, exactly as locked.
+## componentize-js and jco in a project-local node_modules, as locked.
+## `npm install` rather than `npm ci`: with `omit-lockfile-registry-resolved`
+## (set on our machines) npm 11's `ci` refuses this lock over the optional
+## platform packages of other systems ("Missing: ...-win32-x64-msvc@ from lock
+## file"); `install` installs the same locked versions.
 js-tools: $(JS_TOOLS_STAMP)
 $(JS_TOOLS_STAMP): package.json package-lock.json
 	@command -v $(NPM) >/dev/null || { echo "npm (Node.js 20 or later) is needed"; exit 1; }
-	$(NPM) ci --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund
 	touch $@
 
 ## Regenerate the TypeScript declarations of the WIT world for JS plugins.

@@ -16,6 +16,35 @@ use crate::config::{Manifest, Mode};
 use crate::registry::{FileKind, plugin_file};
 use crate::runtime::{CallLimits, Runtime, RuntimeConfig};
 
+/// What an import is allowed to do under `manifest`, for imports whose
+/// answer depends on it.
+fn grant_note(import: &str, manifest: &Manifest) -> String {
+    let interface = import.split('@').next().unwrap_or(import);
+    match interface {
+        "wasi:http/outgoing-handler" => {
+            let grants = manifest.grants("check");
+            let hosts: Vec<String> = grants
+                .outbound
+                .allow
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let hosts = hosts.join(", ");
+            if hosts.is_empty() {
+                "  (outbound HTTP: nothing granted; add hosts to `[allow] http`)".to_owned()
+            } else {
+                format!("  (outbound HTTP to: {hosts})")
+            }
+        }
+        "wasi:filesystem/preopens" => "  (linked, no folder granted)".to_owned(),
+        "wasi:sockets/tcp" | "wasi:sockets/udp" | "wasi:sockets/ip-name-lookup" => {
+            "  (linked, every socket refused)".to_owned()
+        }
+        "wasi:cli/environment" => "  (linked, empty environment)".to_owned(),
+        _ => String::new(),
+    }
+}
+
 /// What `hookhost check` found out about a plugin that passes.
 #[derive(Debug)]
 pub struct Report {
@@ -56,9 +85,12 @@ pub async fn check(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<Repor
     };
 
     let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    // No store: a `kv` call would fail, but checking only instantiates.
     let runtime = Runtime::new(&RuntimeConfig {
         max_concurrency: 1,
         cache_dir: None,
+        outbound: crate::telemetry::OutboundCounter::default(),
+        kv: None,
     })?;
     let started = Instant::now();
     let prepared = {
@@ -74,7 +106,7 @@ pub async fn check(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<Repor
     };
     let started = Instant::now();
     runtime
-        .check_start(&prepared, limits)
+        .check_start(&prepared, &manifest.grants(&name), limits)
         .await
         .with_context(|| {
             format!(
@@ -122,7 +154,7 @@ pub async fn check(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<Repor
     );
     let _ = writeln!(text, "imports:");
     for import in prepared.imports() {
-        let _ = writeln!(text, "  {import}");
+        let _ = writeln!(text, "  {}{}", import, grant_note(&import, &manifest));
     }
     Ok(Report {
         name,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use hookhost_test_artifacts::{ECHO, GITHUB};
+use hookhost_test_artifacts::{ECHO, GITHUB, GUEST_FETCH};
 
 use crate::cli::blocking;
 use crate::support::{Binary, folders, install, plugin, shared_cache};
@@ -200,6 +200,26 @@ fn check_accepts_a_good_plugin_and_says_what_it_is() {
         "{out}"
     );
     assert!(!out.contains("s3cret"), "secrets are never printed: {out}");
+
+    // Imports whose reach depends on the manifest say what it grants.
+    std::fs::copy(GUEST_FETCH, plugins.join("fetch.wasm")).unwrap();
+    let (code, out, err) = check(&[plugins.join("fetch.wasm").as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("(outbound HTTP: nothing granted; add hosts to `[allow] http`)"),
+        "{out}"
+    );
+    std::fs::write(
+        plugins.join("fetch.toml"),
+        "[allow]\nhttp = [\"127.0.0.1:9000\", \"*.slack.com\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(&[plugins.join("fetch.wasm").as_os_str()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("(outbound HTTP to: 127.0.0.1:9000, *.slack.com)"),
+        "{out}"
+    );
 }
 
 #[test]
