@@ -50,25 +50,29 @@ fn bench_instantiate_and_call(c: &mut Criterion) {
     let runtime = Runtime::new(&RuntimeConfig {
         max_concurrency: 256,
         cache_dir: None,
+        outbound: hookhost::telemetry::OutboundCounter::default(),
+        kv: None,
     })
     .unwrap();
     let limits = CallLimits {
         timeout: Duration::from_secs(10),
         memory: 32 << 20,
     };
+    // What an unconfigured plugin is granted: nothing beyond computing.
+    let grants = hookhost::config::Manifest::default_for("bench").grants("bench");
     let delivery = delivery();
     let mut group = c.benchmark_group("instantiate+call");
     for (name, path) in hookhost_test_artifacts::PLUGINS {
         let bytes = std::fs::read(path).unwrap();
         let prepared = runtime.prepare(Path::new(path), &bytes).unwrap();
         let response = tokio
-            .block_on(runtime.call(&prepared, &delivery, limits))
+            .block_on(runtime.call(&prepared, &grants, &delivery, limits))
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(response.status, 200, "{name}");
         group.bench_function(*name, |b| {
             b.iter(|| {
                 tokio
-                    .block_on(runtime.call(&prepared, black_box(&delivery), limits))
+                    .block_on(runtime.call(&prepared, &grants, black_box(&delivery), limits))
                     .unwrap()
             });
         });
