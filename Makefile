@@ -78,8 +78,9 @@ plugins: tools
 		$(COMPONENTIZE_JS) plugins/$$p/plugin.js --wit wit --world-name handler \
 			-o $(BUILD_DIR)/$$p.wasm || exit 1; \
 	done
+	@# cargo names a crate's component with `_` for `-` (push_digest.wasm).
 	for p in $(RUST_PLUGINS); do \
-		cp target/wasm32-wasip2/release/$$p.wasm $(BUILD_DIR)/$$p.wasm || exit 1; \
+		cp target/wasm32-wasip2/release/$$(echo $$p | tr - _).wasm $(BUILD_DIR)/$$p.wasm || exit 1; \
 	done
 	mkdir -p $(EXAMPLES_DIR)
 	@# The verified examples read a demo secret from NAME.secret beside them.
