@@ -238,19 +238,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &work,
         plan.cpus.map(|c| c.0),
         &bins.hookhost,
-        &|port| {
-            vec![
-                "serve".into(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--plugins".into(),
-                plugins.display().to_string(),
-                "--data".into(),
-                work.join("data").display().to_string(),
-                "--cache-dir".into(),
-                compile_cache.display().to_string(),
-            ]
-        },
+        &|port| serve_args(port, &plugins, &work.join("data"), &compile_cache),
     )?;
     let baseline = Server::start(
         "baseline",
@@ -376,17 +364,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             plan.cpus.map(|c| c.0),
             &bins.hookhost,
             &|port| {
-                vec![
-                    "serve".into(),
-                    "--listen".into(),
-                    format!("127.0.0.1:{port}"),
-                    "--plugins".into(),
-                    queue_plugins.display().to_string(),
-                    "--data".into(),
-                    work.join("queue-data").display().to_string(),
-                    "--cache-dir".into(),
-                    compile_cache.display().to_string(),
-                ]
+                serve_args(
+                    port,
+                    &queue_plugins,
+                    &work.join("queue-data"),
+                    &compile_cache,
+                )
             },
         )?;
         queue.wait_status("/hooks/q", &json_headers, &body_file, 202, patience)?;
@@ -627,6 +610,22 @@ struct Server {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+}
+
+/// `hookhost serve` on 127.0.0.1:`port` with its plugin, data and compile
+/// cache folders: the same command line for every hookhost the bench starts.
+fn serve_args(port: u16, plugins: &Path, data: &Path, cache: &Path) -> Vec<String> {
+    vec![
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--plugins".into(),
+        plugins.display().to_string(),
+        "--data".into(),
+        data.display().to_string(),
+        "--cache-dir".into(),
+        cache.display().to_string(),
+    ]
 }
 
 impl Server {
