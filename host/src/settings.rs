@@ -128,7 +128,9 @@ pub struct ServeSettings {
     pub poll: Option<Duration>,
 
     /// After a change in the plugin folder, wait until it has been quiet this
-    /// long before reloading, so one copy or editor save is one reload.
+    /// long before reloading, so one copy or editor save is one reload. Files
+    /// renamed into place or closed after writing are complete and wait only
+    /// 20 ms (or this, if shorter).
     #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = config::parse_duration)]
     pub reload_debounce: Duration,
 

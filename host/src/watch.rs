@@ -19,7 +19,12 @@
 //!   event has arrived for `debounce` (so `cp` writing a file in chunks, an
 //!   editor's save dance or `mv` of ten files becomes one reload), but never
 //!   longer than [`MAX_BATCH_DELAY`] after the first event, then reloads the
-//!   names collected. Events that arrive during a reload wake it again, and
+//!   names collected. When every pending file's last event says it is
+//!   complete (renamed into place, closed after writing, removed), the wait
+//!   is only [`SETTLED_DEBOUNCE`]: nothing more is coming for those files, and
+//!   that short window still keeps `mv x.toml …; mv x.wasm …` in one reload.
+//!   This is what makes an atomic rename, the deployment the README
+//!   recommends, go live a debounce sooner than a `cp` in progress. Events that arrive during a reload wake it again, and
 //!   every reload re-reads the files, so the last reload after the last write
 //!   sees the files' final content: a half-written file can fail once (the
 //!   running version stays) and is then picked up complete.
@@ -42,7 +47,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use notify::Watcher as _;
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -54,6 +59,11 @@ use crate::runtime::Runtime;
 /// slowly for longer than this is reloaded mid-write (fails, the running
 /// version stays) and again once the writing stops.
 pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(2);
+
+/// How long the folder must stay quiet when every pending file is complete
+/// (or the debounce, if shorter). Two `mv` commands from a script are a few
+/// milliseconds apart.
+pub const SETTLED_DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// How the plugin folder is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,20 +86,45 @@ struct Pending {
 #[derive(Default)]
 struct PendingState {
     names: BTreeSet<String>,
+    /// Names whose last event may be followed by more writes (created,
+    /// written to, seen by polling): these wait the full debounce.
+    writing: BTreeSet<String>,
     /// Reload the whole folder.
     rescan: bool,
     /// When the last event arrived, for the debounce.
     last_event: Option<Instant>,
 }
 
+/// What one event says about its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// More writes may follow (created, written to, or not known).
+    Writing,
+    /// The file is in its final state: renamed into place, closed after
+    /// writing, or removed.
+    Complete,
+    /// Says nothing either way (a metadata change): keeps what is known.
+    Unchanged,
+}
+
 impl Pending {
-    fn add(&self, name: Option<String>) {
+    fn add(&self, name: Option<String>, progress: Progress) {
         {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             match name {
                 Some(name) => {
+                    match progress {
+                        Progress::Writing => {
+                            state.writing.insert(name.clone());
+                        }
+                        Progress::Complete => {
+                            state.writing.remove(&name);
+                        }
+                        Progress::Unchanged => {}
+                    }
                     state.names.insert(name);
                 }
+                // A rescan lists files that may be mid-write.
                 None => state.rescan = true,
             }
             state.last_event = Some(Instant::now());
@@ -97,11 +132,17 @@ impl Pending {
         self.wake.notify_one();
     }
 
-    fn last_event(&self) -> Option<Instant> {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_event
+    /// When the last event arrived and how long the folder must then stay
+    /// quiet: `debounce` while a file may still be written, less once every
+    /// pending file is complete.
+    fn quiet_from(&self, debounce: Duration) -> (Option<Instant>, Duration) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = if state.rescan || !state.writing.is_empty() {
+            debounce
+        } else {
+            debounce.min(SETTLED_DEBOUNCE)
+        };
+        (state.last_event, wait)
     }
 
     fn take(&self) -> Option<Changes> {
@@ -241,7 +282,8 @@ async fn reload_loop(
             () = pending.wake.notified() => {
                 let first = Instant::now();
                 loop {
-                    let quiet = pending.last_event().unwrap_or(first) + debounce;
+                    let (last_event, wait) = pending.quiet_from(debounce);
+                    let quiet = last_event.unwrap_or(first) + wait;
                     let until = quiet.min(first + MAX_BATCH_DELAY);
                     if Instant::now() >= until {
                         break;
@@ -266,7 +308,7 @@ async fn reload_loop(
             // The folder could not be listed (EMFILE, a transient EACCES):
             // the changes taken above must not be lost, so rescan it all.
             tokio::time::sleep(Duration::from_secs(1)).await;
-            pending.add(None);
+            pending.add(None, Progress::Writing);
         }
     }
 }
@@ -277,26 +319,31 @@ fn on_event(pending: &Pending, event: notify::Result<notify::Event>) {
         Ok(event) => event,
         Err(err) => {
             tracing::warn!(error = %err, "plugin folder watch error; rescanning the folder");
-            pending.add(None);
+            pending.add(None, Progress::Writing);
             return;
         }
     };
     if event.need_rescan() {
         tracing::warn!("plugin folder events were lost; rescanning the folder");
-        pending.add(None);
+        pending.add(None, Progress::Writing);
         return;
     }
-    // Opening or reading a file changes nothing; a writer closing it may.
-    if let EventKind::Access(kind) = event.kind
-        && kind != AccessKind::Close(AccessMode::Write)
-    {
-        return;
-    }
+    let progress = match event.kind {
+        // Opening or reading a file changes nothing; a writer closing it
+        // has finished.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Progress::Complete,
+        EventKind::Access(_) => return,
+        // A rename is atomic: the file arrives (or leaves) whole.
+        EventKind::Modify(ModifyKind::Name(_)) | EventKind::Remove(_) => Progress::Complete,
+        EventKind::Modify(ModifyKind::Metadata(_)) => Progress::Unchanged,
+        // Created (a writer may follow), written to, or unknown.
+        _ => Progress::Writing,
+    };
     for path in &event.paths {
         if let Some((name, _)) = plugin_file(path) {
-            pending.add(Some(name));
+            pending.add(Some(name), progress);
         } else if path.file_name().is_some_and(|name| name == "..data") {
-            pending.add(None);
+            pending.add(None, Progress::Writing);
         }
     }
 }
@@ -384,8 +431,9 @@ async fn poll(dir: PathBuf, interval: Duration, mut listing: Listing, pending: A
                 Err(_) => continue,
             }
         };
+        // A stamp that changed may belong to a file still being written.
         for name in next.changed_since(&listing) {
-            pending.add(Some(name));
+            pending.add(Some(name), Progress::Writing);
         }
         listing = next;
     }
@@ -463,17 +511,94 @@ mod tests {
     fn pending_names_are_deduplicated_and_rescan_wins() {
         let pending = Pending::default();
         assert_eq!(pending.take(), None);
-        pending.add(Some("a".into()));
-        pending.add(Some("a".into()));
-        pending.add(Some("b".into()));
+        pending.add(Some("a".into()), Progress::Writing);
+        pending.add(Some("a".into()), Progress::Complete);
+        pending.add(Some("b".into()), Progress::Complete);
         assert_eq!(
             pending.take(),
             Some(Changes::Names(["a".to_owned(), "b".to_owned()].into()))
         );
-        pending.add(Some("a".into()));
-        pending.add(None);
+        pending.add(Some("a".into()), Progress::Complete);
+        pending.add(None, Progress::Writing);
         assert_eq!(pending.take(), Some(Changes::Folder));
         assert_eq!(pending.take(), None);
+    }
+
+    #[test]
+    fn only_files_still_being_written_wait_the_whole_debounce() {
+        let debounce = Duration::from_millis(100);
+        let wait = |pending: &Pending| pending.quiet_from(debounce).1;
+        let pending = Pending::default();
+        // `cp`: created, written, closed.
+        pending.add(Some("a".into()), Progress::Writing);
+        assert_eq!(wait(&pending), debounce);
+        pending.add(Some("a".into()), Progress::Unchanged);
+        assert_eq!(
+            wait(&pending),
+            debounce,
+            "a chmod says nothing of the writes"
+        );
+        pending.add(Some("a".into()), Progress::Complete);
+        assert_eq!(wait(&pending), SETTLED_DEBOUNCE);
+        // Another file starts being written: everything waits for it.
+        pending.add(Some("b".into()), Progress::Writing);
+        assert_eq!(wait(&pending), debounce);
+        pending.add(Some("b".into()), Progress::Complete);
+        assert_eq!(wait(&pending), SETTLED_DEBOUNCE);
+        pending.take();
+        // A rescan may find files mid-write.
+        pending.add(None, Progress::Writing);
+        assert_eq!(wait(&pending), debounce);
+        pending.take();
+        // A debounce shorter than the settled window is kept.
+        pending.add(Some("a".into()), Progress::Complete);
+        assert_eq!(
+            pending.quiet_from(Duration::from_millis(5)).1,
+            Duration::from_millis(5)
+        );
+    }
+
+    /// What inotify reports for the two ways plugins arrive, as notify maps it.
+    #[test]
+    fn renames_and_closed_writes_are_complete_creates_and_writes_are_not() {
+        use notify::event::{CreateKind, DataChange, RenameMode};
+        let event = |kind, path: &str| Ok(notify::Event::new(kind).add_path(PathBuf::from(path)));
+        let pending = Pending::default();
+        let debounce = Duration::from_secs(1);
+        on_event(
+            &pending,
+            event(EventKind::Create(CreateKind::File), "/p/a.wasm"),
+        );
+        on_event(
+            &pending,
+            event(
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                "/p/a.wasm",
+            ),
+        );
+        assert_eq!(pending.quiet_from(debounce).1, debounce);
+        on_event(
+            &pending,
+            event(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                "/p/a.wasm",
+            ),
+        );
+        assert_eq!(pending.quiet_from(debounce).1, SETTLED_DEBOUNCE);
+        pending.take();
+
+        on_event(
+            &pending,
+            event(
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                "/p/b.wasm",
+            ),
+        );
+        assert_eq!(pending.quiet_from(debounce).1, SETTLED_DEBOUNCE);
+        assert_eq!(
+            pending.take(),
+            Some(Changes::Names(["b".to_owned()].into()))
+        );
     }
 
     #[test]

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use hookhost::config::HostConfig;
 use hookhost::registry::{Changes, Registry};
 use hookhost::runtime::{Runtime, RuntimeConfig};
-use hookhost::watch::WatchMode;
+use hookhost::watch::{MAX_BATCH_DELAY, WatchMode};
 use hookhost_test_artifacts::{ECHO, GUEST_INSPECT, GUEST_SLEEPER};
 use reqwest::StatusCode;
 
 use crate::support::{
-    Binary, TestHost, deploy, eventually, install, plugin, plugin_with, shared_cache, with_nonce,
+    Binary, TestHost, deploy, eventually, install, plugin, plugin_with, precompile, shared_cache,
+    with_nonce,
 };
 
 /// Generous: CI is a busy 2-core machine. The 1 s bar is checked on the median
@@ -125,6 +126,42 @@ async fn a_plugin_renamed_into_the_folder_answers_within_a_second() {
         median < Duration::from_secs(1),
         "median {median:?}, all {times:?}"
     );
+    host.stop().await;
+}
+
+/// A file renamed into place or closed after writing is complete, so it does
+/// not wait out `--reload-debounce`; one still open for writing does (capped
+/// at `MAX_BATCH_DELAY`, 2 s, after its first event).
+#[tokio::test]
+async fn complete_files_skip_the_debounce_and_files_being_written_wait_for_it() {
+    let debounce = Duration::from_secs(30);
+    precompile(ECHO).await;
+    let host = TestHost::start_with(&[], |config| config.reload_debounce = debounce).await;
+
+    // Compiled already (in the shared cache), so going live is quick unless the
+    // reload waits: for the whole debounce, it would wait MAX_BATCH_DELAY.
+    let renamed = Instant::now();
+    deploy(&host.plugins, "moved", &std::fs::read(ECHO).unwrap());
+    wait_for(&host, "/hooks/moved", Some(Version::Echo)).await;
+    assert!(
+        renamed.elapsed() < MAX_BATCH_DELAY,
+        "a rename waited {:?}",
+        renamed.elapsed()
+    );
+
+    // Written in full but not closed: the writer may not be done. Checked
+    // after 1 s, well inside the 2 s cap, and long after a complete file
+    // would have gone live.
+    let mut writing = std::fs::File::create(host.plugins.join("open.wasm")).unwrap();
+    std::io::Write::write_all(&mut writing, &std::fs::read(GUEST_INSPECT).unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        version_at(&host, "/hooks/open").await,
+        None,
+        "a file still open for writing was loaded before the debounce"
+    );
+    drop(writing);
+    wait_for(&host, "/hooks/open", Some(Version::Inspect)).await;
     host.stop().await;
 }
 
