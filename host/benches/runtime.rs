@@ -6,6 +6,9 @@
 //!
 //! `cargo bench -p hookhost --bench runtime`. The bar (issue 9): the Rust
 //! `echo` plugin instantiates and answers in ≤ 20 µs (median).
+//!
+//! Group `reused` times the same calls on one warm instance, which the host
+//! never does: it is the figure an opt-in instance reuse would be weighed on.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -98,6 +101,7 @@ fn bench_instantiate_and_call(c: &mut Criterion) {
         memory: 64 << 20,
     };
     let mut group = c.benchmark_group("instantiate+call");
+    let mut prepared_plugins = Vec::new();
     for (name, path) in hookhost_test_artifacts::PLUGINS {
         let bytes = std::fs::read(path).unwrap();
         let prepared = runtime.prepare(Path::new(path), &bytes).unwrap();
@@ -116,6 +120,29 @@ fn bench_instantiate_and_call(c: &mut Criterion) {
                 tokio
                     .block_on(runtime.call(&prepared, &grants, black_box(&delivery), limits))
                     .unwrap()
+            });
+        });
+        prepared_plugins.push((*name, prepared, grants, delivery));
+    }
+    group.finish();
+
+    // What an opt-in instance reuse would cost per call: the same deliveries
+    // on one warm instance (no instantiation, no reset). Measured to weigh
+    // the option against its isolation cost (README, Performance); the host
+    // never does this.
+    let mut group = c.benchmark_group("reused");
+    for (name, prepared, grants, delivery) in &prepared_plugins {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|calls| {
+                tokio
+                    .block_on(runtime.time_calls_on_one_instance(
+                        prepared,
+                        grants,
+                        black_box(delivery),
+                        limits,
+                        calls,
+                    ))
+                    .unwrap_or_else(|err| panic!("{name}: {err}"))
             });
         });
     }

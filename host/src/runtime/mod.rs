@@ -250,6 +250,43 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Measurement only (`cargo bench --bench runtime`, group `reused`):
+    /// instantiates `plugin` once, then times `calls` successive calls on
+    /// that same instance. This is what an opt-in instance reuse would cost
+    /// per call, measured before deciding whether to offer it (the host never
+    /// reuses an instance across deliveries). Stops at the first call that
+    /// does not answer.
+    #[doc(hidden)]
+    pub async fn time_calls_on_one_instance(
+        &self,
+        plugin: &Prepared,
+        grants: &Grants,
+        delivery: &Delivery,
+        limits: CallLimits,
+        calls: u64,
+    ) -> Result<Duration, CallError> {
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let mut store = self.store(grants, limits, deadline);
+        let memory_exceeded = |store: &Store<State>| store.data().limiter.memory_exceeded;
+        let handler = plugin
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|err| classify_trap(err, memory_exceeded(&store), limits))?;
+        let started = Instant::now();
+        for _ in 0..calls {
+            match handler.call_handle(&mut store, delivery).await {
+                Ok(Ok(response)) => {
+                    validate_response(response)?;
+                }
+                Ok(Err(HandlerError::Retry(message))) => return Err(CallError::Retry(message)),
+                Ok(Err(HandlerError::Reject(message))) => return Err(CallError::Reject(message)),
+                Err(err) => return Err(classify_trap(err, memory_exceeded(&store), limits)),
+            }
+        }
+        Ok(started.elapsed())
+    }
+
     /// Instantiates `plugin` once under `limits` without calling it, which is
     /// what every delivery does first: a component that cannot even start
     /// within its manifest's limits (initial memory over `limits.memory`, a
