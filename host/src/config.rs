@@ -27,9 +27,10 @@ use crate::verify::{self, RawVerify, Scheme, SecretRef, SecretResolver};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default linear-memory cap for one plugin instance.
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
-/// Default quiet time before a hot reload (`--reload-debounce`): long enough
-/// to group the events of one `cp` or `mv`, short next to the 1 s in which a
-/// new plugin should answer.
+/// Default quiet time before a hot reload (`--reload-debounce`) while a file
+/// may still be written: long enough to group the events of one `cp`, short
+/// next to the 1 s in which a new plugin should answer. Complete files wait
+/// [`crate::watch::SETTLED_DEBOUNCE`].
 pub const DEFAULT_RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Default request body limit (`--max-body`).
 pub const DEFAULT_MAX_BODY: u64 = MIB;
