@@ -90,6 +90,7 @@ fn bench_instantiate_and_call(c: &mut Criterion) {
     // Same pool sizing as `hookhost serve`'s default --max-concurrency.
     let runtime = Runtime::new(&RuntimeConfig {
         max_concurrency: 256,
+        spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
         cache_dir: None,
         outbound: OutboundCounter::default(),
         kv: Some(inbox),

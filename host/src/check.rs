@@ -88,6 +88,7 @@ pub async fn check(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<Repor
     // No store: a `kv` call would fail, but checking only instantiates.
     let runtime = Runtime::new(&RuntimeConfig {
         max_concurrency: 1,
+        spare_instances: 0,
         cache_dir: None,
         outbound: crate::telemetry::OutboundCounter::default(),
         kv: None,

@@ -25,6 +25,9 @@ use crate::verify::{self, RawVerify, Scheme, SecretRef, SecretResolver};
 
 /// Default wall-clock limit for one plugin call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `--spare-instances`: one spare each for the 16 plugins called
+/// most recently, at a few MiB at most each.
+pub const DEFAULT_SPARE_INSTANCES: u32 = 16;
 /// Default linear-memory cap for one plugin instance.
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
 /// Default quiet time before a hot reload (`--reload-debounce`) while a file
@@ -74,6 +77,8 @@ pub struct HostConfig {
     pub max_body: u64,
     /// How many plugin calls may run at once; also sizes the instance pool.
     pub max_concurrency: u32,
+    /// Most spare instances at once (`--spare-instances`); 0 disables them.
+    pub spare_instances: u32,
     /// How long shutdown waits for in-flight deliveries before giving up.
     pub shutdown_grace: Duration,
     /// How the plugin folder is watched for hot reload.
@@ -117,6 +122,7 @@ impl HostConfig {
             data_dir,
             max_body: DEFAULT_MAX_BODY,
             max_concurrency: 256,
+            spare_instances: DEFAULT_SPARE_INSTANCES,
             shutdown_grace: Duration::from_secs(30),
             watch: crate::watch::WatchMode::Notify,
             reload_debounce: DEFAULT_RELOAD_DEBOUNCE,

@@ -94,6 +94,7 @@ pub async fn run(
     let outbound = telemetry::OutboundCounter::default();
     let runtime = Arc::new(Runtime::new(&RuntimeConfig {
         max_concurrency: config.max_concurrency,
+        spare_instances: config.spare_instances,
         cache_dir: config.cache_dir.clone(),
         outbound: outbound.clone(),
         kv: Some(inbox.clone()),

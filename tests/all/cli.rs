@@ -323,6 +323,45 @@ fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
     }
 }
 
+/// Later deliveries usually run on a spare instance made after the one
+/// before: its output must still be logged in its own delivery's span.
+#[test]
+fn guest_output_is_logged_in_the_span_of_the_delivery_that_wrote_it() {
+    let (_dir, plugins, data) = folders();
+    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+    let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
+    let ids = ["span-delivery-1", "span-delivery-2", "span-delivery-3"];
+    for id in ids {
+        let (status, _) = blocking::post(
+            &host.url("/hooks/logger"),
+            b"{}".to_vec(),
+            &[("x-github-delivery", id)],
+        );
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = host.log();
+    let mut checked = 0;
+    for line in log.lines() {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        let message = line["fields"]["message"].as_str().unwrap_or_default();
+        let Some(id) = ids
+            .iter()
+            .find(|id| message.contains(&format!("(delivery {id})")))
+        else {
+            continue;
+        };
+        let span = line["spans"]
+            .as_array()
+            .and_then(|spans| spans.iter().find(|span| span["name"] == "delivery"))
+            .unwrap_or_else(|| panic!("guest line outside a delivery span: {line}"));
+        assert_eq!(span["id"], *id, "{line}");
+        checked += 1;
+    }
+    // Per delivery at least info, warn, error, stdout and stderr.
+    assert!(checked >= 15, "{checked} guest lines; log:\n{log}");
+}
+
 /// The defaults and the README's `make run` use relative folders
 /// (`./plugins`, `./data`): they must work as given, cache included.
 #[test]

@@ -348,6 +348,7 @@ async fn measure(
     let runtime = |cache_dir| {
         Runtime::new(&RuntimeConfig {
             max_concurrency: 16,
+            spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
             cache_dir,
             outbound: Default::default(),
             kv: None,

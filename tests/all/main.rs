@@ -15,6 +15,7 @@ mod guests;
 mod health;
 mod inbox;
 mod ingress;
+mod instances;
 mod languages;
 mod metrics;
 mod plugins;

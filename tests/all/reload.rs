@@ -570,6 +570,7 @@ async fn load_errors_are_kept_with_file_and_reason_until_fixed() {
     let runtime = Arc::new(
         Runtime::new(&RuntimeConfig {
             max_concurrency: 2,
+            spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
             cache_dir: Some(shared_cache()),
             outbound: Default::default(),
             kv: None,

@@ -508,6 +508,7 @@ pub async fn precompile(wasm: &str) {
             // included), so the cache entry is the one they look up.
             let runtime = hookhost::runtime::Runtime::new(&hookhost::runtime::RuntimeConfig {
                 max_concurrency: 16,
+                spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
                 cache_dir: Some(shared_cache()),
                 outbound: Default::default(),
                 kv: None,

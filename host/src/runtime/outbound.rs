@@ -211,6 +211,12 @@ impl Outbound {
         }
     }
 
+    /// Bounds requests by a new delivery's deadline (a spare instance's
+    /// state, made before its delivery arrived).
+    pub(super) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+    }
+
     /// The request's timeouts: the guest's own where it set them, never
     /// longer than the manifest's, and never past the delivery's deadline.
     fn options(&self, guest: Option<RequestOptions>) -> RequestOptions {

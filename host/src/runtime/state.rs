@@ -47,6 +47,9 @@ pub struct State {
     table: ResourceTable,
     pub(super) limiter: Limiter,
     log_lines_left: u32,
+    /// The guest's stdout and stderr, kept to point them at the delivery's
+    /// span when an instance made ahead of time is handed its delivery.
+    outputs: [GuestOutput; 2],
 }
 
 impl State {
@@ -60,9 +63,13 @@ impl State {
         config: Arc<PluginConfig>,
     ) -> Self {
         let span = tracing::Span::current();
+        let outputs = [
+            GuestOutput::new("stdout", span.clone()),
+            GuestOutput::new("stderr", span),
+        ];
         let wasi = WasiCtx::builder()
-            .stdout(GuestOutput::new("stdout", span.clone()))
-            .stderr(GuestOutput::new("stderr", span))
+            .stdout(outputs[0].clone())
+            .stderr(outputs[1].clone())
             .build();
         Self {
             wasi,
@@ -73,6 +80,17 @@ impl State {
             table: ResourceTable::new(),
             limiter: Limiter::new(memory),
             log_lines_left: LOG_LINES_BUDGET,
+            outputs,
+        }
+    }
+
+    /// Hands a state made ahead of time (for a spare instance) to the
+    /// delivery now running: outbound requests end at its `deadline`, and the
+    /// guest's output is logged in the current (the delivery's) span.
+    pub(super) fn arm(&mut self, deadline: std::time::Instant) {
+        self.outbound.set_deadline(deadline);
+        for output in &self.outputs {
+            output.set_span(tracing::Span::current());
         }
     }
 }
@@ -275,6 +293,10 @@ impl GuestOutput {
                 budget: OUTPUT_BUDGET,
             })),
         }
+    }
+
+    fn set_span(&self, span: tracing::Span) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).span = span;
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
