@@ -22,7 +22,8 @@
 //!    its inbox workers keep delivering the backlog after a run, which would
 //!    otherwise steal CPU 0 from the next target.
 //! 5. (d) renames a new version of a plugin into the folder N times and
-//!    times the first answer of each; (e) times warm calls on one connection.
+//!    times the first answer of each; (e) times warm calls on one connection,
+//!    back to back (wrk) and then paced, 10 ms apart.
 //! 6. Print one table, medians with (min–max), and the ratios.
 //!
 //! Nothing here asserts a timing: `--smoke` only checks that every step
@@ -118,6 +119,8 @@ struct Plan {
     runs: usize,
     connections: u32,
     swaps: usize,
+    /// (e)'s paced calls per language.
+    paced_calls: usize,
     scenarios: Vec<char>,
     /// CPU for the servers and for wrk; `None` when there is only one.
     cpus: Option<(usize, usize)>,
@@ -142,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         runs: args.runs.unwrap_or(if args.smoke { 1 } else { 3 }).max(1),
         connections: args.connections.max(1),
         swaps: args.swaps.unwrap_or(if args.smoke { 2 } else { 10 }).max(1),
+        paced_calls: if args.smoke { 10 } else { 300 },
         scenarios: args.scenarios.clone(),
         cpus: (cpus >= 2).then_some((0, 1)),
     };
@@ -347,7 +351,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 eprintln!("run {run}/{}: (e) {language} warm call", plan.runs);
                 samples.push(wrk(&plan, &target.url, &target.script, plan.duration, 1)?);
             }
-            calls.push((*language, samples));
+            eprintln!("(e) {language} paced calls");
+            let body = std::fs::read(&body_file)?;
+            let paced = paced_calls(host.addr, &path, &json_headers, &body, plan.paced_calls)?;
+            calls.push((*language, samples, paced));
         }
     }
     drop(host);
@@ -454,14 +461,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         writeln!(out)?;
         writeln!(
             out,
-            "| (e) warm call, one connection | calls/s median (min–max) | p50 | p99 |\n|---|---|---|---|"
+            "| (e) warm call, one connection | calls/s median (min–max) | p50 | p99 | paced p50 | paced p99 |\n|---|---|---|---|---|---|"
         )?;
-        for (language, samples) in &calls {
+        for (language, samples, paced) in &calls {
             let rps: Vec<f64> = samples.iter().map(Sample::rps).collect();
             let errors: u64 = samples.iter().map(|s| s.errors).sum();
             writeln!(
                 out,
-                "| {language} echo{} | {} ({}–{}) | {} | {} |",
+                "| {language} echo{} | {} ({}–{}) | {} | {} | {} | {} |",
                 if errors > 0 {
                     format!(" — **{errors} errors/non-2xx**")
                 } else {
@@ -472,12 +479,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 thousands(max(&rps)),
                 millis(median(samples.iter().map(|s| s.p50_us).collect())),
                 millis(median(samples.iter().map(|s| s.p99_us).collect())),
+                millis(percentile(paced, 0.50)),
+                millis(percentile(paced, 0.99)),
             )?;
         }
         writeln!(
             out,
             "(e) is request to answer over HTTP on 127.0.0.1, a fresh instance per call included; \
-             instantiate+call alone: `cargo bench -p hookhost --bench runtime`"
+             back to back (wrk), then paced: {} calls {} ms apart, as webhooks mostly arrive; \
+             instantiate+call alone: `cargo bench -p hookhost --bench runtime`",
+            plan.paced_calls,
+            PACED_GAP.as_millis()
         )?;
     }
     print!("{out}");
@@ -809,6 +821,98 @@ fn with_nonce(wasm: &[u8], nonce: u64) -> Vec<u8> {
     leb128(payload.len(), &mut bytes);
     bytes.extend_from_slice(&payload);
     bytes
+}
+
+/// Pause between (e)'s paced calls: long enough that each finds the host
+/// idle, as most webhook traffic does.
+const PACED_GAP: Duration = Duration::from_millis(10);
+
+/// (e) paced: `calls` POSTs to `path` one at a time on one keep-alive
+/// connection, [`PACED_GAP`] apart, after 20 untimed ones; each call's
+/// request-to-answer time in µs. Fails on any answer but 200.
+fn paced_calls(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    calls: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        write!(request, "{name}: {value}\r\n")?;
+    }
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    let mut times = Vec::with_capacity(calls);
+    let mut buffer = Vec::new();
+    for call in 0..calls + 20 {
+        std::thread::sleep(PACED_GAP);
+        let sent = Instant::now();
+        stream.write_all(&request)?;
+        let status = read_answer(&mut stream, &mut buffer)?;
+        let took = sent.elapsed();
+        if status != 200 {
+            bail!("{path} answered {status} to a paced call");
+        }
+        if call >= 20 {
+            times.push(took.as_secs_f64() * 1e6);
+        }
+    }
+    Ok(times)
+}
+
+/// Reads one HTTP/1.1 answer with a Content-Length body from a keep-alive
+/// connection; returns its status.
+fn read_answer(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> anyhow::Result<u16> {
+    buffer.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("connection closed before the answer's head");
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status")?;
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .context("answer without Content-Length")?;
+    while buffer.len() < head_end + 4 + length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            bail!("connection closed inside the answer's body");
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}
+
+/// The `q` quantile (0..=1) of `values`, by nearest rank.
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// One HTTP/1.1 POST on a fresh connection: (status, body).
