@@ -10,16 +10,18 @@
 //! `HandlerPre` through the pooling allocator, one call, then everything is
 //! dropped. Nothing survives from one delivery to the next.
 //!
-//! Instantiating is taken off the answer's path where it can be: after each
-//! call, a task makes the plugin version one *spare* instance, fresh and
-//! never called, which the next delivery takes (re-armed with its deadline
-//! and log span) instead of instantiating. A spare is exactly what that
-//! delivery would have instantiated itself, only earlier, so isolation is
-//! unchanged. At most `RuntimeConfig::spare_instances` exist at once (one
-//! per plugin version), in pool slots reserved for them: a spare never takes
-//! a slot a call could use. Each keeps the memory its instance wrote at
-//! start-up (under 1 MiB for Rust, 2-3 MiB for an interpreter). A 1 ms epoch ticker
-//! drives deadlines: at each tick a running guest yields to the executor (so a
+//! Instantiating is taken off the answer's path where it can be: after a
+//! call that ran alone, a task makes the plugin version one *spare*
+//! instance, fresh and never called, which the next delivery takes
+//! (re-armed with its deadline and log span) instead of instantiating. A
+//! spare is exactly what that delivery would have instantiated itself, only
+//! earlier, so isolation is unchanged. At most
+//! `RuntimeConfig::spare_instances` exist at once (one per plugin version),
+//! in pool slots reserved for them: a spare never takes a slot a call could
+//! use. Each keeps the memory its instance wrote at start-up (under 1 MiB
+//! for Rust, 2-3 MiB for an interpreter).
+//!
+//! A 1 ms epoch ticker drives deadlines: at each tick a running guest yields to the executor (so a
 //! busy plugin cannot starve other deliveries on the same worker thread) and is
 //! interrupted once its wall-clock timeout has passed.
 
