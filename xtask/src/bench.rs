@@ -837,26 +837,16 @@ fn paced_calls(
     body: &[u8],
     calls: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut stream = connect(addr)?;
     stream.set_nodelay(true)?;
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        write!(request, "{name}: {value}\r\n")?;
-    }
-    request.push_str("\r\n");
-    let mut request = request.into_bytes();
-    request.extend_from_slice(body);
+    let request = post_request(addr, path, headers, body, true);
     let mut times = Vec::with_capacity(calls);
     let mut buffer = Vec::new();
     for call in 0..calls + 20 {
         std::thread::sleep(PACED_GAP);
         let sent = Instant::now();
         stream.write_all(&request)?;
-        let status = read_answer(&mut stream, &mut buffer)?;
+        let (status, _) = read_answer(&mut stream, &mut buffer)?;
         let took = sent.elapsed();
         if status != 200 {
             bail!("{path} answered {status} to a paced call");
@@ -868,9 +858,11 @@ fn paced_calls(
     Ok(times)
 }
 
-/// Reads one HTTP/1.1 answer with a Content-Length body from a keep-alive
-/// connection; returns its status.
-fn read_answer(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> anyhow::Result<u16> {
+/// Reads one HTTP/1.1 answer into `buffer`: its status and where its body
+/// starts. The body is read to its Content-Length (so a keep-alive
+/// connection can carry on), or to the end of the connection without one.
+/// Bodies here are small and never chunked.
+fn read_answer(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> anyhow::Result<(u16, usize)> {
     buffer.clear();
     let mut chunk = [0u8; 16 * 1024];
     let head_end = loop {
@@ -889,22 +881,26 @@ fn read_answer(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> anyhow::Result<u
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("no status")?;
-    let length: usize = head
-        .lines()
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
-        })
-        .context("answer without Content-Length")?;
-    while buffer.len() < head_end + 4 + length {
+    let length: Option<usize> = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse().ok())?
+    });
+    let body_start = head_end + 4;
+    loop {
+        if length.is_some_and(|length| buffer.len() >= body_start + length) {
+            break;
+        }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
-            bail!("connection closed inside the answer's body");
+            if length.is_some() {
+                bail!("connection closed inside the answer's body");
+            }
+            break;
         }
         buffer.extend_from_slice(&chunk[..n]);
     }
-    Ok(status)
+    Ok((status, body_start))
 }
 
 /// The `q` quantile (0..=1) of `values`, by nearest rank.
@@ -922,32 +918,40 @@ fn post(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    let mut stream = connect(addr)?;
+    stream.write_all(&post_request(addr, path, headers, body, false))?;
+    let mut answer = Vec::new();
+    let (status, body_start) = read_answer(&mut stream, &mut answer)?;
+    Ok((status, answer.split_off(body_start)))
+}
+
+fn connect(addr: SocketAddr) -> anyhow::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    Ok(stream)
+}
+
+/// A POST of `body` to `path`, whole; `keep_alive` leaves the connection
+/// open for the next one.
+fn post_request(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    keep_alive: bool,
+) -> Vec<u8> {
+    let connection = if keep_alive { "keep-alive" } else { "close" };
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: {connection}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {
-        write!(request, "{name}: {value}\r\n")?;
+        let _ = write!(request, "{name}: {value}\r\n");
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    stream.write_all(body)?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer)?;
-    let head_end = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("no end of head")?;
-    let head = String::from_utf8_lossy(&answer[..head_end]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status")?;
-    // Bodies here are small and sent with Content-Length (no chunking).
-    Ok((status, answer[head_end + 4..].to_vec()))
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    request
 }
 
 struct Binaries {
