@@ -153,6 +153,13 @@ pub async fn check(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<Repor
         humantime::format_duration(manifest.timeout),
         manifest.memory
     );
+    if manifest.max_deliveries > 1 {
+        let _ = writeln!(
+            text,
+            "instance: reused for up to {} deliveries (state carries over between them)",
+            manifest.max_deliveries
+        );
+    }
     let _ = writeln!(text, "imports:");
     for import in prepared.imports() {
         let _ = writeln!(text, "  {}{}", import, grant_note(&import, &manifest));

@@ -164,6 +164,18 @@ pub struct RawManifest {
     pub kv: Option<RawKv>,
     /// What the plugin may reach outside the host.
     pub allow: Option<RawAllow>,
+    /// How instances are used: a fresh one per delivery unless the plugin
+    /// opts into reuse.
+    pub instance: Option<RawInstance>,
+}
+
+/// The `[instance]` table of a manifest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstance {
+    /// Most deliveries one instance serves, one after another; 1 (the
+    /// default) is a fresh instance per delivery.
+    pub max_deliveries: Option<u32>,
 }
 
 /// The `[kv]` table of a manifest.
@@ -299,6 +311,9 @@ pub struct Manifest {
     pub config: Arc<PluginConfig>,
     /// Limits of the plugin's key-value namespace.
     pub kv: KvLimits,
+    /// `[instance] max_deliveries`: most deliveries one instance serves; 1
+    /// is a fresh instance per delivery.
+    pub max_deliveries: u32,
 }
 
 /// A plugin's `[config]` values, resolved. `Debug` shows the keys, never the
@@ -352,6 +367,7 @@ impl Manifest {
             outbound: Arc::default(),
             config: Arc::default(),
             kv: KvLimits::default(),
+            max_deliveries: 1,
         }
     }
 
@@ -362,6 +378,7 @@ impl Manifest {
             outbound: self.outbound.clone(),
             config: self.config.clone(),
             kv: self.kv,
+            max_deliveries: self.max_deliveries,
         }
     }
 
@@ -506,7 +523,24 @@ impl Manifest {
             outbound: Arc::new(outbound),
             config: Arc::new(parse_config(raw.config, secrets)?),
             kv: parse_kv(raw.kv.as_ref())?,
+            max_deliveries: parse_instance(raw.instance.as_ref())?,
         })
+    }
+}
+
+/// Most deliveries one instance may serve: a bound, so that whatever a
+/// guest accumulates (a leak, a cache without limit) is dropped with its
+/// instance after a while even when no call fails.
+pub const MAX_DELIVERIES_PER_INSTANCE: u32 = 1_000_000;
+
+fn parse_instance(raw: Option<&RawInstance>) -> Result<u32, String> {
+    match raw.and_then(|instance| instance.max_deliveries) {
+        None => Ok(1),
+        Some(n) if (1..=MAX_DELIVERIES_PER_INSTANCE).contains(&n) => Ok(n),
+        Some(n) => Err(format!(
+            "`instance.max_deliveries`: {n} is out of range; use 1 (a fresh instance per \
+             delivery, the default) to {MAX_DELIVERIES_PER_INSTANCE}"
+        )),
     }
 }
 
@@ -891,6 +925,24 @@ mod tests {
         assert!(err.contains("queue.concurrency"), "{err}");
         let err = parse("q", "[retry]\nattempts = 3\n").unwrap_err();
         assert!(err.contains("unknown field `attempts`"), "{err}");
+    }
+
+    #[test]
+    fn instance_reuse_is_opt_in_and_bounded() {
+        assert_eq!(Manifest::default_for("p").max_deliveries, 1);
+        assert_eq!(parse("p", "route = \"/p\"\n").unwrap().max_deliveries, 1);
+        let manifest = parse("p", "[instance]\nmax_deliveries = 500\n").unwrap();
+        assert_eq!(manifest.max_deliveries, 500);
+        assert_eq!(manifest.grants("p").max_deliveries, 500);
+        for n in [0, MAX_DELIVERIES_PER_INSTANCE + 1] {
+            let err = parse("p", &format!("[instance]\nmax_deliveries = {n}\n")).unwrap_err();
+            assert!(
+                err.contains("`instance.max_deliveries`") && err.contains("use 1"),
+                "{err}"
+            );
+        }
+        let err = parse("p", "[instance]\nreuse = true\n").unwrap_err();
+        assert!(err.contains("unknown field `reuse`"), "{err}");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Every delivery gets a fresh instance, whether it is instantiated when the
 //! delivery arrives or was made ahead of time as the plugin's spare: no
 //! state carries over, and a spare runs under its own delivery's deadline.
+//! A plugin that opts into reuse (`[instance] max_deliveries`) keeps one
+//! instance for that many deliveries, and never past a trap, an error or a
+//! manifest change.
 
 use std::time::Duration;
 
 use hookhost_test_artifacts::{GUEST_COUNTER, GUEST_SLEEPER};
 use reqwest::StatusCode;
 
-use crate::support::{TestHost, plugin, plugin_with};
+use crate::support::{TestHost, eventually, plugin, plugin_with};
 
 #[tokio::test]
 async fn no_delivery_sees_what_an_earlier_one_left_in_its_instance() {
@@ -53,5 +56,85 @@ async fn a_spare_instance_runs_under_its_own_deliverys_deadline() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let response = host.post("/hooks/sleeper?ms=3000", "ping").await;
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    host.stop().await;
+}
+
+/// The answers of `count` deliveries to `path`, one after another.
+async fn answers(host: &TestHost, path: &str, count: usize) -> Vec<(StatusCode, String)> {
+    let mut answers = Vec::new();
+    for _ in 0..count {
+        let response = host.post(path, "{}").await;
+        answers.push((response.status(), response.text().await.unwrap()));
+    }
+    answers
+}
+
+fn counts(values: &[&str]) -> Vec<(StatusCode, String)> {
+    values
+        .iter()
+        .map(|v| (StatusCode::OK, (*v).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_plugin_that_opts_into_reuse_keeps_an_instance_for_max_deliveries() {
+    let manifest = "[instance]\nmax_deliveries = 3\n";
+    let host = TestHost::start(&[plugin_with("counter", GUEST_COUNTER, manifest)]).await;
+    assert_eq!(
+        answers(&host, "/hooks/counter", 7).await,
+        counts(&["1", "2", "3", "1", "2", "3", "1"])
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_instance_is_replaced_after_a_trap_or_an_error() {
+    let manifest = "[instance]\nmax_deliveries = 100\n";
+    let host = TestHost::start(&[plugin_with("counter", GUEST_COUNTER, manifest)]).await;
+    for (fail, status) in [
+        ("trap", StatusCode::INTERNAL_SERVER_ERROR),
+        ("retry", StatusCode::SERVICE_UNAVAILABLE),
+        ("reject", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        assert_eq!(
+            answers(&host, "/hooks/counter", 2).await,
+            counts(&["1", "2"]),
+            "before ?fail={fail}"
+        );
+        let response = host
+            .post(&format!("/hooks/counter?fail={fail}"), "{}")
+            .await;
+        assert_eq!(response.status(), status, "?fail={fail}");
+    }
+    assert_eq!(answers(&host, "/hooks/counter", 1).await, counts(&["1"]));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_manifest_change_ends_the_reused_instance() {
+    let host = TestHost::start(&[plugin_with(
+        "counter",
+        GUEST_COUNTER,
+        "[instance]\nmax_deliveries = 100\n",
+    )])
+    .await;
+    assert_eq!(
+        answers(&host, "/hooks/counter", 2).await,
+        counts(&["1", "2"])
+    );
+    // Same component, new manifest: the compiled component is kept, the
+    // instance made under the old manifest's grants is not.
+    std::fs::write(
+        host.plugins.join("counter.toml"),
+        "route = \"/counted\"\n[instance]\nmax_deliveries = 100\n",
+    )
+    .unwrap();
+    let first = eventually(Duration::from_secs(10), "the new route answers", || async {
+        let response = host.post("/counted", "{}").await;
+        (response.status() == StatusCode::OK).then_some(response)
+    })
+    .await;
+    assert_eq!(first.text().await.unwrap(), "1");
+    assert_eq!(answers(&host, "/counted", 1).await, counts(&["2"]));
     host.stop().await;
 }

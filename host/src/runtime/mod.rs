@@ -10,6 +10,13 @@
 //! `HandlerPre` through the pooling allocator, one call, then everything is
 //! dropped. Nothing survives from one delivery to the next.
 //!
+//! Unless the plugin opts out of that isolation: with `[instance]
+//! max_deliveries = N` (N > 1) an instance that answered is kept for the
+//! plugin's next delivery, up to N deliveries, one at a time, so its globals
+//! and heap carry over. Anything other than an answer (a trap, a timeout,
+//! `retry`, `reject`, an invalid response) or a manifest change ends it.
+//! A kept instance waits where a spare would, and counts as one.
+//!
 //! Instantiating is taken off the answer's path where it can be: after a
 //! call that ran alone, a task makes the plugin version one *spare*
 //! instance, fresh and never called, which the next delivery takes
@@ -85,6 +92,9 @@ pub struct Grants {
     pub config: Arc<crate::config::PluginConfig>,
     /// Limits of its key-value namespace.
     pub kv: KvLimits,
+    /// Most deliveries one instance serves (`[instance] max_deliveries`);
+    /// 1 is a fresh instance per delivery.
+    pub max_deliveries: u32,
 }
 
 impl Grants {
@@ -94,6 +104,7 @@ impl Grants {
             && Arc::ptr_eq(&self.outbound, &other.outbound)
             && Arc::ptr_eq(&self.config, &other.config)
             && self.kv == other.kv
+            && self.max_deliveries == other.max_deliveries
     }
 }
 
@@ -105,7 +116,8 @@ pub struct Prepared {
     spare: Arc<SpareSlot>,
 }
 
-/// Where a plugin version keeps its spare instance.
+/// Where a plugin version keeps its spare instance: a fresh one, or one
+/// kept for the next delivery of a plugin that opted into reuse.
 #[derive(Default)]
 struct SpareSlot {
     ready: Mutex<Option<Spare>>,
@@ -113,12 +125,15 @@ struct SpareSlot {
     filling: AtomicBool,
 }
 
-/// A fresh, never-called instance, made under `grants` and `memory`.
+/// An instance made under `grants` and `memory`, waiting for a delivery.
 struct Spare {
     store: Store<State>,
     handler: Handler,
     grants: Grants,
     memory: u64,
+    /// Deliveries it has served: 0 for a fresh spare, more for one kept by
+    /// a plugin with `[instance] max_deliveries` above 1.
+    served: u32,
     _counted: SpareCount,
 }
 
@@ -132,6 +147,17 @@ impl SpareSlot {
             .unwrap_or_else(|e| e.into_inner())
             .take()?;
         (spare.memory == memory && spare.grants.same_as(grants)).then_some(spare)
+    }
+
+    /// Puts `instance` in the slot unless it holds one already; says
+    /// whether it did (else `instance` is dropped).
+    fn keep(&self, instance: Spare) -> bool {
+        let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        if ready.is_some() {
+            return false;
+        }
+        *ready = Some(instance);
+        true
     }
 
     fn is_empty(&self) -> bool {
@@ -322,22 +348,26 @@ impl Runtime {
             .map_err(|_| CallError::Capacity)?
             .expect("the slot semaphore is never closed");
 
-        let (mut store, spare) = match plugin.spare.take(grants, limits.memory) {
+        let (mut store, spare, served) = match plugin.spare.take(grants, limits.memory) {
             Some(Spare {
-                mut store, handler, ..
+                mut store,
+                handler,
+                served,
+                ..
             }) => {
                 store.data_mut().arm(deadline);
                 set_deadline(&mut store, deadline);
-                (store, Some(handler))
+                (store, Some(handler), served)
             }
-            None => (self.store(grants, limits, deadline), None),
+            None => (self.store(grants, limits, deadline), None, 0),
         };
         let run = async {
             let handler = match spare {
                 Some(handler) => handler,
                 None => plugin.pre.instantiate_async(&mut store).await?,
             };
-            handler.call_handle(&mut store, delivery).await
+            let answer = handler.call_handle(&mut store, delivery).await?;
+            Ok::<_, wasmtime::Error>((handler, answer))
         };
         // The epoch deadline interrupts guest code; this outer deadline also
         // bounds time spent in host imports (where epochs never fire), with a
@@ -346,16 +376,42 @@ impl Runtime {
         let outcome =
             tokio::time::timeout_at((deadline + Duration::from_millis(250)).into(), run).await;
         let memory_exceeded = store.data().limiter.memory_exceeded;
-        // Spawned now, the spare is made after this answer is sent (the
-        // caller's task runs on until it yields), not while it is computed.
-        self.make_spare(plugin, grants, limits);
-        match outcome {
-            Err(_elapsed) => Err(CallError::Timeout(limits.timeout)),
-            Ok(Ok(Ok(response))) => validate_response(response),
-            Ok(Ok(Err(HandlerError::Retry(message)))) => Err(CallError::Retry(message)),
-            Ok(Ok(Err(HandlerError::Reject(message)))) => Err(CallError::Reject(message)),
-            Ok(Err(err)) => Err(classify_trap(err, memory_exceeded, limits)),
+        let (handler, result) = match outcome {
+            Err(_elapsed) => (None, Err(CallError::Timeout(limits.timeout))),
+            Ok(Err(err)) => (None, Err(classify_trap(err, memory_exceeded, limits))),
+            Ok(Ok((handler, answer))) => (
+                Some(handler),
+                match answer {
+                    Ok(response) => validate_response(response),
+                    Err(HandlerError::Retry(message)) => Err(CallError::Retry(message)),
+                    Err(HandlerError::Reject(message)) => Err(CallError::Reject(message)),
+                },
+            ),
+        };
+        let served = served + 1;
+        // Reuse only what answered: after a trap, a timeout or any error the
+        // instance's state is suspect, and the next delivery gets a fresh one.
+        let kept = match handler {
+            Some(handler) if result.is_ok() && served < grants.max_deliveries => {
+                SpareCount::take(&self.spares, self.spare_cap).is_some_and(|counted| {
+                    plugin.spare.keep(Spare {
+                        store,
+                        handler,
+                        grants: grants.clone(),
+                        memory: limits.memory,
+                        served,
+                        _counted: counted,
+                    })
+                })
+            }
+            _ => false,
+        };
+        if !kept {
+            // Spawned now, the spare is made after this answer is sent (the
+            // caller's task runs on until it yields), not while it is computed.
+            self.make_spare(plugin, grants, limits);
         }
+        result
     }
 }
 
@@ -473,6 +529,7 @@ impl Runtime {
                     handler,
                     grants,
                     memory: limits.memory,
+                    served: 0,
                     _counted: counted,
                 });
             }

@@ -84,14 +84,19 @@ impl State {
         }
     }
 
-    /// Hands a state made ahead of time (for a spare instance) to the
-    /// delivery now running: outbound requests end at its `deadline`, and the
-    /// guest's output is logged in the current (the delivery's) span.
+    /// Hands a state made ahead of time (a spare instance, or one kept for
+    /// reuse) to the delivery now running: outbound requests end at its
+    /// `deadline`, the guest's output is logged in the current (the
+    /// delivery's) span, and the per-delivery budgets start over.
     pub(super) fn arm(&mut self, deadline: std::time::Instant) {
         self.outbound.set_deadline(deadline);
         for output in &self.outputs {
-            output.set_span(tracing::Span::current());
+            output.start_delivery(tracing::Span::current());
         }
+        self.log_lines_left = LOG_LINES_BUDGET;
+        // A guest that survived a refused `memory.grow` (and answered) must
+        // not have the next delivery's trap blamed on memory.
+        self.limiter.memory_exceeded = false;
     }
 }
 
@@ -295,8 +300,16 @@ impl GuestOutput {
         }
     }
 
-    fn set_span(&self, span: tracing::Span) {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).span = span;
+    /// Output from now on belongs to the delivery of `span`: a line the
+    /// previous delivery left unfinished is logged in its own span first.
+    fn start_delivery(&self, span: tracing::Span) {
+        let mut buffer = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !buffer.pending.is_empty() {
+            let rest = std::mem::take(&mut buffer.pending);
+            buffer.emit(&rest);
+        }
+        buffer.span = span;
+        buffer.budget = OUTPUT_BUDGET;
     }
 
     fn write_bytes(&self, bytes: &[u8]) {

@@ -1,19 +1,25 @@
 //! Counts the deliveries its instance has handled in a global and answers
 //! `200` with that count: `1` for every delivery when each one gets a fresh
-//! instance.
+//! instance. `?fail=trap` panics, `?fail=retry` and `?fail=reject` return
+//! those errors (after counting), to show which outcomes end an instance.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use hookhost_sdk::{Delivery, Response, Result};
+use hookhost_sdk::{Delivery, Response, Result, reject, retry};
 
 static HANDLED: AtomicU32 = AtomicU32::new(0);
 
 struct Counter;
 
 impl hookhost_sdk::Handler for Counter {
-    fn handle(_delivery: Delivery) -> Result<Response> {
+    fn handle(delivery: Delivery) -> Result<Response> {
         let handled = HANDLED.fetch_add(1, Ordering::Relaxed) + 1;
-        Ok(Response::ok().with_body(handled.to_string()))
+        match delivery.query.strip_prefix("fail=") {
+            Some("trap") => panic!("asked to trap after {handled} deliveries"),
+            Some("retry") => Err(retry("asked to retry")),
+            Some("reject") => Err(reject("asked to reject")),
+            _ => Ok(Response::ok().with_body(handled.to_string())),
+        }
     }
 }
 
