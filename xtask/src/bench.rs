@@ -67,6 +67,8 @@ export function handle(delivery) {
 
 /// Manifest of the Python and JS echo plugins: their heap snapshots need the
 /// 64 MiB the README asks for.
+/// Opt-in instance reuse, for the `reused` rows (not the default).
+const REUSE: &str = "[instance]\nmax_deliveries = 10000\n";
 const BIG_GUEST_MANIFEST: &str = "[limits]\nmemory = \"64MiB\"\n";
 
 /// `cargo xtask bench` flags.
@@ -223,16 +225,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "route = \"/hooks/github\"\n[verify]\nscheme = \"github\"\nsecret = \"file:github.secret\"\n",
         ),
     )?;
+    // The same plugin with opt-in instance reuse, for the `reused` rows.
+    install(
+        &plugins,
+        "github-reused",
+        &bins.github,
+        Some(&format!(
+            "route = \"/hooks/github-reused\"\n[verify]\nscheme = \"github\"\nsecret = \"file:github.secret\"\n{REUSE}"
+        )),
+    )?;
     std::fs::write(plugins.join("github.secret"), SECRET)?;
     let mut languages = Vec::new();
     if plan.has('e') {
         for language in LANGUAGES {
-            let name = format!("lang-{}", language.to_lowercase());
-            match guests.iter().find(|(l, _)| l == language) {
-                Some((_, wasm)) => install(&plugins, &name, wasm, Some(BIG_GUEST_MANIFEST))?,
-                None => install(&plugins, &name, &bins.echo, None)?,
+            for reused in [false, true] {
+                let mut name = format!("lang-{}", language.to_lowercase());
+                let mut manifest = BIG_GUEST_MANIFEST.to_owned();
+                if reused {
+                    name.push_str("-reused");
+                    manifest.push_str(REUSE);
+                }
+                match guests.iter().find(|(l, _)| l == language) {
+                    Some((_, wasm)) => install(&plugins, &name, wasm, Some(&manifest))?,
+                    None => install(&plugins, &name, &bins.echo, reused.then_some(REUSE))?,
+                }
+                languages.push((*language, reused, name));
             }
-            languages.push((*language, name));
         }
     }
 
@@ -272,7 +290,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     host.wait_status("/hooks/github", &github_headers, &body_file, 200, patience)?;
     // (e)'s plugins load too before anything is timed: a Python or JS
     // compile (a cold cache) would otherwise steal CPU 0 from (a) and (b).
-    for (_, name) in &languages {
+    for (_, _, name) in &languages {
         let path = format!("/hooks/{name}");
         host.wait_status(&path, &json_headers, &body_file, 200, patience)?;
     }
@@ -300,6 +318,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "(b) github",
             "sync, X-Hub-Signature-256 verified natively, push parsed by a fresh Rust instance",
             host.url("/hooks/github"),
+            wrk_script(&work, "github", &body_file, &github_headers)?,
+        ));
+        targets.push(Target::new(
+            "(b) github, reused",
+            "(b) with opt-in instance reuse (`[instance] max_deliveries = 10000`): not the default",
+            host.url("/hooks/github-reused"),
             wrk_script(&work, "github", &body_file, &github_headers)?,
         ));
     }
@@ -337,7 +361,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // --- (e) per-language warm call, one connection ------------------------
     let mut calls = Vec::new();
     if plan.has('e') {
-        for (language, name) in &languages {
+        for (language, reused, name) in &languages {
             let path = format!("/hooks/{name}");
             let target = Target::new(
                 language,
@@ -348,13 +372,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             wrk(&plan, &target.url, &target.script, plan.warmup, 1)?;
             let mut samples = Vec::new();
             for run in 1..=plan.runs {
-                eprintln!("run {run}/{}: (e) {language} warm call", plan.runs);
+                eprintln!("run {run}/{}: (e) {name} warm call", plan.runs);
                 samples.push(wrk(&plan, &target.url, &target.script, plan.duration, 1)?);
             }
-            eprintln!("(e) {language} paced calls");
+            eprintln!("(e) {name} paced calls");
             let body = std::fs::read(&body_file)?;
             let paced = paced_calls(host.addr, &path, &json_headers, &body, plan.paced_calls)?;
-            calls.push((*language, samples, paced));
+            calls.push((*language, *reused, samples, paced));
         }
     }
     drop(host);
@@ -463,12 +487,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             out,
             "| (e) warm call, one connection | calls/s median (min–max) | p50 | p99 | paced p50 | paced p99 |\n|---|---|---|---|---|---|"
         )?;
-        for (language, samples, paced) in &calls {
+        for (language, reused, samples, paced) in &calls {
             let rps: Vec<f64> = samples.iter().map(Sample::rps).collect();
             let errors: u64 = samples.iter().map(|s| s.errors).sum();
             writeln!(
                 out,
-                "| {language} echo{} | {} ({}–{}) | {} | {} | {} | {} |",
+                "| {language} echo{}{} | {} ({}–{}) | {} | {} | {} | {} |",
+                if *reused { ", reused" } else { "" },
                 if errors > 0 {
                     format!(" — **{errors} errors/non-2xx**")
                 } else {
@@ -485,7 +510,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         writeln!(
             out,
-            "(e) is request to answer over HTTP on 127.0.0.1, a fresh instance per call included; \
+            "(e) is request to answer over HTTP on 127.0.0.1, a fresh instance per call included \
+             (`reused`: opt-in instance reuse, not the default); \
              back to back (wrk), then paced: {} calls {} ms apart, as webhooks mostly arrive; \
              instantiate+call alone: `cargo bench -p hookhost --bench runtime`",
             plan.paced_calls,
