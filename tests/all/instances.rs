@@ -138,3 +138,19 @@ async fn a_manifest_change_ends_the_reused_instance() {
     assert_eq!(answers(&host, "/counted", 1).await, counts(&["2"]));
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_reused_instance_past_half_its_memory_cap_is_retired() {
+    // A fresh counter holds a little over 1 MiB (its stack and data).
+    let manifest = "[limits]\nmemory = \"8MiB\"\n[instance]\nmax_deliveries = 100\n";
+    let host = TestHost::start(&[plugin_with("counter", GUEST_COUNTER, manifest)]).await;
+    let mut seen = Vec::new();
+    for query in ["", "?leak=1", "", "?leak=3", ""] {
+        let response = host.post(&format!("/hooks/counter{query}"), "{}").await;
+        seen.push((response.status(), response.text().await.unwrap()));
+    }
+    // Under half of 8 MiB it is kept; the 3 MiB leak takes it past half,
+    // so that delivery answers and the next one gets a fresh instance.
+    assert_eq!(seen, counts(&["1", "2", "3", "4", "1"]));
+    host.stop().await;
+}

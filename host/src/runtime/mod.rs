@@ -14,7 +14,8 @@
 //! max_deliveries = N` (N > 1) an instance that answered is kept for the
 //! plugin's next delivery, up to N deliveries, one at a time, so its globals
 //! and heap carry over. Anything other than an answer (a trap, a timeout,
-//! `retry`, `reject`, an invalid response) or a manifest change ends it.
+//! `retry`, `reject`, an invalid response), a manifest change, or its
+//! memory passing half its cap ends it.
 //! A kept instance waits where a spare would, and counts as one.
 //!
 //! Instantiating is taken off the answer's path where it can be: after a
@@ -391,8 +392,16 @@ impl Runtime {
         let served = served + 1;
         // Reuse only what answered: after a trap, a timeout or any error the
         // instance's state is suspect, and the next delivery gets a fresh one.
+        // Nor one past half its memory cap: measured, a componentize-js
+        // instance grows with every call (its allocations are not all freed)
+        // and reached a 64 MiB cap within a criterion run; retiring it
+        // at half turns that into an instantiation, not a failed delivery.
         let kept = match handler {
-            Some(handler) if result.is_ok() && served < grants.max_deliveries => {
+            Some(handler)
+                if result.is_ok()
+                    && served < grants.max_deliveries
+                    && !store.data().limiter.past_half() =>
+            {
                 SpareCount::take(&self.spares, self.spare_cap).is_some_and(|counted| {
                     plugin.spare.keep(Spare {
                         store,
@@ -403,6 +412,18 @@ impl Runtime {
                         _counted: counted,
                     })
                 })
+            }
+            Some(_) if result.is_ok() && grants.max_deliveries > 1 => {
+                // Answered but not kept: at its `max_deliveries`, or grown
+                // past half its memory cap. Worth knowing when tuning N.
+                tracing::debug!(
+                    plugin = %grants.plugin,
+                    served,
+                    max_deliveries = grants.max_deliveries,
+                    memory_past_half = store.data().limiter.past_half(),
+                    "reused instance retired"
+                );
+                false
             }
             _ => false,
         };
@@ -416,43 +437,6 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Measurement only (`cargo bench --bench runtime`, group `reused`):
-    /// instantiates `plugin` once, then times `calls` successive calls on
-    /// that same instance. This is what an opt-in instance reuse would cost
-    /// per call, measured before deciding whether to offer it (the host never
-    /// reuses an instance across deliveries). Stops at the first call that
-    /// does not answer.
-    #[doc(hidden)]
-    pub async fn time_calls_on_one_instance(
-        &self,
-        plugin: &Prepared,
-        grants: &Grants,
-        delivery: &Delivery,
-        limits: CallLimits,
-        calls: u64,
-    ) -> Result<Duration, CallError> {
-        let deadline = Instant::now() + Duration::from_secs(3600);
-        let mut store = self.store(grants, limits, deadline);
-        let memory_exceeded = |store: &Store<State>| store.data().limiter.memory_exceeded;
-        let handler = plugin
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|err| classify_trap(err, memory_exceeded(&store), limits))?;
-        let started = Instant::now();
-        for _ in 0..calls {
-            match handler.call_handle(&mut store, delivery).await {
-                Ok(Ok(response)) => {
-                    validate_response(response)?;
-                }
-                Ok(Err(HandlerError::Retry(message))) => return Err(CallError::Retry(message)),
-                Ok(Err(HandlerError::Reject(message))) => return Err(CallError::Reject(message)),
-                Err(err) => return Err(classify_trap(err, memory_exceeded(&store), limits)),
-            }
-        }
-        Ok(started.elapsed())
-    }
-
     /// Instantiates `plugin` once under `limits` without calling it, which is
     /// what every delivery does first: a component that cannot even start
     /// within its manifest's limits (initial memory over `limits.memory`, a

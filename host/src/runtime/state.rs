@@ -229,6 +229,15 @@ impl Limiter {
     }
 }
 
+impl Limiter {
+    /// Whether the instance holds more than half its memory cap: linear
+    /// memory never shrinks, so an instance kept for reuse that got there
+    /// is retired before a slow leak ends a delivery at the cap.
+    pub(super) fn past_half(&self) -> bool {
+        self.used > self.memory / 2
+    }
+}
+
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
