@@ -127,22 +127,17 @@ fn bench_instantiate_and_call(c: &mut Criterion) {
     }
     group.finish();
 
-    // What an opt-in instance reuse would cost per call: the same deliveries
-    // on one warm instance (no instantiation, no reset). Measured to weigh
-    // the option against its isolation cost (README, Performance); the host
-    // never does this.
+    // What a plugin with `[instance] max_deliveries` pays per call: the same
+    // deliveries through the same `Runtime::call`, each taking the instance
+    // the one before kept (no instantiation, no reset).
     let mut group = c.benchmark_group("reused");
     for (name, prepared, grants, delivery) in &prepared_plugins {
+        let mut grants = grants.clone();
+        grants.max_deliveries = hookhost::config::MAX_DELIVERIES_PER_INSTANCE;
         group.bench_function(*name, |b| {
-            b.iter_custom(|calls| {
+            b.iter(|| {
                 tokio
-                    .block_on(runtime.time_calls_on_one_instance(
-                        prepared,
-                        grants,
-                        black_box(delivery),
-                        limits,
-                        calls,
-                    ))
+                    .block_on(runtime.call(prepared, &grants, black_box(delivery), limits))
                     .unwrap_or_else(|err| panic!("{name}: {err}"))
             });
         });
