@@ -270,6 +270,7 @@ impl Admin {
                     "scheme": plugin.manifest.verify.as_ref().map(|s| s.name()),
                     "sha256": hex::encode(plugin.digest),
                     "loaded_at": humantime::format_rfc3339_millis(plugin.loaded_at).to_string(),
+                    "max_deliveries": plugin.manifest.max_deliveries,
                     "last_error": error.as_ref().map(error_json),
                     "deliveries": deliveries,
                 })

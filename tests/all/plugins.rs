@@ -32,7 +32,8 @@ fn find<'a>(plugins: &'a [Value], name: &str) -> &'a Value {
 
 #[tokio::test]
 async fn plugins_show_route_mode_scheme_hash_and_delivery_outcomes() {
-    let github = "[verify]\nscheme = \"github\"\nsecret = \"s3cret-for-tests\"\n";
+    let github = "[verify]\nscheme = \"github\"\nsecret = \"s3cret-for-tests\"\n\
+                  [instance]\nmax_deliveries = 50\n";
     let queue = "mode = \"queue\"\n";
     let host = TestHost::start_with_admin(
         &[
@@ -76,9 +77,11 @@ async fn plugins_show_route_mode_scheme_hash_and_delivery_outcomes() {
     let hash = echo["sha256"].as_str().unwrap();
     assert_eq!(hash.len(), 64, "{hash}");
     assert!(echo["loaded_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(echo["max_deliveries"], 1, "a fresh instance per delivery");
 
     let gh = find(&listed, "gh");
     assert_eq!(gh["scheme"], "github");
+    assert_eq!(gh["max_deliveries"], 50);
     assert_eq!(gh["sha256"], hash, "same component, same hash");
     assert_eq!(gh["deliveries"]["refused"], 1);
     assert_eq!(gh["deliveries"]["ok"], 0);
