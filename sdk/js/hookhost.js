@@ -3,7 +3,8 @@
 // A plugin is a WebAssembly component built with componentize-js against the
 // `handler` world in hookhost's `wit/`. The host verifies each webhook, then
 // calls the module's exported `handle(delivery)` once per delivery, each time
-// in a fresh instance. This module gives JavaScript plugins what the Rust SDK
+// in a fresh instance (unless the plugin's manifest opts into reuse with
+// `[instance] max_deliveries`). This module gives JavaScript plugins what the Rust SDK
 // (`hookhost-sdk`) gives Rust ones: header lookup, the body as text or JSON,
 // response builders, `retry`/`reject`, logging, the plugin's key-value store
 // and its config. Types: `hookhost.d.ts` beside this file, and the WIT types

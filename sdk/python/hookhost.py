@@ -3,7 +3,8 @@
 A plugin is a WebAssembly component built with componentize-py against the
 `handler` world in hookhost's `wit/`. The host verifies each webhook, then
 calls your handler once per delivery, each time in a fresh instance (nothing
-kept in memory survives to the next delivery). This module gives Python
+kept in memory survives to the next delivery, unless the plugin's manifest
+opts into reuse with `[instance] max_deliveries`). This module gives Python
 plugins what the Rust SDK (`hookhost-sdk`) gives Rust ones: header lookup,
 the body as text or JSON, response builders, `retry`/`reject`, logging, the
 plugin's key-value store and its config.

@@ -2,8 +2,9 @@
 //!
 //! A plugin is a WebAssembly component. The host verifies each webhook, then
 //! calls your handler once per delivery, each time in a fresh instance (nothing
-//! kept in memory survives to the next delivery). You implement [`Handler`] and
-//! name your type in [`export!`]; this crate does the rest.
+//! kept in memory survives to the next delivery, unless the plugin's manifest
+//! opts into reuse with `[instance] max_deliveries`). You implement [`Handler`]
+//! and name your type in [`export!`]; this crate does the rest.
 //!
 //! # Example
 //!
@@ -121,7 +122,8 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 /// A webhook handler: the one thing a plugin implements.
 ///
 /// There is no `self`: the host makes a fresh instance for every delivery, so a
-/// handler has nothing to keep between calls. Register the type with [`export!`].
+/// handler has nothing to keep between calls (keep state in [`kv`]; statics
+/// last longer only under the manifest's opt-in `[instance] max_deliveries`). Register the type with [`export!`].
 pub trait Handler {
     /// Handles one delivery (called again, with a higher
     /// [`attempt`](Delivery::attempt), when the host retries it).

@@ -8,7 +8,7 @@ export type * as HookhostPluginLog011 from './interfaces/hookhost-plugin-log.js'
 export type * as HookhostPluginTypes011 from './interfaces/hookhost-plugin-types.js'; // import hookhost:plugin/types@0.1.1
 /**
 * Handles one delivery. Called once per delivery (and per retry), each time
-* in a fresh instance.
+* in a fresh instance unless the manifest opts into reuse.
 */
 export function handle(delivery: Delivery): Response;
 export type Result<T, E> = { tag: 'ok', val: T } | { tag: 'err', val: E };
