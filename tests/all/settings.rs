@@ -173,6 +173,7 @@ fn check_accepts_a_good_plugin_and_says_what_it_is() {
         "{out}"
     );
     assert!(out.contains("warning: no manifest"), "{out}");
+    assert!(!out.contains("instance: reused"), "fresh by default: {out}");
     assert!(
         out.contains("  hookhost:plugin/types@"),
         "imports are listed: {out}"
@@ -184,7 +185,8 @@ fn check_accepts_a_good_plugin_and_says_what_it_is() {
     let manifest = manifest_dir.path().join("github.toml");
     std::fs::write(
         &manifest,
-        "route = \"/gh\"\n[verify]\nscheme = \"github\"\nsecret = \"file:gh.secret\"\n",
+        "route = \"/gh\"\n[verify]\nscheme = \"github\"\nsecret = \"file:gh.secret\"\n\
+         [instance]\nmax_deliveries = 20\n",
     )
     .unwrap();
     std::fs::write(manifest_dir.path().join("gh.secret"), "s3cret").unwrap();
@@ -197,6 +199,10 @@ fn check_accepts_a_good_plugin_and_says_what_it_is() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("route: /gh (sync), verified by github"),
+        "{out}"
+    );
+    assert!(
+        out.contains("instance: reused for up to 20 deliveries"),
         "{out}"
     );
     assert!(!out.contains("s3cret"), "secrets are never printed: {out}");

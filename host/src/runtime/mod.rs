@@ -333,7 +333,8 @@ impl Runtime {
         })
     }
 
-    /// Runs one delivery in a fresh instance of `plugin` under `limits`, with
+    /// Runs one delivery in a fresh instance of `plugin` (or, when `grants`
+    /// allow reuse, the one its previous delivery left) under `limits`, with
     /// what `grants` allows.
     pub async fn call(
         &self,
