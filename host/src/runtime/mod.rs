@@ -390,41 +390,11 @@ impl Runtime {
                 },
             ),
         };
-        let served = served + 1;
-        // Reuse only what answered: after a trap, a timeout or any error the
-        // instance's state is suspect, and the next delivery gets a fresh one.
-        // Nor one past half its memory cap: measured, a componentize-js
-        // instance grows with every call (its allocations are not all freed)
-        // and reached a 64 MiB cap within a criterion run; retiring it
-        // at half turns that into an instantiation, not a failed delivery.
         let kept = match handler {
-            Some(handler)
-                if result.is_ok()
-                    && served < grants.max_deliveries
-                    && !store.data().limiter.past_half() =>
-            {
-                SpareCount::take(&self.spares, self.spare_cap).is_some_and(|counted| {
-                    plugin.spare.keep(Spare {
-                        store,
-                        handler,
-                        grants: grants.clone(),
-                        memory: limits.memory,
-                        served,
-                        _counted: counted,
-                    })
-                })
-            }
-            Some(_) if result.is_ok() && grants.max_deliveries > 1 => {
-                // Answered but not kept: at its `max_deliveries`, or grown
-                // past half its memory cap. Worth knowing when tuning N.
-                tracing::debug!(
-                    plugin = %grants.plugin,
-                    served,
-                    max_deliveries = grants.max_deliveries,
-                    memory_past_half = store.data().limiter.past_half(),
-                    "reused instance retired"
-                );
-                false
+            // Reuse only what answered: after a trap, a timeout or any error
+            // the instance's state is suspect; the next delivery gets a fresh one.
+            Some(handler) if result.is_ok() && grants.max_deliveries > 1 => {
+                self.keep(plugin, grants, limits, store, handler, served + 1)
             }
             _ => false,
         };
@@ -469,6 +439,46 @@ impl Runtime {
         }
     }
 
+    /// Keeps an instance of a plugin that opted into reuse, which has just
+    /// answered its `served`-th delivery, for the plugin's next delivery;
+    /// says whether it did (else the instance is dropped here).
+    fn keep(
+        &self,
+        plugin: &Prepared,
+        grants: &Grants,
+        limits: CallLimits,
+        store: Store<State>,
+        handler: Handler,
+        served: u32,
+    ) -> bool {
+        // Not one past half its memory cap: measured, a componentize-js
+        // instance grows with every call (its allocations are not all freed)
+        // and reached a 64 MiB cap within a criterion run; retiring it at
+        // half turns that into an instantiation, not a failed delivery.
+        let past_half = store.data().limiter.past_half();
+        if served >= grants.max_deliveries || past_half {
+            // Worth knowing when tuning `max_deliveries`.
+            tracing::debug!(
+                plugin = %grants.plugin,
+                served,
+                max_deliveries = grants.max_deliveries,
+                memory_past_half = past_half,
+                "reused instance retired"
+            );
+            return false;
+        }
+        SpareCount::take(&self.spares, self.spare_cap).is_some_and(|counted| {
+            plugin.spare.keep(Spare {
+                store,
+                handler,
+                grants: grants.clone(),
+                memory: limits.memory,
+                served,
+                _counted: counted,
+            })
+        })
+    }
+
     /// A fresh store for one instance: see [`StoreParts::store`].
     fn store(&self, grants: &Grants, limits: CallLimits, deadline: Instant) -> Store<State> {
         self.parts.store(grants, limits, deadline)
@@ -509,7 +519,8 @@ impl Runtime {
             )
             .await;
             if let Ok(Ok(handler)) = made {
-                *slot.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(Spare {
+                // An instance kept for reuse meanwhile stays; this one goes.
+                slot.keep(Spare {
                     store,
                     handler,
                     grants,
