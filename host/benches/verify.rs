@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use hookhost::verify::{self, Input, RawVerify, SecretResolver};
+use hookhost::secret::SecretResolver;
+use hookhost::verify::{self, Input, RawVerify};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const NOW: i64 = 1_700_000_000;

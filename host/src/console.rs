@@ -15,7 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
-use crate::admin::Token;
+use crate::secret::Token;
 
 /// Where the admin API is, and how to get in.
 #[derive(Debug)]

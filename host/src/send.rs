@@ -14,7 +14,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::verify::{self, RawVerify, SecretResolver};
+use crate::secret::SecretResolver;
+use crate::verify::{self, RawVerify};
 
 /// What to send.
 #[derive(Debug)]

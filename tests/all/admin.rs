@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hookhost::admin::Token;
+use hookhost::secret::Token;
 use hookhost_test_artifacts::{ECHO, GUEST_REJECT, GUEST_SLEEPER};
 use reqwest::StatusCode;
 use serde_json::Value;

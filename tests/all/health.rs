@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hookhost::admin::Token;
+use hookhost::secret::Token;
 use hookhost_test_artifacts::ECHO;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hookhost::verify::{self, RawVerify, SecretResolver};
+use hookhost::secret::SecretResolver;
+use hookhost::verify::{self, RawVerify};
 use hookhost_test_artifacts::GUEST_INSPECT;
 use reqwest::StatusCode;
 

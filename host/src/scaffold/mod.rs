@@ -364,7 +364,7 @@ mod tests {
             crate::config::Manifest::parse(
                 "my-hook",
                 &manifest,
-                &crate::verify::SecretResolver::new(&target),
+                &crate::secret::SecretResolver::new(&target),
             )
             .unwrap_or_else(|err| panic!("{language}: the manifest does not load: {err}"));
             let makefile = std::fs::read_to_string(target.join("Makefile")).unwrap();

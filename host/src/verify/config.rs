@@ -7,11 +7,10 @@
 //! secret = "env:GITHUB_WEBHOOK_SECRET"   # or secrets = [...] while rotating
 //! ```
 //!
-//! [`SecretResolver::resolve`] is the only code in [`super`] that does I/O.
+//! Secret references are read through [`crate::secret::SecretResolver`],
+//! once, here: the only I/O anywhere in [`super`].
 
-use std::env::VarError;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use super::stripe::{self, Stripe};
 use super::token::{self, Token};
 use super::twilio::{self, Twilio};
 use super::{Algorithm, Scheme, Secret, scheme_names};
+use crate::secret::{SecretRef, SecretResolver};
 
 /// Used when `tolerance` is not set: what Stripe, Slack and Standard
 /// Webhooks all recommend.
@@ -61,48 +61,6 @@ pub struct RawVerify {
     /// `twilio` only: the public URL Twilio calls, without query. Default:
     /// rebuilt from the request's `Host` and `X-Forwarded-Proto` headers.
     pub url: Option<String>,
-}
-
-/// A secret as written in a manifest: `env:VAR`, `file:PATH`, or the secret
-/// itself. `Debug` shows references but never a literal secret.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct SecretRef(String);
-
-enum Source<'a> {
-    Env(&'a str),
-    File(&'a str),
-    Literal(&'a str),
-}
-
-impl SecretRef {
-    pub fn new(text: impl Into<String>) -> Self {
-        SecretRef(text.into())
-    }
-
-    /// True when the manifest holds the secret itself; worth a warning.
-    pub fn is_literal(&self) -> bool {
-        matches!(self.source(), Source::Literal(_))
-    }
-
-    fn source(&self) -> Source<'_> {
-        if let Some(var) = self.0.strip_prefix("env:") {
-            Source::Env(var)
-        } else if let Some(path) = self.0.strip_prefix("file:") {
-            Source::File(path)
-        } else {
-            Source::Literal(&self.0)
-        }
-    }
-}
-
-impl fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.source() {
-            Source::Env(_) | Source::File(_) => write!(f, "SecretRef({:?})", self.0),
-            Source::Literal(_) => f.write_str("SecretRef(<literal, redacted>)"),
-        }
-    }
 }
 
 /// A manifest field that cannot be used, with what to do about it.
@@ -143,92 +101,18 @@ impl ConfigError {
     }
 }
 
-/// Reads `env:` and `file:` secret references. Environment lookup is
-/// injectable so tests need not touch the process environment.
-pub struct SecretResolver<'a> {
-    manifest_dir: &'a Path,
-    env: &'a dyn Fn(&str) -> Result<String, VarError>,
-}
-
-fn process_env(name: &str) -> Result<String, VarError> {
-    std::env::var(name)
-}
-
-impl<'a> SecretResolver<'a> {
-    /// Reads the process environment; `file:` paths are relative to
-    /// `manifest_dir`, the folder holding the manifest.
-    pub fn new(manifest_dir: &'a Path) -> Self {
-        SecretResolver {
-            manifest_dir,
-            env: &process_env,
-        }
-    }
-
-    pub fn with_env(
-        manifest_dir: &'a Path,
-        env: &'a dyn Fn(&str) -> Result<String, VarError>,
-    ) -> Self {
-        SecretResolver { manifest_dir, env }
-    }
-
-    /// The secret `reference` names, for manifest field `field`. A file's
-    /// trailing newlines are dropped (editors add them); nothing else is
-    /// trimmed. An empty secret is an error: it would make every signature
-    /// forgeable.
-    pub fn resolve(&self, field: &str, reference: &SecretRef) -> Result<Secret, ConfigError> {
-        self.read(reference)
-            .map(Secret::new)
-            .map_err(|problem| ConfigError::invalid(field, problem))
-    }
-
-    /// The bytes `reference` names (a literal is itself), or what is wrong
-    /// with it, without the field name (the caller adds it).
-    pub fn read(&self, reference: &SecretRef) -> Result<Vec<u8>, String> {
-        match reference.source() {
-            Source::Env("") => {
-                Err("`env:` needs a variable name, e.g. `env:WEBHOOK_SECRET`".into())
-            }
-            Source::Env(var) => match (self.env)(var) {
-                Ok(value) if value.is_empty() => {
-                    Err(format!("environment variable {var} is empty"))
-                }
-                Ok(value) => Ok(value.into_bytes()),
-                Err(VarError::NotPresent) => Err(format!(
-                    "environment variable {var} is not set (set it, or use `file:PATH`)"
-                )),
-                Err(VarError::NotUnicode(_)) => Err(format!(
-                    "environment variable {var} is not valid UTF-8 (use `file:PATH` for binary secrets)"
-                )),
-            },
-            Source::File("") => Err("`file:` needs a path, e.g. `file:secrets/github`".into()),
-            Source::File(path) => {
-                let path = self.manifest_dir.join(path);
-                let mut bytes = std::fs::read(&path).map_err(|err| {
-                    format!(
-                        "cannot read secret file {}: {err} (relative paths start from the manifest's folder)",
-                        path.display()
-                    )
-                })?;
-                while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                    bytes.pop();
-                }
-                if bytes.is_empty() {
-                    return Err(format!("secret file {} is empty", path.display()));
-                }
-                Ok(bytes)
-            }
-            Source::Literal("") => Err("is empty".into()),
-            Source::Literal(text) => Ok(text.as_bytes().to_vec()),
-        }
-    }
-}
-
-impl fmt::Debug for SecretResolver<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretResolver")
-            .field("manifest_dir", &self.manifest_dir)
-            .finish_non_exhaustive()
-    }
+/// The secret `reference` names, for manifest field `field` (under
+/// `verify.`). An empty secret is an error: it would make every signature
+/// forgeable.
+fn resolve(
+    resolver: &SecretResolver<'_>,
+    field: &str,
+    reference: &SecretRef,
+) -> Result<Secret, ConfigError> {
+    resolver
+        .read(reference)
+        .map(Secret::new)
+        .map_err(|problem| ConfigError::invalid(field, problem))
 }
 
 /// Validates `raw` and resolves its secrets into a ready scheme. Errors name
@@ -387,7 +271,7 @@ fn resolve_secrets(
         values: Vec::new(),
     };
     for (field, reference) in refs {
-        resolved.values.push(resolver.resolve(&field, reference)?);
+        resolved.values.push(resolve(resolver, &field, reference)?);
         resolved.fields.push(field);
     }
     Ok(resolved)
@@ -477,6 +361,8 @@ fn check_header_safe(secrets: &Resolved, prefix: &[u8]) -> Result<(), ConfigErro
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::env::VarError;
+    use std::path::Path;
 
     use super::*;
 
@@ -741,26 +627,21 @@ mod tests {
         std::fs::write(dir.join("secrets/empty"), b"\n").unwrap();
         let resolver = SecretResolver::new(&dir);
 
-        let secret = resolver
-            .resolve("secret", &SecretRef::new("file:secrets/github"))
-            .unwrap();
+        let secret = resolve(&resolver, "secret", &SecretRef::new("file:secrets/github")).unwrap();
         assert_eq!(secret.expose(), b"s3cret");
         let absolute = format!("file:{}", dir.join("secrets/github").display());
         assert_eq!(
-            resolver
-                .resolve("secret", &SecretRef::new(absolute))
+            resolve(&resolver, "secret", &SecretRef::new(absolute))
                 .unwrap()
                 .expose(),
             b"s3cret"
         );
 
-        let empty = resolver
-            .resolve("secret", &SecretRef::new("file:secrets/empty"))
+        let empty = resolve(&resolver, "secret", &SecretRef::new("file:secrets/empty"))
             .unwrap_err()
             .to_string();
         assert!(empty.ends_with("secrets/empty is empty"), "{empty}");
-        let missing = resolver
-            .resolve("secrets[0]", &SecretRef::new("file:nope"))
+        let missing = resolve(&resolver, "secrets[0]", &SecretRef::new("file:nope"))
             .unwrap_err()
             .to_string();
         assert!(

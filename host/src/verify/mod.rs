@@ -12,8 +12,9 @@
 //!
 //! It does no I/O and reads no clock: a scheme is a function of headers, body,
 //! URI, secrets and the `now` it is given, so vectors and fuzzers can drive it.
-//! The one exception is [`SecretResolver`], which reads `env:` and `file:`
-//! secret references once, when a manifest is loaded.
+//! The one exception is [`build`], which reads the `env:` and `file:` secret
+//! references of a manifest once, when it is loaded (through
+//! [`crate::secret`]).
 //!
 //! It does not own: reading or limiting the body, choosing the status code,
 //! logging, or deduplicating deliveries; those belong to the server.
@@ -52,7 +53,9 @@ use std::fmt;
 
 use http::{HeaderMap, HeaderName, Uri};
 
-pub use config::{ConfigError, DEFAULT_TOLERANCE, RawVerify, SecretRef, SecretResolver, build};
+pub use config::{ConfigError, DEFAULT_TOLERANCE, RawVerify, build};
+/// Schemes hold their keys as [`Secret`]s; the type is the `secret` module's.
+pub use crate::secret::Secret;
 pub use generic::{Encoding, GenericHmac};
 pub use github::Github;
 pub use gitlab::Gitlab;
@@ -164,32 +167,6 @@ pub fn scheme_names() -> &'static [&'static str] {
         generic::NAME,
         twilio::NAME,
     ]
-}
-
-/// Secret bytes that never show up in `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<[u8]>);
-
-impl Secret {
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Secret(bytes.into().into_boxed_slice())
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Secret::new(s.as_bytes())
-    }
 }
 
 /// The one value of header `name` as text. A repeated header is malformed:
