@@ -27,7 +27,8 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches as _};
 
-use crate::config::{self, HostConfig};
+use crate::config::{self, HostConfig, defaults};
+use crate::units;
 
 /// The prefix of every environment variable that sets a `serve` setting.
 pub const ENV_PREFIX: &str = "HOOKHOST_";
@@ -50,27 +51,27 @@ pub enum LogFormat {
 pub struct ServeSettings {
     /// Address to listen on. Use port 0 to pick a free port (the chosen
     /// address is logged as `listening on http://ADDR`).
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(long, default_value = defaults::LISTEN, value_name = "ADDR")]
     pub listen: SocketAddr,
 
     /// Folder of plugins: each `NAME.wasm` is served at `/hooks/NAME` unless
     /// its optional `NAME.toml` manifest says otherwise.
-    #[arg(long, default_value = "./plugins", value_name = "DIR")]
+    #[arg(long, default_value = defaults::PLUGINS, value_name = "DIR")]
     pub plugins: PathBuf,
 
     /// Folder for host state: the inbox (`inbox.db`, queued events) and the
     /// compile cache. One host per folder.
-    #[arg(long, default_value = "./data", value_name = "DIR")]
+    #[arg(long, default_value = defaults::DATA, value_name = "DIR")]
     pub data: PathBuf,
 
     /// Largest request body accepted; larger bodies are answered 413.
     /// Accepts sizes like `1MiB`, `512KiB` or a number of bytes.
-    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_body_size)]
+    #[arg(long, default_value = defaults::MAX_BODY, value_name = "SIZE", value_parser = parse_body_size)]
     pub max_body: u64,
 
     /// Most plugin calls running at once; more wait for a free slot (up to the
     /// plugin's timeout, then 503). Also sizes the pre-reserved instance pool.
-    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, default_value_t = defaults::MAX_CONCURRENCY, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_concurrency: u32,
 
     /// Most spare instances kept ready at once, across all plugins: fresh,
@@ -83,7 +84,7 @@ pub struct ServeSettings {
 
     /// On SIGINT/SIGTERM, how long to wait for in-flight deliveries to finish
     /// before exiting anyway (e.g. `30s`).
-    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, default_value = defaults::SHUTDOWN_GRACE, value_name = "DURATION", value_parser = units::parse_duration)]
     pub shutdown_grace: Duration,
 
     /// Where compiled plugins are cached, keyed by content and engine
@@ -107,11 +108,11 @@ pub struct ServeSettings {
 
     /// How long a client may take to send a request's headers (or finish the
     /// TLS handshake) before it is disconnected.
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, default_value = defaults::HEADER_TIMEOUT, value_name = "DURATION", value_parser = units::parse_duration)]
     pub header_timeout: Duration,
 
     /// How long a client may take to send the whole body; then 408.
-    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, default_value = defaults::BODY_TIMEOUT, value_name = "DURATION", value_parser = units::parse_duration)]
     pub body_timeout: Duration,
 
     /// Serve HTTPS (HTTP/1.1 and HTTP/2) with this PEM certificate chain
@@ -132,14 +133,14 @@ pub struct ServeSettings {
     /// instead of OS notifications, for file systems that send none (NFS,
     /// some FUSE and container mounts). `--poll` alone polls every second.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, require_equals = true,
-          default_missing_value = "1s", value_parser = config::parse_duration)]
+          default_missing_value = defaults::POLL, value_parser = units::parse_duration)]
     pub poll: Option<Duration>,
 
     /// After a change in the plugin folder, wait until it has been quiet this
     /// long before reloading, so one copy or editor save is one reload. Files
     /// renamed into place or closed after writing are complete and wait only
     /// 20 ms (or this, if shorter).
-    #[arg(long, default_value = "100ms", value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, default_value = defaults::RELOAD_DEBOUNCE, value_name = "DURATION", value_parser = units::parse_duration)]
     pub reload_debounce: Duration,
 
     /// Serve the admin API (health, plugins and reload, metrics; look up,
@@ -157,17 +158,17 @@ pub struct ServeSettings {
     /// How long a sender's delivery id is remembered: a second delivery with
     /// the same id on the same route within this window is answered
     /// `200 {"duplicate": true}` and not handled again.
-    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, default_value = defaults::DEDUPE_WINDOW, value_name = "DURATION", value_parser = units::parse_duration)]
     pub dedupe_window: Duration,
 
     /// How long done events stay in the inbox (for the admin API) before they
     /// are deleted. Dead events stay until replayed.
-    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = config::parse_duration)]
+    #[arg(long, default_value = defaults::RETENTION, value_name = "DURATION", value_parser = units::parse_duration)]
     pub retention: Duration,
 }
 
 fn parse_body_size(text: &str) -> Result<u64, String> {
-    let size = config::parse_size(text)?;
+    let size = units::parse_size(text)?;
     // Bodies are buffered whole before verification: keep one request's
     // memory bounded.
     if size > config::MAX_ROUTE_BODY {
@@ -523,7 +524,7 @@ impl Resolved {
             config.tls = Some(config::TlsFiles { cert, key });
         }
         if let Some(interval) = s.poll {
-            config.watch = crate::watch::WatchMode::Poll(interval);
+            config.watch = config::WatchMode::Poll(interval);
         }
         config.reload_debounce = s.reload_debounce;
         config.inbox.dedupe_window = s.dedupe_window;
@@ -531,7 +532,7 @@ impl Resolved {
         config.admin_token = s
             .admin_token
             .as_deref()
-            .map(crate::admin::Token::resolve)
+            .map(crate::secret::Token::resolve)
             .transpose()
             .map_err(|why| {
                 anyhow::anyhow!("admin_token (from {}): {why}", self.source("admin_token"))
@@ -652,6 +653,26 @@ mod tests {
         assert_eq!(resolved.settings.max_body, 1024 * 1024);
         assert!(resolved.sources.is_empty());
         assert_eq!(resolved.log_format, LogFormat::Pretty);
+    }
+
+    /// The flags (and so `hookhost.toml` and `HOOKHOST_*`, which become
+    /// flags) and [`HostConfig::new`] start from the same defaults.
+    #[test]
+    fn flag_defaults_agree_with_host_config_new() {
+        let resolved = resolve_with(None, &[], &[]).unwrap();
+        let from_flags = resolved.host_config().unwrap();
+        let direct = HostConfig::new(defaults::PLUGINS, defaults::DATA);
+        assert_eq!(format!("{from_flags:#?}"), format!("{direct:#?}"));
+        assert_eq!(resolved.settings.listen.to_string(), defaults::LISTEN);
+        assert_eq!(
+            resolved.settings.poll,
+            None,
+            "polling is off unless asked for"
+        );
+        assert_eq!(
+            units::parse_duration(defaults::POLL).unwrap(),
+            std::time::Duration::from_secs(1)
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::config::WatchMode;
+
 use crate::registry::{Changes, Registry, plugin_file};
 use crate::runtime::Runtime;
 
@@ -64,16 +66,6 @@ pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(2);
 /// (or the debounce, if shorter). Two `mv` commands from a script are a few
 /// milliseconds apart.
 pub const SETTLED_DEBOUNCE: Duration = Duration::from_millis(20);
-
-/// How the plugin folder is watched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchMode {
-    /// The OS's change notifications (inotify on Linux).
-    Notify,
-    /// Compare file metadata at this interval: for network and FUSE file
-    /// systems that deliver no notifications.
-    Poll(Duration),
-}
 
 /// Plugin names touched since the last reload; shared by the watcher (adds)
 /// and the reload task (takes).

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hookhost::watch::WatchMode;
+use hookhost::config::WatchMode;
 use hookhost_test_artifacts::{ECHO, GUEST_REJECT};
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use hookhost::config::HostConfig;
 use hookhost::registry::{Changes, Registry};
 use hookhost::runtime::{Runtime, RuntimeConfig};
-use hookhost::watch::{MAX_BATCH_DELAY, WatchMode};
+use hookhost::config::WatchMode;
+use hookhost::watch::MAX_BATCH_DELAY;
 use hookhost_test_artifacts::{ECHO, GUEST_INSPECT, GUEST_SLEEPER};
 use reqwest::StatusCode;
 

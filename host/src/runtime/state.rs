@@ -9,6 +9,8 @@
 //! Its stdout and stderr go to the host log, line by line, inside the
 //! delivery's span.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +26,6 @@ use super::bindings::hookhost::plugin::kv::Error as KvError;
 use super::bindings::{Level, hookhost};
 use super::kv::Kv;
 use super::outbound::Outbound;
-use crate::config::PluginConfig;
 
 /// Most bytes of stdout/stderr (each) logged per call; the rest is dropped so a
 /// chatty or malicious plugin cannot flood the host log.
@@ -33,6 +34,38 @@ const OUTPUT_BUDGET: usize = 64 * 1024;
 const LOG_LINES_BUDGET: u32 = 1000;
 /// Longest message logged from one `log` call.
 const LOG_LINE_MAX: usize = 8 * 1024;
+
+/// A plugin's `[config]` values, resolved. `Debug` shows the keys, never the
+/// values: any of them may be a secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PluginConfig(BTreeMap<String, String>);
+
+impl PluginConfig {
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Every key and value, sorted by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|key| (key, "<redacted>")))
+            .finish()
+    }
+}
+
+impl From<BTreeMap<String, String>> for PluginConfig {
+    fn from(values: BTreeMap<String, String>) -> Self {
+        Self(values)
+    }
+}
+
 
 /// Per-call store data.
 pub struct State {

@@ -1,17 +1,13 @@
-//! Host configuration and plugin manifests.
+//! Plugin manifests: `NAME.toml` beside `NAME.wasm`, parsed in two steps.
+//! [`RawManifest`] is exactly the TOML (`deny_unknown_fields`, so a typo is
+//! an error naming the key), and [`Manifest`] is the checked result:
+//! durations and sizes parsed, secrets resolved, the route checked, and the
+//! capability grants built in the runtime's own types. Every error names
+//! the file, the field and, where there is one, the fix.
 //!
-//! Owns turning what an operator wrote (flags, `NAME.toml` manifests) into
-//! validated values: durations and sizes parsed, routes checked, defaults
-//! applied. Everything is validated once, at load; nothing here is consulted
-//! per request except the already-validated structs.
-//!
-//! A manifest is parsed in two steps: [`RawManifest`] is exactly the TOML
-//! (`deny_unknown_fields`, so a typo is an error naming the key), and
-//! [`Manifest`] is the checked result. Every error names the file, the field
-//! and, where there is one, the fix.
+//! Validated once, at load; nothing here runs per request.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,26 +17,15 @@ use serde::Deserialize;
 use crate::ingress::{IngressPolicy, RawIngress};
 use crate::runtime::kv::{self, KvLimits};
 use crate::runtime::outbound::{self, HostPattern, OutboundPolicy};
-use crate::verify::{self, RawVerify, Scheme, SecretRef, SecretResolver};
+use crate::runtime::{Grants, MAX_MEMORY, PluginConfig};
+use crate::secret::{SecretRef, SecretResolver};
+use crate::units::{MIB, parse_duration, parse_size};
+use crate::verify::{self, RawVerify, Scheme};
 
 /// Default wall-clock limit for one plugin call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `--spare-instances`: one spare each for the 16 plugins called
-/// most recently, at a few MiB at most each.
-pub const DEFAULT_SPARE_INSTANCES: u32 = 16;
 /// Default linear-memory cap for one plugin instance.
 pub const DEFAULT_MEMORY: u64 = 64 * MIB;
-/// Default quiet time before a hot reload (`--reload-debounce`) while a file
-/// may still be written: long enough to group the events of one `cp`, short
-/// next to the 1 s in which a new plugin should answer. Complete files wait
-/// [`crate::watch::SETTLED_DEBOUNCE`].
-pub const DEFAULT_RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
-/// Default request body limit (`--max-body`).
-pub const DEFAULT_MAX_BODY: u64 = MIB;
-/// The largest memory a manifest may grant: the pooling allocator reserves
-/// this much address space per memory slot, so nothing above it can fit.
-pub const MAX_MEMORY: u64 = 4 * 1024 * MIB;
-
 /// Default `[retry] max_attempts`: with the default base and cap, the last
 /// attempt comes at most ~27 minutes (on average ~14) after the first, long
 /// enough to ride out a deploy or a short outage of the plugin's downstream.
@@ -53,89 +38,9 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 /// at once. Enough to keep a slow downstream busy without letting one route
 /// take every instance slot.
 pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 4;
-
-/// Default `--max-connections`: far above what 2 cores serve, far below the
-/// usual 64k file descriptors.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-
 /// The largest body a manifest may allow: bodies are buffered whole (the
 /// signature covers every byte), so this bounds memory per request.
 pub const MAX_ROUTE_BODY: u64 = 64 * MIB;
-
-const MIB: u64 = 1024 * 1024;
-
-/// The validated configuration of a running host.
-#[derive(Debug, Clone)]
-pub struct HostConfig {
-    /// Folder holding `NAME.wasm` plugins and their optional `NAME.toml` manifests.
-    pub plugins_dir: PathBuf,
-    /// Folder for host state (compile cache, later the inbox).
-    pub data_dir: PathBuf,
-    /// Where compiled plugins are cached; `None` disables the cache.
-    pub cache_dir: Option<PathBuf>,
-    /// Largest request body accepted, in bytes.
-    pub max_body: u64,
-    /// How many plugin calls may run at once; also sizes the instance pool.
-    pub max_concurrency: u32,
-    /// Most spare instances at once (`--spare-instances`); 0 disables them.
-    pub spare_instances: u32,
-    /// How long shutdown waits for in-flight deliveries before giving up.
-    pub shutdown_grace: Duration,
-    /// How the plugin folder is watched for hot reload.
-    pub watch: crate::watch::WatchMode,
-    /// Quiet time after the last change in the plugin folder before reloading.
-    pub reload_debounce: Duration,
-    /// Peers whose `X-Forwarded-For` is believed (load balancers, proxies).
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// How long a client may take to send the request head (HTTP/1).
-    pub header_timeout: Duration,
-    /// How long a client may take to send the whole body; then 408.
-    pub body_timeout: Duration,
-    /// Serve HTTPS with this certificate chain and key (PEM files).
-    pub tls: Option<TlsFiles>,
-    /// Most client connections open at once.
-    pub max_connections: usize,
-    /// The durable inbox for queue-mode routes (and sync-mode dedupe).
-    pub inbox: crate::inbox::InboxConfig,
-    /// Bearer token the admin API requires; `None` serves it only on
-    /// loopback, unauthenticated.
-    pub admin_token: Option<crate::admin::Token>,
-}
-
-/// PEM files for HTTPS.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// Certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// Private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
-
-impl HostConfig {
-    /// A configuration with every default, serving plugins from `plugins_dir`
-    /// and keeping state in `data_dir`.
-    pub fn new(plugins_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
-        let data_dir = data_dir.into();
-        Self {
-            plugins_dir: plugins_dir.into(),
-            cache_dir: Some(data_dir.join("cache")),
-            data_dir,
-            max_body: DEFAULT_MAX_BODY,
-            max_concurrency: 256,
-            spare_instances: DEFAULT_SPARE_INSTANCES,
-            shutdown_grace: Duration::from_secs(30),
-            watch: crate::watch::WatchMode::Notify,
-            reload_debounce: DEFAULT_RELOAD_DEBOUNCE,
-            trusted_proxies: Vec::new(),
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            tls: None,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            inbox: crate::inbox::InboxConfig::default(),
-            admin_token: None,
-        }
-    }
-}
 
 /// A plugin manifest exactly as written in `NAME.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -316,31 +221,6 @@ pub struct Manifest {
     pub max_deliveries: u32,
 }
 
-/// A plugin's `[config]` values, resolved. `Debug` shows the keys, never the
-/// values: any of them may be a secret.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct PluginConfig(BTreeMap<String, String>);
-
-impl PluginConfig {
-    /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-
-    /// Every key and value, sorted by key.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-}
-
-impl fmt::Debug for PluginConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.0.keys().map(|key| (key, "<redacted>")))
-            .finish()
-    }
-}
-
 /// A manifest that could not be read or does not validate.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -372,8 +252,8 @@ impl Manifest {
     }
 
     /// What this manifest grants plugin `name`'s calls.
-    pub fn grants(&self, name: &str) -> crate::runtime::Grants {
-        crate::runtime::Grants {
+    pub fn grants(&self, name: &str) -> Grants {
+        Grants {
             plugin: name.into(),
             outbound: self.outbound.clone(),
             config: self.config.clone(),
@@ -607,7 +487,7 @@ fn parse_config(
         };
         values.insert(key, value);
     }
-    Ok(PluginConfig(values))
+    Ok(PluginConfig::from(values))
 }
 
 fn parse_kv(raw: Option<&RawKv>) -> Result<KvLimits, String> {
@@ -777,35 +657,6 @@ fn check_route(route: &str) -> Result<String, String> {
         return Err(format!("\"{route}\" is not a valid URL path"));
     }
     Ok(route.to_owned())
-}
-
-/// Parses a duration such as `"500ms"`, `"5s"` or `"1m 30s"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|err| {
-        format!("invalid duration \"{text}\" ({err}); write e.g. \"500ms\", \"5s\" or \"2m\"")
-    })
-}
-
-/// Parses a size such as `"64MiB"`, `"512 KiB"`, `"1MB"` or `"1048576"` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let bad = || format!("invalid size \"{text}\"; write e.g. \"64MiB\", \"512KiB\" or \"1GiB\"");
-    let number: u64 = digits.parse().map_err(|_| bad())?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" | "k" => 1024,
-        "mb" => 1000 * 1000,
-        "mib" | "m" => MIB,
-        "gb" => 1000 * 1000 * 1000,
-        "gib" | "g" => 1024 * MIB,
-        _ => return Err(bad()),
-    };
-    number.checked_mul(multiplier).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -1128,15 +979,4 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("1048576").unwrap(), MIB);
-        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
-        assert_eq!(parse_size("512 KiB").unwrap(), 512 * 1024);
-        assert_eq!(parse_size("1MB").unwrap(), 1_000_000);
-        assert_eq!(parse_size("2g").unwrap(), 2048 * MIB);
-        assert!(parse_size("MiB").is_err());
-        assert!(parse_size("1.5MiB").is_err());
-        assert!(parse_size("99999999999999GiB").is_err());
-    }
 }

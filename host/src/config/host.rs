@@ -1,0 +1,141 @@
+//! The host's own configuration ([`HostConfig`]), validated, and the
+//! defaults of every `hookhost serve` setting.
+//!
+//! `hookhost serve` reads flags, `HOOKHOST_*` variables and `hookhost.toml`
+//! (see [`crate::settings`]); embedders and tests build a [`HostConfig`]
+//! directly. Both start from the values in [`defaults`]: the flags show them
+//! as text (their `--help`), [`HostConfig::new`] uses them typed, and a test
+//! in `settings` checks that the two agree field by field.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::inbox::InboxConfig;
+use crate::secret::Token;
+use crate::units::MIB;
+
+/// The defaults of `hookhost serve` as its flags (and `--help`) write them.
+/// Typed twins: [`HostConfig::new`] and [`InboxConfig::default`].
+pub mod defaults {
+    /// `--listen`.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `--plugins`.
+    pub const PLUGINS: &str = "./plugins";
+    /// `--data`.
+    pub const DATA: &str = "./data";
+    /// `--max-body`: [`super::DEFAULT_MAX_BODY`].
+    pub const MAX_BODY: &str = "1MiB";
+    /// `--max-concurrency`.
+    pub const MAX_CONCURRENCY: u32 = 256;
+    /// `--shutdown-grace`.
+    pub const SHUTDOWN_GRACE: &str = "30s";
+    /// `--header-timeout`.
+    pub const HEADER_TIMEOUT: &str = "10s";
+    /// `--body-timeout`.
+    pub const BODY_TIMEOUT: &str = "30s";
+    /// `--poll` given without an interval.
+    pub const POLL: &str = "1s";
+    /// `--reload-debounce`: [`super::DEFAULT_RELOAD_DEBOUNCE`].
+    pub const RELOAD_DEBOUNCE: &str = "100ms";
+    /// `--dedupe-window`.
+    pub const DEDUPE_WINDOW: &str = "24h";
+    /// `--retention`.
+    pub const RETENTION: &str = "7d";
+}
+
+/// Default `--spare-instances`: one spare each for the 16 plugins called
+/// most recently, at a few MiB at most each.
+pub const DEFAULT_SPARE_INSTANCES: u32 = 16;
+/// Default quiet time before a hot reload (`--reload-debounce`) while a file
+/// may still be written: long enough to group the events of one `cp`, short
+/// next to the 1 s in which a new plugin should answer. Complete files wait
+/// [`crate::watch::SETTLED_DEBOUNCE`].
+pub const DEFAULT_RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
+/// Default request body limit (`--max-body`).
+pub const DEFAULT_MAX_BODY: u64 = MIB;
+/// Default `--max-connections`: far above what 2 cores serve, far below the
+/// usual 64k file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The validated configuration of a running host.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Folder holding `NAME.wasm` plugins and their optional `NAME.toml` manifests.
+    pub plugins_dir: PathBuf,
+    /// Folder for host state (compile cache, later the inbox).
+    pub data_dir: PathBuf,
+    /// Where compiled plugins are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body: u64,
+    /// How many plugin calls may run at once; also sizes the instance pool.
+    pub max_concurrency: u32,
+    /// Most spare instances at once (`--spare-instances`); 0 disables them.
+    pub spare_instances: u32,
+    /// How long shutdown waits for in-flight deliveries before giving up.
+    pub shutdown_grace: Duration,
+    /// How the plugin folder is watched for hot reload.
+    pub watch: WatchMode,
+    /// Quiet time after the last change in the plugin folder before reloading.
+    pub reload_debounce: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long a client may take to send the request head (HTTP/1).
+    pub header_timeout: Duration,
+    /// How long a client may take to send the whole body; then 408.
+    pub body_timeout: Duration,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+    /// Most client connections open at once.
+    pub max_connections: usize,
+    /// The durable inbox for queue-mode routes (and sync-mode dedupe).
+    pub inbox: InboxConfig,
+    /// Bearer token the admin API requires; `None` serves it only on
+    /// loopback, unauthenticated.
+    pub admin_token: Option<Token>,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl HostConfig {
+    /// A configuration with every default, serving plugins from `plugins_dir`
+    /// and keeping state in `data_dir`.
+    pub fn new(plugins_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            plugins_dir: plugins_dir.into(),
+            cache_dir: Some(data_dir.join("cache")),
+            data_dir,
+            max_body: DEFAULT_MAX_BODY,
+            max_concurrency: defaults::MAX_CONCURRENCY,
+            spare_instances: DEFAULT_SPARE_INSTANCES,
+            shutdown_grace: Duration::from_secs(30),
+            watch: WatchMode::Notify,
+            reload_debounce: DEFAULT_RELOAD_DEBOUNCE,
+            trusted_proxies: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            tls: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            inbox: InboxConfig::default(),
+            admin_token: None,
+        }
+    }
+}
+
+/// How the plugin folder is watched for hot reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchMode {
+    /// The OS's change notifications (inotify on Linux).
+    Notify,
+    /// Compare file metadata at this interval: for network and FUSE file
+    /// systems that deliver no notifications.
+    Poll(Duration),
+}
