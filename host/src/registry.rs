@@ -49,8 +49,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
 use crate::runtime::{CallError, CallLimits, Grants, Prepared, Runtime};
-use crate::telemetry::PluginStats;
-use crate::verify::SecretResolver;
+use crate::telemetry::{LoadTotals, PluginStats, PluginTotals};
+use crate::secret::SecretResolver;
 
 /// SHA-256 of a file's contents.
 pub type Digest = [u8; 32];
@@ -192,16 +192,6 @@ pub struct LoadReport {
     pub failed: BTreeMap<String, LoadError>,
 }
 
-/// Running totals, for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadCounts {
-    /// Plugin versions that went live since start.
-    pub loaded: u64,
-    /// Plugin versions that failed to load since start (each distinct
-    /// failure counted once).
-    pub failed: u64,
-}
-
 /// Per-name state, writer side only.
 #[derive(Default)]
 struct Entry {
@@ -268,9 +258,10 @@ impl Registry {
         self.published.load().errors.clone()
     }
 
-    /// Versions loaded and load failures since start.
-    pub fn counts(&self) -> LoadCounts {
-        LoadCounts {
+    /// Versions loaded and load failures (each distinct failure once)
+    /// since start.
+    pub fn counts(&self) -> LoadTotals {
+        LoadTotals {
             loaded: self.loaded.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
         }
@@ -376,6 +367,20 @@ enum Step {
     Built(Arc<Plugin>, Fingerprint),
     /// The newest files are unusable (fingerprint `None` if unreadable).
     Failed(LoadError, Option<Fingerprint>),
+}
+
+/// The metrics read the registry's totals at scrape time.
+impl PluginTotals for Registry {
+    fn loads(&self) -> LoadTotals {
+        self.counts()
+    }
+
+    fn deliveries(&self) -> Vec<(String, Arc<PluginStats>)> {
+        self.plugins()
+            .into_iter()
+            .map(|plugin| (plugin.name.clone(), plugin.stats.clone()))
+            .collect()
+    }
 }
 
 /// Reads, checks and compiles plugin `name`'s files, unless they are the

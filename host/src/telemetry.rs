@@ -25,10 +25,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-use crate::inbox::Backlog;
-use crate::registry::Registry;
-
-use crate::runtime::CallError;
 
 /// How one delivery to a plugin ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,19 +72,6 @@ impl Outcome {
             Outcome::Memory => "memory",
             Outcome::Capacity => "capacity",
             Outcome::Refused => "refused",
-        }
-    }
-
-    /// How a call that returned `result` ended.
-    pub fn of<T>(result: &Result<T, CallError>) -> Self {
-        match result {
-            Ok(_) => Outcome::Ok,
-            Err(CallError::Retry(_)) => Outcome::Retry,
-            Err(CallError::Reject(_)) => Outcome::Reject,
-            Err(CallError::Trap(_) | CallError::InvalidResponse(_)) => Outcome::Trap,
-            Err(CallError::Timeout(_)) => Outcome::Timeout,
-            Err(CallError::MemoryExceeded(_)) => Outcome::Memory,
-            Err(CallError::Capacity) => Outcome::Capacity,
         }
     }
 }
@@ -161,9 +144,10 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Metrics for a host whose plugins are in `plugins` and whose runtime
-    /// counts outbound requests into `outbound`.
-    pub fn new(plugins: Arc<Registry>, outbound: OutboundCounter) -> Self {
+    /// Metrics for a host whose plugin totals are read from `plugins` at
+    /// scrape time and whose runtime counts outbound requests into
+    /// `outbound`.
+    pub fn new(plugins: Arc<dyn PluginTotals>, outbound: OutboundCounter) -> Self {
         let mut registry = prometheus_client::registry::Registry::default();
         let requests = Family::<Labels, Counter>::default();
         registry.register(
@@ -276,15 +260,13 @@ impl Metrics {
     }
 
     /// The metrics in the Prometheus text format (OpenMetrics flavour), with
-    /// the queue gauges set from `backlog` (read by the caller, which may
-    /// block on the store) as of `now`.
-    pub fn encode(&self, backlog: Backlog, now: crate::inbox::Millis) -> String {
+    /// the queue gauges set from `queue` (read by the caller, which may
+    /// block on the store).
+    pub fn encode(&self, queue: QueueGauges) -> String {
         self.queue_depth
-            .set(i64::try_from(backlog.pending).unwrap_or(i64::MAX));
-        let age = backlog
-            .oldest_received_at
-            .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
-        self.oldest_pending_age.set(age);
+            .set(i64::try_from(queue.pending).unwrap_or(i64::MAX));
+        self.oldest_pending_age
+            .set(queue.oldest_pending_age.as_secs_f64());
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -292,9 +274,36 @@ impl Metrics {
     }
 }
 
+/// The queue's state at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueGauges {
+    /// Queued events pending (waiting or being attempted).
+    pub pending: u64,
+    /// Age of the oldest pending event; zero when none is pending.
+    pub oldest_pending_age: Duration,
+}
+
+/// Where the plugin totals that [`Metrics`] reads at scrape time live (the
+/// registry): a trait, so that metrics need nothing above them.
+pub trait PluginTotals: Send + Sync {
+    /// Plugin versions that went live, and that failed to load, so far.
+    fn loads(&self) -> LoadTotals;
+    /// Every serving plugin's name and its delivery totals.
+    fn deliveries(&self) -> Vec<(String, Arc<PluginStats>)>;
+}
+
+/// Plugin loads since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadTotals {
+    /// Versions that went live.
+    pub loaded: u64,
+    /// Distinct load failures.
+    pub failed: u64,
+}
+
 /// Totals kept elsewhere, read at scrape time.
 struct Totals {
-    plugins: Arc<Registry>,
+    plugins: Arc<dyn PluginTotals>,
 }
 
 impl std::fmt::Debug for Totals {
@@ -305,7 +314,7 @@ impl std::fmt::Debug for Totals {
 
 impl Collector for Totals {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let counts = self.plugins.counts();
+        let counts = self.plugins.loads();
         for (name, help, value) in [
             (
                 "hookhost_plugin_loads",
@@ -327,14 +336,14 @@ impl Collector for Totals {
             None,
             MetricType::Counter,
         )?;
-        for plugin in self.plugins.plugins() {
+        for (name, stats) in self.plugins.deliveries() {
             for outcome in Outcome::ALL {
                 let labels: Labels = vec![
-                    ("plugin", plugin.name.clone()),
+                    ("plugin", name.clone()),
                     ("outcome", outcome.as_str().to_owned()),
                 ];
                 let metric = family.encode_family(&labels)?;
-                ConstCounter::new(plugin.stats.count(outcome)).encode(metric)?;
+                ConstCounter::new(stats.count(outcome)).encode(metric)?;
             }
         }
         Ok(())
@@ -350,7 +359,7 @@ mod tests {
         let stats = PluginStats::default();
         stats.record(Outcome::Ok);
         stats.record(Outcome::Ok);
-        stats.record(Outcome::of::<()>(&Err(CallError::Capacity)));
+        stats.record(Outcome::Capacity);
         assert_eq!(stats.count(Outcome::Ok), 2);
         assert_eq!(stats.count(Outcome::Capacity), 1);
         assert_eq!(stats.count(Outcome::Refused), 0);

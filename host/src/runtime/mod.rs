@@ -56,9 +56,13 @@ use bindings::Handler;
 pub use bindings::{Delivery, HandlerError, HandlerPre, Response};
 pub use kv::KvLimits;
 pub use outbound::{HostPattern, OutboundPolicy};
-pub use state::State;
+pub use state::{PluginConfig, State};
 
-use crate::telemetry::OutboundCounter;
+use crate::telemetry::{OutboundCounter, Outcome};
+
+/// The largest memory a manifest may grant: the pooling allocator reserves
+/// this much address space per memory slot, so nothing above it can fit.
+pub const MAX_MEMORY: u64 = 4 * 1024 * 1024 * 1024;
 
 /// How often the epoch advances. Deadlines are checked (and busy guests yield)
 /// at this granularity.
@@ -90,7 +94,7 @@ pub struct Grants {
     /// Where it may send HTTP requests, and their limits.
     pub outbound: Arc<OutboundPolicy>,
     /// Its `[config]` values, read through the `config` import.
-    pub config: Arc<crate::config::PluginConfig>,
+    pub config: Arc<PluginConfig>,
     /// Limits of its key-value namespace.
     pub kv: KvLimits,
     /// Most deliveries one instance serves (`[instance] max_deliveries`);
@@ -237,6 +241,61 @@ pub enum CallError {
     /// The plugin returned a response the host cannot send (e.g. status 42).
     #[error("plugin returned an invalid response: {0}")]
     InvalidResponse(String),
+}
+
+/// What a failed call means to the host: the status a sync-mode sender
+/// gets, how it is counted, and whether a queued event is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classification {
+    /// The answer to a sync-mode sender.
+    pub status: http::StatusCode,
+    /// How the call is counted (metrics, `GET /plugins`).
+    pub outcome: Outcome,
+    /// Whether a queued event gets another attempt.
+    pub retry: Retry,
+}
+
+/// Whether a queued event whose attempt failed is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Yes, after a backoff, while attempts remain.
+    Again,
+    /// No: the event is dead now.
+    Never,
+}
+
+impl CallError {
+    /// How the host treats this failure. The one place that decides it, as
+    /// one exhaustive match: a new variant does not compile until it is
+    /// classified, so it can never be retried (or answered) by accident.
+    pub fn classify(&self) -> Classification {
+        use http::StatusCode as S;
+        let (status, outcome, retry) = match self {
+            CallError::Retry(_) => (S::SERVICE_UNAVAILABLE, Outcome::Retry, Retry::Again),
+            CallError::Reject(_) => (S::UNPROCESSABLE_ENTITY, Outcome::Reject, Retry::Never),
+            CallError::Timeout(_) => (S::GATEWAY_TIMEOUT, Outcome::Timeout, Retry::Again),
+            CallError::MemoryExceeded(_) => {
+                (S::INTERNAL_SERVER_ERROR, Outcome::Memory, Retry::Again)
+            }
+            CallError::Trap(_) => (S::INTERNAL_SERVER_ERROR, Outcome::Trap, Retry::Again),
+            CallError::InvalidResponse(_) => {
+                (S::INTERNAL_SERVER_ERROR, Outcome::Trap, Retry::Again)
+            }
+            CallError::Capacity => (S::SERVICE_UNAVAILABLE, Outcome::Capacity, Retry::Again),
+        };
+        Classification {
+            status,
+            outcome,
+            retry,
+        }
+    }
+
+    /// How a call that returned `result` is counted.
+    pub fn outcome_of<T>(result: &Result<T, CallError>) -> Outcome {
+        result
+            .as_ref()
+            .map_or_else(|err| err.classify().outcome, |_| Outcome::Ok)
+    }
 }
 
 /// The shared wasmtime engine, linker and call gate.
@@ -648,7 +707,7 @@ fn pooling(max_concurrency: u32, spares: u32, resident: bool) -> PoolingAllocati
         .total_stacks(slots)
         // A plugin's memory cap is enforced per store by the limiter; the pool
         // only needs slots large enough for the largest cap a manifest can set.
-        .max_memory_size(crate::config::MAX_MEMORY as usize);
+        .max_memory_size(MAX_MEMORY as usize);
     if resident {
         pool.pagemap_scan(wasmtime::Enabled::Yes)
             // Why 4 MiB: a Rust guest writes a few hundred KiB per call (stack
@@ -727,3 +786,39 @@ fn classify_trap(err: wasmtime::Error, memory_exceeded: bool, limits: CallLimits
     }
     CallError::Trap(format!("{err:#}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_error_is_classified() {
+        use http::StatusCode as S;
+        let cases = [
+            (CallError::Retry("r".into()), S::SERVICE_UNAVAILABLE, Outcome::Retry, Retry::Again),
+            (CallError::Reject("r".into()), S::UNPROCESSABLE_ENTITY, Outcome::Reject, Retry::Never),
+            (
+                CallError::Timeout(Duration::from_secs(1)),
+                S::GATEWAY_TIMEOUT,
+                Outcome::Timeout,
+                Retry::Again,
+            ),
+            (CallError::MemoryExceeded(1), S::INTERNAL_SERVER_ERROR, Outcome::Memory, Retry::Again),
+            (CallError::Trap("t".into()), S::INTERNAL_SERVER_ERROR, Outcome::Trap, Retry::Again),
+            (
+                CallError::InvalidResponse("i".into()),
+                S::INTERNAL_SERVER_ERROR,
+                Outcome::Trap,
+                Retry::Again,
+            ),
+            (CallError::Capacity, S::SERVICE_UNAVAILABLE, Outcome::Capacity, Retry::Again),
+        ];
+        for (err, status, outcome, retry) in cases {
+            let class = err.classify();
+            assert_eq!((class.status, class.outcome, class.retry), (status, outcome, retry), "{err}");
+        }
+        assert_eq!(CallError::outcome_of(&Ok::<(), _>(())), Outcome::Ok);
+        assert_eq!(CallError::outcome_of::<()>(&Err(CallError::Capacity)), Outcome::Capacity);
+    }
+}
+

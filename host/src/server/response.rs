@@ -54,14 +54,7 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Failure::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Failure::Plugin(err) => match err {
-            CallError::Retry(_) | CallError::Capacity => StatusCode::SERVICE_UNAVAILABLE,
-            CallError::Reject(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            CallError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            CallError::MemoryExceeded(_) | CallError::Trap(_) | CallError::InvalidResponse(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        },
+        Failure::Plugin(err) => err.classify().status,
     }
 }
 
