@@ -3,14 +3,19 @@
 //! until they are done or dead.
 //!
 //! Owns storing events ([`store`], with the SQLite backend in [`sqlite`]),
-//! group commit ([`writer`]), the workers and retention ([`worker`]), and
-//! delivery-id deduplication for both modes. The plugins' key-value
-//! namespaces live in the same store and go through the same writer
-//! ([`Inbox::kv_write`]); what they mean to a plugin is the runtime's
-//! business ([`crate::runtime::kv`]). Does not own HTTP (the server
-//! calls [`Inbox::append`] and answers 202; the admin API calls
-//! [`Inbox::get`], [`Inbox::list`] and [`Inbox::replay`]) or running plugins
-//! (the runtime).
+//! group commit ([`writer`]), and delivery-id deduplication for both modes,
+//! behind one typed API, [`Inbox`]: `append`, `claim`, `complete`, `retry`,
+//! `dead`, `park`, `replay`, `purge` (and reads). The write protocol between
+//! [`Inbox`], its writer thread and a backend ([`store::Write`],
+//! [`store::Written`]) is private to this module: a new backend (PostgreSQL)
+//! implements [`store::Store`] here, and nothing outside changes.
+//!
+//! The plugins' key-value namespaces live in the same store and go through
+//! the same writer ([`Inbox::kv_write`]); what they mean to a plugin is the
+//! runtime's business ([`crate::runtime::kv`]). Does not own HTTP (the
+//! server calls [`Inbox::append`] and answers 202; the admin API reads and
+//! replays), running plugins, or when to retry (the queue workers,
+//! [`crate::queue`], decide; the inbox records).
 //!
 //! Guarantees:
 //! - [`Inbox::append`] returns `Accepted` only after the event is committed
@@ -22,10 +27,9 @@
 //! - A sender-given delivery id accepted on a route is not accepted there
 //!   again within the dedupe window.
 
-pub mod sqlite;
-pub mod store;
-pub mod worker;
-pub mod writer;
+mod sqlite;
+mod store;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,10 +39,11 @@ use tokio::sync::Notify;
 
 pub use store::{
     Appended, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis, NewEvent,
-    Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
+    Recorded, Replayed, Status, StoreError, StoredRequest, now_millis,
 };
-pub use worker::Workers;
+pub use writer::Counts;
 
+use self::store::{Store, Write, Written};
 use self::writer::Writer;
 
 /// Inbox settings that are not per route.
@@ -94,7 +99,7 @@ impl Inbox {
     }
 
     /// An inbox over any [`Store`].
-    pub fn with_store(store: Arc<dyn Store>, config: InboxConfig) -> anyhow::Result<Self> {
+    fn with_store(store: Arc<dyn Store>, config: InboxConfig) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let writer = Writer::start(store.clone(), config.max_batch)
             .context("cannot start the inbox writer thread")?;
@@ -112,7 +117,7 @@ impl Inbox {
     }
 
     /// Transactions the writer committed, and the writes in them.
-    pub fn counts(&self) -> &writer::Counts {
+    pub fn counts(&self) -> &Counts {
         self.writer.counts()
     }
 
@@ -238,16 +243,134 @@ impl Inbox {
         self.writer.close().await;
     }
 
-    pub(crate) async fn write(&self, write: Write) -> Result<Written, StoreError> {
-        self.writer.write(write).await
+    /// Starts an attempt on up to `limit` events of `route` due at `now`,
+    /// each leased until `lease_until`; their attempt numbers are counted
+    /// up. An event whose lease runs out (its host died) is due again.
+    pub async fn claim(
+        &self,
+        route: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: u32,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let write = Write::Claim {
+            route: route.to_owned(),
+            now,
+            lease_until,
+            limit,
+        };
+        match self.writer.write(write).await? {
+            Written::Claimed(claimed) => Ok(claimed),
+            other => Err(unexpected(&other)),
+        }
     }
 
-    pub(crate) async fn due_routes(&self, now: Millis) -> Result<Vec<String>, StoreError> {
+    /// Attempt `attempt` of event `seq` succeeded: the event is done.
+    pub async fn complete(&self, seq: i64, attempt: u32, at: Millis) -> Result<Recorded, StoreError> {
+        self.record(Write::Complete { seq, attempt, at }).await
+    }
+
+    /// Attempt `attempt` of event `seq` failed with `error`: try again at
+    /// `at`.
+    pub async fn retry(
+        &self,
+        seq: i64,
+        attempt: u32,
+        at: Millis,
+        error: String,
+    ) -> Result<Recorded, StoreError> {
+        self.record(Write::Retry {
+            seq,
+            attempt,
+            at,
+            error,
+        })
+        .await
+    }
+
+    /// Attempt `attempt` of event `seq` failed for good with `error`: the
+    /// event is dead (kept until replayed).
+    pub async fn dead(
+        &self,
+        seq: i64,
+        attempt: u32,
+        at: Millis,
+        error: String,
+    ) -> Result<Recorded, StoreError> {
+        self.record(Write::Dead {
+            seq,
+            attempt,
+            at,
+            error,
+        })
+        .await
+    }
+
+    /// Postpones the events of `route` due at `now` to `until`, noting
+    /// `error`, without spending an attempt (no plugin serves the route).
+    /// Returns how many were postponed.
+    pub async fn park(
+        &self,
+        route: &str,
+        now: Millis,
+        until: Millis,
+        error: String,
+    ) -> Result<u64, StoreError> {
+        self.count(Write::Park {
+            route: route.to_owned(),
+            now,
+            until,
+            error,
+        })
+        .await
+    }
+
+    /// Deletes up to `limit` done events finished before `done_before`, and
+    /// dedupe records older than `seen_before`; returns the rows deleted.
+    pub async fn purge(
+        &self,
+        done_before: Millis,
+        seen_before: Millis,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.count(Write::Purge {
+            done_before,
+            seen_before,
+            limit,
+        })
+        .await
+    }
+
+    /// Routes with an event due at `now`.
+    pub async fn due_routes(&self, now: Millis) -> Result<Vec<String>, StoreError> {
         self.read(move |store| store.due_routes(now)).await
     }
 
-    pub(crate) async fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
+    /// When the next event is due (a retry or a lease running out), if any
+    /// is pending.
+    pub async fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
         self.read(move |store| store.next_due(now)).await
+    }
+
+    /// Resolves when an event may have become due now (appended, replayed),
+    /// so the workers start on it at once instead of at their next poll.
+    pub async fn due_now(&self) {
+        self.due_now.notified().await;
+    }
+
+    async fn record(&self, write: Write) -> Result<Recorded, StoreError> {
+        match self.writer.write(write).await? {
+            Written::Applied(true) => Ok(Recorded::Applied),
+            Written::Applied(false) => Ok(Recorded::Stale),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    async fn count(&self, write: Write) -> Result<u64, StoreError> {
+        match self.writer.write(write).await? {
+            Written::Count(rows) => Ok(rows),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// Runs a blocking read off the async threads.
@@ -276,6 +399,6 @@ fn unexpected(written: &Written) -> StoreError {
 }
 
 /// `duration` in [`Millis`], saturating.
-pub(crate) fn millis(duration: Duration) -> Millis {
+pub fn millis(duration: Duration) -> Millis {
     Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX / 4)
 }

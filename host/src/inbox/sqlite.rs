@@ -642,13 +642,15 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                         id: row.get(1)?,
                         route: row.get(2)?,
                         attempt: row.get(3)?,
-                        method: row.get(4)?,
-                        path: row.get(5)?,
-                        query: row.get(6)?,
-                        headers: headers_from_json(&row.get::<_, String>(7)?),
-                        body: row.get(8)?,
                         received_at: row.get(9)?,
-                        verified_by: row.get(10)?,
+                        request: StoredRequest {
+                            method: row.get(4)?,
+                            path: row.get(5)?,
+                            query: row.get(6)?,
+                            headers: headers_from_json(&row.get::<_, String>(7)?),
+                            body: row.get(8)?,
+                            verified_by: row.get(10)?,
+                        },
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -942,7 +944,7 @@ mod tests {
             ["e1", "e2"]
         );
         assert!(claimed.iter().all(|c| c.attempt == 1));
-        assert_eq!(claimed[0].body, b"{\"n\":1}");
+        assert_eq!(claimed[0].request.body, b"{\"n\":1}");
         // Leased: not due again until the lease ends.
         assert!(claim(&store, "/hooks/a", 1050, 100).is_empty());
         assert_eq!(store.due_routes(1050).unwrap(), ["/hooks/b"]);

@@ -133,13 +133,9 @@ pub struct Claimed {
     pub route: String,
     /// This attempt's number, 1 for the first.
     pub attempt: u32,
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
     pub received_at: Millis,
-    pub verified_by: Option<String>,
+    /// What the sender sent.
+    pub request: StoredRequest,
 }
 
 /// An event as the admin API shows it.
@@ -169,7 +165,9 @@ pub struct Event {
 }
 
 /// The stored request of an event.
-#[derive(Debug, Clone)]
+/// What a sender sent, as the host keeps it: what a delivery is built from
+/// (see [`crate::delivery::build`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRequest {
     pub method: String,
     pub path: String,
@@ -193,7 +191,7 @@ pub struct Filter {
 /// One change to the store. The writer applies a batch of them in one
 /// transaction (see [`Store::apply`]).
 #[derive(Debug, Clone)]
-pub enum Write {
+pub(crate) enum Write {
     /// Store a new event, unless its (sender-given) id was accepted on its
     /// route at or after `dedupe_since`. → [`Written::Appended`]
     Append {
@@ -314,6 +312,17 @@ pub enum Appended {
     Duplicate,
 }
 
+/// What recording an attempt's outcome came to. Outcomes are fenced by the
+/// claim: one for an attempt that no longer holds the event changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The event moved on (done, pending again, or dead).
+    Applied,
+    /// The event is no longer at that attempt (its lease ran out and it was
+    /// claimed again, or it was replayed): nothing changed.
+    Stale,
+}
+
 /// What a [`Write::Replay`] came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replayed {
@@ -328,7 +337,7 @@ pub enum Replayed {
 
 /// The result of one [`Write`], by kind.
 #[derive(Debug, Clone)]
-pub enum Written {
+pub(crate) enum Written {
     Appended(Appended),
     Done,
     Claimed(Vec<Claimed>),
@@ -357,7 +366,7 @@ pub enum StoreError {
 /// Methods block: the inbox calls them from its writer thread
 /// ([`Store::apply`]) and from blocking tasks (reads), never from async
 /// code directly.
-pub trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync {
     /// Applies `writes`, in order, in one transaction, and returns only once
     /// it is durable (for SQLite: committed with `synchronous=FULL`, so
     /// fsync'd). One result per write: a write that fails on its own is

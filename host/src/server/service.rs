@@ -1,5 +1,7 @@
-//! One request, start to finish: route, method, body, verification, then
-//! the plugin call (sync mode) or the durable inbox (queue mode).
+//! One request, start to finish, in named stages: route ([`App::handle`]),
+//! admit (ingress, method), read the body, verify, identify (the delivery
+//! id), then the plugin call (sync mode, through [`crate::delivery`]) or
+//! the durable inbox (queue mode).
 //!
 //! Cheap checks come first and refuse early (unknown route, wrong method, a
 //! declared body over the limit) so no work is spent on traffic that will be
@@ -24,11 +26,11 @@ use tracing::Instrument;
 
 use super::response::{Failure, accepted, duplicate, plugin_response};
 use crate::config::Mode;
-use crate::inbox::{Appended, Inbox, NewEvent};
+use crate::delivery::{self, Deliverer};
+use crate::inbox::{Appended, Inbox, NewEvent, StoredRequest};
 use crate::ingress;
-use crate::registry::Registry;
-use crate::runtime::{Delivery, Header, Runtime};
-use crate::telemetry::{Metrics, Outcome};
+use crate::registry::{Plugin, Registry};
+use crate::telemetry::Outcome;
 
 /// Headers in which senders put their own delivery id, most specific first.
 /// Using the sender's id keeps the id stable across the sender's retries.
@@ -59,9 +61,8 @@ pub struct Limits {
 /// Everything a request needs: shared, immutable, cheap to clone behind an Arc.
 pub struct App {
     registry: Arc<Registry>,
-    runtime: Arc<Runtime>,
+    deliverer: Arc<Deliverer>,
     inbox: Arc<Inbox>,
-    metrics: Arc<Metrics>,
     limits: Limits,
 }
 
@@ -74,20 +75,28 @@ struct DeliveryId {
     from_sender: bool,
 }
 
+/// A request that passed every check: admitted, read whole, verified.
+struct Received {
+    parts: http::request::Parts,
+    body: Bytes,
+    /// Unix milliseconds at arrival.
+    received_at: u64,
+    /// The scheme that verified it; `None` on an unverified route.
+    verified_by: Option<String>,
+}
+
 impl App {
     /// Binds the pieces a request goes through.
     pub fn new(
         registry: Arc<Registry>,
-        runtime: Arc<Runtime>,
+        deliverer: Arc<Deliverer>,
         inbox: Arc<Inbox>,
-        metrics: Arc<Metrics>,
         limits: Limits,
     ) -> Self {
         Self {
             registry,
-            runtime,
+            deliverer,
             inbox,
-            metrics,
             limits,
         }
     }
@@ -100,22 +109,27 @@ impl App {
     ) -> http::Response<Full<Bytes>> {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
-        let mut delivery_id = delivery_id(request.headers());
+        let id = delivery_id(request.headers());
         let span = tracing::info_span!(
             "delivery",
             route = %path,
             plugin = tracing::field::Empty,
-            id = %delivery_id.value,
+            id = %id.value,
             client = tracing::field::Empty,
         );
         async move {
-            let mut route = None;
-            let response = match self.run(request, peer, &mut delivery_id, &mut route).await {
-                Ok(response) => response,
-                Err(failure) => failure.into_response(&path, &delivery_id.value),
+            let (route, id, answer) = match self.registry.lookup(&path) {
+                None => (None, id.value, Err(Failure::NoRoute)),
+                Some(plugin) => {
+                    tracing::Span::current()
+                        .record("plugin", tracing::field::display(&plugin.name));
+                    let (id, answer) = self.deliver(&plugin, request, peer, id).await;
+                    (Some(plugin.manifest.route.clone()), id, answer)
+                }
             };
+            let response = answer.unwrap_or_else(|failure| failure.into_response(&path, &id));
             let status = response.status().as_u16();
-            self.metrics.request(route.as_deref(), status);
+            self.deliverer.metrics().request(route.as_deref(), status);
             let elapsed_us = started.elapsed().as_micros() as u64;
             if response.status().is_server_error() {
                 tracing::warn!(%peer, status, elapsed_us, "answered");
@@ -128,36 +142,81 @@ impl App {
         .await
     }
 
-    async fn run(
+    /// A request for `plugin`'s route, through every stage: received
+    /// (admitted, read, verified), identified, then queued or called.
+    /// Returns the delivery id the answer names, and the answer.
+    async fn deliver(
         &self,
+        plugin: &Plugin,
         request: Request<Incoming>,
         peer: SocketAddr,
-        id: &mut DeliveryId,
-        matched: &mut Option<String>,
-    ) -> Result<http::Response<Full<Bytes>>, Failure> {
+        id: DeliveryId,
+    ) -> (String, Result<http::Response<Full<Bytes>>, Failure>) {
+        let received = match self.receive(plugin, request, peer).await {
+            Ok(received) => received,
+            Err(failure) => return (id.value, Err(failure)),
+        };
+        let id = identify(id, &received);
+        let answer = match plugin.manifest.mode {
+            Mode::Queue => self.enqueue(plugin, &id, received).await,
+            Mode::Sync => self.call(plugin, &id, received).await,
+        };
+        (id.value, answer)
+    }
+
+    /// Admits the client, reads the body and verifies the request.
+    async fn receive(
+        &self,
+        plugin: &Plugin,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Received, Failure> {
         let received_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
-        let plugin = self
-            .registry
-            .lookup(request.uri().path())
-            .ok_or(Failure::NoRoute)?;
-        tracing::Span::current().record("plugin", tracing::field::display(&plugin.name));
-        *matched = Some(plugin.manifest.route.clone());
-        // Who is asking comes before anything that costs work: refused and
-        // flooding clients never get to the body, let alone verification.
+        self.admit(plugin, &request, peer)?;
+        let (parts, body) = self.read_body(plugin, request).await?;
+        let verified_by = self.verify(plugin, &parts, &body, received_at)?;
+        Ok(Received {
+            parts,
+            body,
+            received_at,
+            verified_by,
+        })
+    }
+
+    /// Who is asking, and how: before anything that costs work, so refused
+    /// and flooding clients never get to the body, let alone verification.
+    fn admit(
+        &self,
+        plugin: &Plugin,
+        request: &Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<(), Failure> {
         let client = ingress::client_ip(peer.ip(), request.headers(), &self.limits.trusted_proxies);
         tracing::Span::current().record("client", tracing::field::display(client));
         plugin.manifest.ingress.admit(client).map_err(|refused| {
             if let ingress::Refused::RateLimited { .. } = refused {
-                self.metrics.rate_limited(&plugin.manifest.route);
+                self.deliverer
+                    .metrics()
+                    .rate_limited(&plugin.manifest.route);
             }
             Failure::Ingress(refused)
         })?;
         if request.method() != Method::POST {
             return Err(Failure::MethodNotAllowed);
         }
+        Ok(())
+    }
+
+    /// The whole body, within the route's size limit and the body timeout.
+    /// A declared length over the limit is refused before reading a byte.
+    async fn read_body(
+        &self,
+        plugin: &Plugin,
+        request: Request<Incoming>,
+    ) -> Result<(http::request::Parts, Bytes), Failure> {
         let max_body = plugin.manifest.max_body.unwrap_or(self.limits.max_body);
         let declared = request
             .headers()
@@ -167,7 +226,6 @@ impl App {
         if declared.is_some_and(|len| len > max_body) {
             return Err(Failure::BodyTooLarge(max_body));
         }
-
         let (parts, body) = request.into_parts();
         let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
         let collected = tokio::time::timeout(
@@ -176,70 +234,88 @@ impl App {
         )
         .await
         .map_err(|_| Failure::BodyTimeout(self.limits.body_timeout))?;
-        let body = match collected {
-            Ok(collected) => collected.to_bytes(),
+        match collected {
+            Ok(collected) => Ok((parts, collected.to_bytes())),
             Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                return Err(Failure::BodyTooLarge(max_body));
+                Err(Failure::BodyTooLarge(max_body))
             }
-            Err(err) => return Err(Failure::BodyRead(err.to_string())),
-        };
-
-        let verified_by = match &plugin.manifest.verify {
-            Some(scheme) => {
-                let input = crate::verify::Input {
-                    headers: &parts.headers,
-                    body: &body,
-                    uri: &parts.uri,
-                    now: (received_at / 1000) as i64,
-                };
-                if let Err(refusal) = scheme.verify(&input) {
-                    plugin.stats.record(Outcome::Refused);
-                    self.metrics
-                        .verification_failed(&plugin.manifest.route, refusal.reason());
-                    return Err(Failure::Unverified(refusal));
-                }
-                Some(scheme.name().to_owned())
-            }
-            None => None,
-        };
-
-        // A scheme that signs its message id decides the delivery id: any
-        // other id header is unsigned, and preferring it would let a replayed
-        // request (within the timestamp window) dodge dedupe with a fresh one.
-        if let Some(signed) = signed_id(&parts.headers, verified_by.as_deref()) {
-            *id = signed;
-            tracing::Span::current().record("id", tracing::field::display(&id.value));
-        } else if !id.from_sender
-            && let Some(event_id) = stripe_event_id(&body, verified_by.as_deref())
-        {
-            *id = event_id;
-            tracing::Span::current().record("id", tracing::field::display(&id.value));
+            Err(err) => Err(Failure::BodyRead(err.to_string())),
         }
+    }
+
+    /// The route's scheme over the request; returns the scheme's name, or
+    /// `None` on an unverified route. A refusal runs nothing else.
+    fn verify(
+        &self,
+        plugin: &Plugin,
+        parts: &http::request::Parts,
+        body: &[u8],
+        received_at: u64,
+    ) -> Result<Option<String>, Failure> {
+        let Some(scheme) = &plugin.manifest.verify else {
+            return Ok(None);
+        };
+        let input = crate::verify::Input {
+            headers: &parts.headers,
+            body,
+            uri: &parts.uri,
+            now: (received_at / 1000) as i64,
+        };
+        if let Err(refusal) = scheme.verify(&input) {
+            plugin.stats.record(Outcome::Refused);
+            self.deliverer
+                .metrics()
+                .verification_failed(&plugin.manifest.route, refusal.reason());
+            return Err(Failure::Unverified(refusal));
+        }
+        Ok(Some(scheme.name().to_owned()))
+    }
+
+    /// Queue mode: stores the delivery durably (or finds it is a duplicate)
+    /// before answering 202.
+    async fn enqueue(
+        &self,
+        plugin: &Plugin,
+        id: &DeliveryId,
+        received: Received,
+    ) -> Result<http::Response<Full<Bytes>>, Failure> {
+        let Received {
+            parts,
+            body,
+            received_at,
+            verified_by,
+        } = received;
+        let event = NewEvent {
+            id: id.value.clone(),
+            dedupe: id.from_sender,
+            route: plugin.manifest.route.clone(),
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or_default().to_owned(),
+            headers: delivery::header_pairs(&parts.headers),
+            body,
+            received_at: received_at as i64,
+            verified_by,
+        };
+        match self.inbox.append(event).await {
+            Ok(Appended::Accepted { .. }) => Ok(accepted(&id.value)),
+            Ok(Appended::Duplicate) => {
+                tracing::info!("duplicate delivery: already accepted, not queued again");
+                Ok(duplicate(&id.value))
+            }
+            Err(err) => Err(Failure::Store(err)),
+        }
+    }
+
+    /// Sync mode: runs the plugin (unless the sender's id was handled
+    /// already) and answers with its response.
+    async fn call(
+        &self,
+        plugin: &Plugin,
+        id: &DeliveryId,
+        received: Received,
+    ) -> Result<http::Response<Full<Bytes>>, Failure> {
         let route = &plugin.manifest.route;
-
-        if plugin.manifest.mode == Mode::Queue {
-            let event = NewEvent {
-                id: id.value.clone(),
-                dedupe: id.from_sender,
-                route: route.clone(),
-                method: parts.method.as_str().to_owned(),
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().unwrap_or_default().to_owned(),
-                headers: header_pairs(&parts.headers),
-                body,
-                received_at: received_at as i64,
-                verified_by,
-            };
-            return match self.inbox.append(event).await {
-                Ok(Appended::Accepted { .. }) => Ok(accepted(&id.value)),
-                Ok(Appended::Duplicate) => {
-                    tracing::info!("duplicate delivery: already accepted, not queued again");
-                    Ok(duplicate(&id.value))
-                }
-                Err(err) => Err(Failure::Store(err)),
-            };
-        }
-
         if id.from_sender {
             match self.inbox.seen(route, &id.value).await {
                 Ok(true) => {
@@ -252,30 +328,28 @@ impl App {
                 Err(err) => tracing::warn!(error = %err, "cannot check for a duplicate delivery"),
             }
         }
-
-        let delivery = Delivery {
-            id: id.value.clone(),
-            route: plugin.manifest.route.clone(),
+        let Received {
+            parts,
+            body,
+            received_at,
+            verified_by,
+        } = received;
+        let request = StoredRequest {
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or_default().to_owned(),
-            headers: header_pairs(&parts.headers)
-                .into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect(),
+            headers: delivery::header_pairs(&parts.headers),
             body: Vec::from(body),
-            received_at,
-            attempt: 1,
             verified_by,
         };
-        let called = Instant::now();
-        let result = self
-            .runtime
-            .call(&plugin.prepared, &plugin.grants, &delivery, plugin.limits())
-            .await;
-        self.metrics.call(&plugin.name, called.elapsed());
-        plugin.stats.record(Outcome::of(&result));
-        let response = result.map_err(Failure::Plugin)?;
+        let delivery =
+            delivery::build(id.value.clone(), route.clone(), request, received_at as i64, 1);
+        let response = self
+            .deliverer
+            .call(plugin, &delivery)
+            .await
+            .result
+            .map_err(Failure::Plugin)?;
         if id.from_sender && (200..300).contains(&response.status) {
             // Not awaited: the sender's answer does not wait for this write.
             let inbox = self.inbox.clone();
@@ -293,18 +367,25 @@ impl App {
     }
 }
 
-/// Every header as a (lower-case name, value) pair, in order. Values that
-/// are not UTF-8 have the invalid bytes replaced (as the WIT contract says).
-fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
+/// The delivery id, once the request is verified. A scheme that signs its
+/// message id decides it: any other id header is unsigned, and preferring it
+/// would let a replayed request (within the timestamp window) dodge dedupe
+/// with a fresh one. Else a Stripe event's own id stands in for a missing
+/// sender id.
+fn identify(id: DeliveryId, received: &Received) -> DeliveryId {
+    let verified_by = received.verified_by.as_deref();
+    let better = signed_id(&received.parts.headers, verified_by).or_else(|| {
+        (!id.from_sender)
+            .then(|| stripe_event_id(&received.body, verified_by))
+            .flatten()
+    });
+    match better {
+        Some(better) => {
+            tracing::Span::current().record("id", tracing::field::display(&better.value));
+            better
+        }
+        None => id,
+    }
 }
 
 /// The sender's delivery id if it gave a usable one, else a new UUIDv7 (time

@@ -1,5 +1,10 @@
-//! Workers: deliver queued events to their plugins, retry the ones that fail,
-//! and purge old ones.
+//! The queue workers: deliver the inbox's events to their plugins, retry the
+//! ones that fail, and purge old ones.
+//!
+//! Owns when an event is attempted and what its outcome means (done, retry
+//! after a backoff, dead). Does not own storing events (the inbox records
+//! what the workers decide, through its typed API) or running a plugin
+//! ([`crate::delivery`], shared with the sync path).
 //!
 //! Strategy:
 //! - One dispatcher task finds routes with due events and claims up to each
@@ -17,8 +22,9 @@
 //! - An attempt: `ok` → done; `reject` → dead; a retry, trap, timeout or no
 //!   free instance slot → retried after a random wait up to
 //!   `min(max, base * 2^(attempt-1))` (full jitter), or dead once it was the
-//!   last allowed attempt. The outcome is written through the group-commit
-//!   writer, fenced by the attempt number (see [`super::store`]).
+//!   last allowed attempt (the failure's [`CallError::classify`](crate::runtime::CallError::classify) says which
+//!   failures are worth another attempt). The outcome is written through the
+//!   group-commit writer, fenced by the attempt number.
 //! - A claim leases the event for the plugin's timeout (which bounds the
 //!   whole call, waiting for an instance slot included) plus
 //!   [`LEASE_MARGIN`]: an attempt always ends well within it, so a lease only
@@ -31,17 +37,16 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
 
-use super::store::{Claimed, Millis, Write, Written, now_millis};
-use super::{Inbox, millis};
+use crate::delivery::{self, Deliverer};
+use crate::inbox::{Claimed, Inbox, Millis, Recorded, StoreError, millis, now_millis};
 use crate::registry::{Plugin, Registry};
-use crate::runtime::{CallError, Delivery, Header, Runtime};
-use crate::telemetry::{Metrics, Outcome};
+use crate::runtime::Retry;
 
 /// Longest the dispatcher sleeps without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -72,16 +77,14 @@ impl Workers {
     pub fn start(
         inbox: Arc<Inbox>,
         registry: Arc<Registry>,
-        runtime: Arc<Runtime>,
-        metrics: Arc<Metrics>,
+        deliverer: Arc<Deliverer>,
         grace: Duration,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let dispatcher = Dispatcher {
             inbox: inbox.clone(),
             registry,
-            runtime,
-            metrics,
+            deliverer,
             running: HashMap::new(),
             attempts: JoinSet::new(),
         };
@@ -104,8 +107,7 @@ impl Workers {
 struct Dispatcher {
     inbox: Arc<Inbox>,
     registry: Arc<Registry>,
-    runtime: Arc<Runtime>,
-    metrics: Arc<Metrics>,
+    deliverer: Arc<Deliverer>,
     /// Attempts running, per route.
     running: HashMap<String, u32>,
     /// Running attempts; each yields its route when it ends.
@@ -135,7 +137,7 @@ impl Dispatcher {
                 Some(joined) = self.attempts.join_next(), if !self.attempts.is_empty() => {
                     Woken::Finished(joined.ok())
                 }
-                () = self.inbox.due_now.notified() => Woken::Due,
+                () = self.inbox.due_now() => Woken::Due,
                 () = tokio::time::sleep(wait) => Woken::Due,
             };
             match woken {
@@ -184,7 +186,7 @@ impl Dispatcher {
     }
 
     /// Claims and starts what is due; returns how long to sleep at most.
-    async fn dispatch(&mut self) -> Result<Duration, super::StoreError> {
+    async fn dispatch(&mut self) -> Result<Duration, StoreError> {
         let now = now_millis();
         for route in self.inbox.due_routes(now).await? {
             let Some(plugin) = self.registry.lookup(&route) else {
@@ -197,25 +199,15 @@ impl Dispatcher {
                 continue; // woken again when one of its attempts ends
             }
             let lease = plugin.manifest.timeout + LEASE_MARGIN;
-            let claimed = match self
+            let claimed = self
                 .inbox
-                .write(Write::Claim {
-                    route: route.clone(),
-                    now,
-                    lease_until: now + millis(lease),
-                    limit: free,
-                })
-                .await?
-            {
-                Written::Claimed(claimed) => claimed,
-                _ => Vec::new(),
-            };
+                .claim(&route, now, now + millis(lease), free)
+                .await?;
             for event in claimed {
                 *self.running.entry(route.clone()).or_default() += 1;
                 self.attempts.spawn(attempt(
                     self.inbox.clone(),
-                    self.runtime.clone(),
-                    self.metrics.clone(),
+                    self.deliverer.clone(),
                     plugin.clone(),
                     event,
                 ));
@@ -229,24 +221,18 @@ impl Dispatcher {
     }
 
     /// Postpones the due events of a route that no plugin serves.
-    async fn park(&self, route: &str, now: Millis) -> Result<(), super::StoreError> {
+    async fn park(&self, route: &str, now: Millis) -> Result<(), StoreError> {
         let retry = self.inbox.config().orphan_retry;
         let error = format!(
             "no plugin serves {route} (removed, or moved to another route); \
              the event waits for one and is looked at again every {}",
             humantime::format_duration(retry)
         );
-        if let Written::Count(parked) = self
+        let parked = self
             .inbox
-            .write(Write::Park {
-                route: route.to_owned(),
-                now,
-                until: now + millis(retry),
-                error,
-            })
-            .await?
-            && parked > 0
-        {
+            .park(route, now, now + millis(retry), error)
+            .await?;
+        if parked > 0 {
             tracing::warn!(
                 %route,
                 events = parked,
@@ -261,8 +247,7 @@ impl Dispatcher {
 /// One attempt of one event; yields its route.
 async fn attempt(
     inbox: Arc<Inbox>,
-    runtime: Arc<Runtime>,
-    metrics: Arc<Metrics>,
+    deliverer: Arc<Deliverer>,
     plugin: Arc<Plugin>,
     event: Claimed,
 ) -> String {
@@ -275,74 +260,50 @@ async fn attempt(
     );
     let route = event.route.clone();
     async move {
-        let delivery = Delivery {
-            id: event.id.clone(),
-            route: event.route.clone(),
-            method: event.method,
-            path: event.path,
-            query: event.query,
-            headers: event
-                .headers
-                .into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect(),
-            body: event.body,
-            received_at: u64::try_from(event.received_at).unwrap_or_default(),
-            attempt: event.attempt,
-            verified_by: event.verified_by,
-        };
-        let started = Instant::now();
-        let outcome = runtime
-            .call(&plugin.prepared, &plugin.grants, &delivery, plugin.limits())
-            .await;
-        let elapsed = started.elapsed();
-        plugin.stats.record(Outcome::of(&outcome));
-        metrics.call(&plugin.name, elapsed);
-        let elapsed_us = elapsed.as_micros() as u64;
+        let Claimed {
+            seq,
+            id,
+            route,
+            attempt,
+            received_at,
+            request,
+        } = event;
+        let delivery = delivery::build(id, route, request, received_at, attempt);
+        let called = deliverer.call(&plugin, &delivery).await;
+        let elapsed_us = called.elapsed.as_micros() as u64;
         let policy = plugin.manifest.retry;
-        let (seq, attempt, at) = (event.seq, event.attempt, now_millis());
-        let write = match outcome {
+        let at = now_millis();
+        let metrics = deliverer.metrics();
+        let recorded = match called.result {
             Ok(_) => {
                 tracing::info!(elapsed_us, "delivered");
-                Write::Complete { seq, attempt, at }
+                inbox.complete(seq, attempt, at).await
             }
-            Err(err @ CallError::Reject(_)) => {
-                tracing::warn!(error = %err, elapsed_us, "event is dead: the plugin rejected it");
-                Write::Dead {
-                    seq,
-                    attempt,
-                    at,
-                    error: bounded(err.to_string()),
+            Err(err) => match (err.classify().retry, attempt >= policy.max_attempts) {
+                (Retry::Never, _) => {
+                    tracing::warn!(error = %err, elapsed_us, "event is dead: the plugin rejected it");
+                    metrics.dead_letter();
+                    inbox.dead(seq, attempt, at, bounded(err.to_string())).await
                 }
-            }
-            Err(err) if attempt >= policy.max_attempts => {
-                tracing::warn!(error = %err, elapsed_us, "event is dead: last attempt failed");
-                Write::Dead {
-                    seq,
-                    attempt,
-                    at,
-                    error: bounded(format!("{err} (gave up after {attempt} attempts)")),
+                (Retry::Again, true) => {
+                    tracing::warn!(error = %err, elapsed_us, "event is dead: last attempt failed");
+                    metrics.dead_letter();
+                    let error = bounded(format!("{err} (gave up after {attempt} attempts)"));
+                    inbox.dead(seq, attempt, at, error).await
                 }
-            }
-            Err(err) => {
-                let wait = jitter(policy.backoff_cap(attempt));
-                tracing::info!(error = %err, elapsed_us, retry_in = ?wait, "attempt failed; will retry");
-                Write::Retry {
-                    seq,
-                    attempt,
-                    at: at + millis(wait),
-                    error: bounded(err.to_string()),
+                (Retry::Again, false) => {
+                    let wait = jitter(policy.backoff_cap(attempt));
+                    tracing::info!(error = %err, elapsed_us, retry_in = ?wait, "attempt failed; will retry");
+                    metrics.retry();
+                    inbox
+                        .retry(seq, attempt, at + millis(wait), bounded(err.to_string()))
+                        .await
                 }
-            }
+            },
         };
-        match &write {
-            Write::Retry { .. } => metrics.retry(),
-            Write::Dead { .. } => metrics.dead_letter(),
-            _ => {}
-        }
-        match inbox.write(write).await {
-            Ok(Written::Applied(true)) => {}
-            Ok(_) => tracing::warn!(
+        match recorded {
+            Ok(Recorded::Applied) => {}
+            Ok(Recorded::Stale) => tracing::warn!(
                 "outcome not recorded: the event's lease ran out and it was claimed again"
             ),
             Err(err) => tracing::error!(
@@ -387,19 +348,21 @@ async fn purge(inbox: Arc<Inbox>, mut stop: watch::Receiver<bool>) {
         .clamp(Duration::from_millis(100), Duration::from_secs(600));
     loop {
         let now = now_millis();
-        let write = Write::Purge {
-            done_before: now - millis(config.retention),
-            seen_before: now - millis(config.dedupe_window),
-            limit: PURGE_BATCH,
-        };
-        match inbox.write(write).await {
-            Ok(Written::Count(n)) if n >= u64::from(PURGE_BATCH) => {
+        let purged = inbox
+            .purge(
+                now - millis(config.retention),
+                now - millis(config.dedupe_window),
+                PURGE_BATCH,
+            )
+            .await;
+        match purged {
+            Ok(n) if n >= u64::from(PURGE_BATCH) => {
                 // More to delete: go again soon, letting other writes in.
                 tracing::debug!(rows = n, "purged old inbox rows; more to go");
                 tokio::task::yield_now().await;
                 continue;
             }
-            Ok(Written::Count(n)) if n > 0 => tracing::debug!(rows = n, "purged old inbox rows"),
+            Ok(n) if n > 0 => tracing::debug!(rows = n, "purged old inbox rows"),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "cannot purge old inbox rows"),
         }
