@@ -4,23 +4,25 @@
 //!
 //! # Layout
 //!
-//! - [`admin`]: the admin API (health, plugins, reload, metrics; events: look
-//!   up, list, replay) on its own listener.
-//! - [`console`]: `hookhost plugins` and `hookhost events`, the admin API's CLI.
-//! - [`check`]: `hookhost check`, offline validation of a plugin.
-//! - [`config`]: host configuration and plugin manifests, validated once at load.
-//! - [`inbox`]: the durable queue for queue-mode routes: store, group commit,
-//!   workers with retries, dedupe.
-//! - [`ingress`]: client addresses, IP allowlists and rate limits.
-//! - [`runtime`]: the wasmtime engine, linker and per-call sandbox.
-//! - [`registry`]: the live set of plugins, swapped atomically.
-//! - [`scaffold`]: `hookhost new`, plugin projects in Rust, Python and JavaScript.
-//! - [`server`]: HTTP accept loop, request path, status codes.
-//! - [`send`]: `hookhost send`, signed test deliveries.
-//! - [`settings`]: `serve` settings from `hookhost.toml`, flags and `HOOKHOST_*`.
-//! - [`telemetry`]: per-plugin delivery totals and the Prometheus metrics.
-//! - [`verify`]: signature schemes (GitHub, Stripe, Slack, ...), pure functions.
-//! - [`watch`]: hot reload: watches the plugin folder, SIGHUP.
+//! Dependencies point down only: orchestration uses capabilities, which use
+//! leaves; nothing points back up (`layers.rs` checks it).
+//!
+//! - Orchestration: [`server`] (HTTP in, the request stages, status codes),
+//!   [`queue`] (the queue workers: claim, call, retry, dead letter, purge),
+//!   [`watch`] (hot reload), [`admin`] (the admin API: routes, auth, views),
+//!   and the command line: [`settings`] (`serve` settings from flags,
+//!   `HOOKHOST_*` and `hookhost.toml`), [`check`], [`console`]
+//!   (`plugins`, `events`), [`scaffold`] (`new`), [`send`].
+//! - One delivery: [`delivery`] builds what a plugin receives and runs it
+//!   through the runtime, for the sync path and the queue alike.
+//! - Capabilities: [`registry`] (the live plugin set, swapped atomically),
+//!   [`config`] (host configuration and plugin manifests, validated once),
+//!   [`runtime`] (the wasmtime engine, instances, host imports),
+//!   [`inbox`] (the durable store behind a typed API), [`verify`] (signature
+//!   schemes, pure functions).
+//! - Leaves: [`secret`] (`env:`/`file:` references), [`units`] (sizes and
+//!   durations), [`ingress`] (client addresses, allowlists, rate limits),
+//!   [`telemetry`] (delivery totals and Prometheus metrics).
 //!
 //! The binary (`src/main.rs`) only parses flags, installs logging, binds the
 //! listeners and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
@@ -29,17 +31,24 @@ pub mod admin;
 pub mod check;
 pub mod config;
 pub mod console;
+pub mod delivery;
 pub mod inbox;
 pub mod ingress;
+pub mod queue;
 pub mod registry;
 pub mod runtime;
 pub mod scaffold;
+pub mod secret;
 pub mod send;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod units;
 pub mod verify;
 pub mod watch;
+
+#[cfg(test)]
+mod layers;
 
 use std::sync::Arc;
 
@@ -111,13 +120,13 @@ pub async fn run(
     }
 
     let metrics = Arc::new(telemetry::Metrics::new(registry.clone(), outbound));
+    let deliverer = Arc::new(delivery::Deliverer::new(runtime.clone(), metrics.clone()));
     let reloader = watcher.spawn(registry.clone(), runtime.clone(), config.reload_debounce);
     // After the first load, so queued events find their plugins.
-    let workers = inbox::Workers::start(
+    let workers = queue::Workers::start(
         inbox.clone(),
         registry.clone(),
-        runtime.clone(),
-        metrics.clone(),
+        deliverer.clone(),
         config.shutdown_grace,
     );
 
@@ -136,9 +145,8 @@ pub async fn run(
     tracing::info!("listening on {scheme}://{addr}");
     let app = Arc::new(server::App::new(
         registry.clone(),
-        runtime.clone(),
+        deliverer,
         inbox.clone(),
-        metrics.clone(),
         server::Limits {
             max_body: config.max_body,
             body_timeout: config.body_timeout,

@@ -377,7 +377,7 @@ fn send(args: SendArgs) -> anyhow::Result<()> {
             })?;
             Some(hookhost::verify::RawVerify {
                 scheme,
-                secret: Some(hookhost::verify::SecretRef::new(secret)),
+                secret: Some(hookhost::secret::SecretRef::new(secret)),
                 header: args.signature_header,
                 prefix: args.prefix,
                 algorithm: args.algorithm,
@@ -489,7 +489,7 @@ where
     let token = args
         .token
         .as_deref()
-        .map(hookhost::admin::Token::resolve)
+        .map(hookhost::secret::Token::resolve)
         .transpose()
         .map_err(|why| anyhow::anyhow!("--token: {why}"))?;
     let target = std::sync::Arc::new(hookhost::console::Target {
