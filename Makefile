@@ -97,7 +97,7 @@ plugins: tools
 		mv $(BUILD_DIR)/$$p.wasm $(EXAMPLES_DIR)/$$p.wasm; \
 	done
 
-## hookhost against its native baseline: one table (README "Performance").
+## hookhost against its native baseline: one table (docs/performance.md).
 bench: wasm-target
 	$(CARGO) xtask bench
 

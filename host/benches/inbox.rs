@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hookhost::inbox::{Inbox, InboxConfig, NewEvent, now_millis};
+use hookhost::inbox::{Inbox, InboxConfig, NewEvent, StoredRequest, now_millis};
 
 /// Senders appending at once, as 64 concurrent HTTP connections would.
 const SENDERS: usize = 64;
@@ -51,16 +51,18 @@ fn bench_append(c: &mut Criterion) {
                                         id: format!("{round}-{sender}"),
                                         dedupe: true,
                                         route: "/hooks/bench".into(),
-                                        method: "POST".into(),
-                                        path: "/hooks/bench".into(),
-                                        query: String::new(),
-                                        headers: vec![(
-                                            "content-type".into(),
-                                            "application/json".into(),
-                                        )],
-                                        body,
                                         received_at: now_millis(),
-                                        verified_by: None,
+                                        request: StoredRequest {
+                                            method: "POST".into(),
+                                            path: "/hooks/bench".into(),
+                                            query: String::new(),
+                                            headers: vec![(
+                                                "content-type".into(),
+                                                "application/json".into(),
+                                            )],
+                                            body: body.to_vec(),
+                                            verified_by: None,
+                                        },
                                     })
                                     .await
                                     .unwrap()

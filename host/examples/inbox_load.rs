@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookhost::config::HostConfig;
-use hookhost::inbox::{Inbox, InboxConfig, NewEvent, now_millis};
+use hookhost::inbox::{Inbox, InboxConfig, NewEvent, StoredRequest, now_millis};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -126,13 +126,15 @@ async fn store_run(
                         id: format!("t{task}-{n}"),
                         dedupe: true,
                         route: "/hooks/load".into(),
-                        method: "POST".into(),
-                        path: "/hooks/load".into(),
-                        query: String::new(),
-                        headers: vec![("content-type".into(), "application/json".into())],
-                        body: body.clone(),
                         received_at: now_millis(),
-                        verified_by: None,
+                        request: StoredRequest {
+                            method: "POST".into(),
+                            path: "/hooks/load".into(),
+                            query: String::new(),
+                            headers: vec![("content-type".into(), "application/json".into())],
+                            body: body.to_vec(),
+                            verified_by: None,
+                        },
                     };
                     let sent = Instant::now();
                     inbox.append(event).await.expect("append failed");

@@ -124,16 +124,29 @@ mod tests {
             body: b"{}".to_vec(),
             verified_by: Some("github".into()),
         };
-        let delivery = build("id-1".into(), "/hooks/echo".into(), request, 1_700_000_000_123, 3);
+        let delivery = build(
+            "id-1".into(),
+            "/hooks/echo".into(),
+            request,
+            1_700_000_000_123,
+            3,
+        );
         assert_eq!(delivery.id, "id-1");
         assert_eq!(delivery.route, "/hooks/echo");
-        assert_eq!((delivery.method.as_str(), delivery.query.as_str()), ("POST", "a=1"));
+        assert_eq!(
+            (delivery.method.as_str(), delivery.query.as_str()),
+            ("POST", "a=1")
+        );
         let headers: Vec<_> = delivery
             .headers
             .iter()
             .map(|h| (h.name.as_str(), h.value.as_str()))
             .collect();
-        assert_eq!(headers, [("x-one", "1"), ("x-one", "2")], "order and repeats kept");
+        assert_eq!(
+            headers,
+            [("x-one", "1"), ("x-one", "2")],
+            "order and repeats kept"
+        );
         assert_eq!(delivery.body, b"{}");
         assert_eq!(delivery.received_at, 1_700_000_000_123);
         assert_eq!(delivery.attempt, 3);
@@ -144,6 +157,9 @@ mod tests {
     fn header_values_that_are_not_utf8_are_replaced_not_dropped() {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-bin", http::HeaderValue::from_bytes(b"a\xffb").unwrap());
-        assert_eq!(header_pairs(&headers), [("x-bin".to_owned(), "a\u{fffd}b".to_owned())]);
+        assert_eq!(
+            header_pairs(&headers),
+            [("x-bin".to_owned(), "a\u{fffd}b".to_owned())]
+        );
     }
 }

@@ -22,7 +22,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("one delivery", &["delivery"]),
     ("orchestration", &["server", "queue", "watch"]),
     ("admin API", &["admin"]),
-    ("command line", &["check", "console", "scaffold", "send", "settings"]),
+    (
+        "command line",
+        &["check", "console", "scaffold", "send", "settings"],
+    ),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -49,8 +49,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
 use crate::runtime::{CallError, CallLimits, Grants, Prepared, Runtime};
-use crate::telemetry::{LoadTotals, PluginStats, PluginTotals};
 use crate::secret::SecretResolver;
+use crate::telemetry::{LoadTotals, PluginStats, PluginTotals};
 
 /// SHA-256 of a file's contents.
 pub type Digest = [u8; 32];

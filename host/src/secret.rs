@@ -182,7 +182,9 @@ impl Token {
                     .into(),
             );
         }
-        SecretResolver::new(Path::new(".")).read(&reference).map(Self)
+        SecretResolver::new(Path::new("."))
+            .read(&reference)
+            .map(Self)
     }
 
     /// A token with these bytes (tests, embedding).
@@ -240,18 +242,28 @@ mod tests {
         assert!(read("env:EMPTY").unwrap_err().contains("EMPTY is empty"));
         assert!(read("env:").unwrap_err().contains("needs a variable name"));
         assert!(read("file:").unwrap_err().contains("needs a path"));
-        assert!(read("file:missing").unwrap_err().contains("cannot read secret file"));
+        assert!(
+            read("file:missing")
+                .unwrap_err()
+                .contains("cannot read secret file")
+        );
         assert_eq!(read("").unwrap_err(), "is empty");
     }
 
     #[test]
     fn debug_never_shows_secret_bytes() {
-        assert_eq!(format!("{:?}", Secret::from("hunter2")), "Secret(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Secret::from("hunter2")),
+            "Secret(<redacted>)"
+        );
         assert_eq!(
             format!("{:?}", SecretRef::new("hunter2")),
             "SecretRef(<literal, redacted>)"
         );
-        assert_eq!(format!("{:?}", SecretRef::new("env:X")), "SecretRef(\"env:X\")");
+        assert_eq!(
+            format!("{:?}", SecretRef::new("env:X")),
+            "SecretRef(\"env:X\")"
+        );
     }
 
     #[test]

@@ -665,8 +665,7 @@ mod tests {
         assert_eq!(format!("{from_flags:#?}"), format!("{direct:#?}"));
         assert_eq!(resolved.settings.listen.to_string(), defaults::LISTEN);
         assert_eq!(
-            resolved.settings.poll,
-            None,
+            resolved.settings.poll, None,
             "polling is off unless asked for"
         );
         assert_eq!(

@@ -23,7 +23,7 @@
 //!   complete (renamed into place, closed after writing, removed), the wait
 //!   is only [`SETTLED_DEBOUNCE`]: nothing more is coming for those files, and
 //!   that short window still keeps `mv x.toml …; mv x.wasm …` in one reload.
-//!   This is what makes an atomic rename, the deployment the README
+//!   This is what makes an atomic rename, the deployment docs/operating.md
 //!   recommends, go live a debounce sooner than a `cp` in progress. Events that arrive during a reload wake it again, and
 //!   every reload re-reads the files, so the last reload after the last write
 //!   sees the files' final content: a half-written file can fail once (the

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hookhost::config::HostConfig;
+use hookhost::config::WatchMode;
 use hookhost::registry::{Changes, Registry};
 use hookhost::runtime::{Runtime, RuntimeConfig};
-use hookhost::config::WatchMode;
 use hookhost::watch::MAX_BATCH_DELAY;
 use hookhost_test_artifacts::{ECHO, GUEST_INSPECT, GUEST_SLEEPER};
 use reqwest::StatusCode;

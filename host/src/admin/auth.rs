@@ -16,7 +16,9 @@ pub(super) fn authorize(token: Option<&Token>, headers: &HeaderMap) -> Result<()
     let Some(token) = token else {
         return Ok(());
     };
-    let authorization = headers.get(header::AUTHORIZATION).map(|value| value.as_bytes());
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.as_bytes());
     if token.admits(authorization) {
         Ok(())
     } else {

@@ -27,7 +27,6 @@
 //! | `GET /events?status=&route=&limit=&before=` | events newest first, without requests |
 //! | `POST /events/{id}/replay[?route=R]` | a done or dead event back to pending, due now |
 
-
 mod auth;
 mod routes;
 mod views;
@@ -95,7 +94,6 @@ impl Admin {
         }
     }
 }
-
 
 impl crate::server::Handler for Admin {
     async fn handle(

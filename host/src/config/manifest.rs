@@ -978,5 +978,4 @@ mod tests {
         assert!(err.contains("route"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-
 }

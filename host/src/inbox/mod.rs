@@ -266,7 +266,12 @@ impl Inbox {
     }
 
     /// Attempt `attempt` of event `seq` succeeded: the event is done.
-    pub async fn complete(&self, seq: i64, attempt: u32, at: Millis) -> Result<Recorded, StoreError> {
+    pub async fn complete(
+        &self,
+        seq: i64,
+        attempt: u32,
+        at: Millis,
+    ) -> Result<Recorded, StoreError> {
         self.record(Write::Complete { seq, attempt, at }).await
     }
 

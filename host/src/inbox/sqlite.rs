@@ -601,12 +601,12 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                 event.id,
                 event.route,
                 event.received_at,
-                event.method,
-                event.path,
-                event.query,
-                headers_to_json(&event.headers),
-                &event.body[..],
-                event.verified_by,
+                event.request.method,
+                event.request.path,
+                event.request.query,
+                headers_to_json(&event.request.headers),
+                &event.request.body[..],
+                event.request.verified_by,
             ])?;
             Ok(Written::Appended(Appended::Accepted {
                 seq: conn.last_insert_rowid(),
@@ -762,8 +762,6 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
     use crate::inbox::store::NewEvent;
 
@@ -772,13 +770,15 @@ mod tests {
             id: id.into(),
             dedupe: true,
             route: route.into(),
-            method: "POST".into(),
-            path: route.into(),
-            query: "a=1".into(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: Bytes::from_static(b"{\"n\":1}"),
             received_at: at,
-            verified_by: Some("github".into()),
+            request: StoredRequest {
+                method: "POST".into(),
+                path: route.into(),
+                query: "a=1".into(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: b"{\"n\":1}".to_vec(),
+                verified_by: Some("github".into()),
+            },
         }
     }
 

@@ -29,8 +29,6 @@
 //!
 //! Timestamps are milliseconds since the Unix epoch ([`Millis`]).
 
-use bytes::Bytes;
-
 /// Milliseconds since the Unix epoch.
 pub type Millis = i64;
 
@@ -85,33 +83,26 @@ pub struct NewEvent {
     pub dedupe: bool,
     /// The route that accepted it.
     pub route: String,
-    /// Request method, path and query string (without `?`).
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    /// Request headers in order, names lower-case.
-    pub headers: Vec<(String, String)>,
-    /// The body, byte for byte.
-    pub body: Bytes,
     /// When the host received it.
     pub received_at: Millis,
-    /// The scheme that verified it, if any.
-    pub verified_by: Option<String>,
+    /// What the sender sent.
+    pub request: StoredRequest,
 }
 
 impl NewEvent {
     /// Roughly how many bytes storing it writes; bounds a batch.
     pub fn size(&self) -> usize {
-        self.body.len()
-            + self
+        let request = &self.request;
+        request.body.len()
+            + request
                 .headers
                 .iter()
                 .map(|(n, v)| n.len() + v.len())
                 .sum::<usize>()
             + self.id.len()
             + self.route.len()
-            + self.path.len()
-            + self.query.len()
+            + request.path.len()
+            + request.query.len()
     }
 }
 

@@ -795,30 +795,61 @@ mod tests {
     fn every_call_error_is_classified() {
         use http::StatusCode as S;
         let cases = [
-            (CallError::Retry("r".into()), S::SERVICE_UNAVAILABLE, Outcome::Retry, Retry::Again),
-            (CallError::Reject("r".into()), S::UNPROCESSABLE_ENTITY, Outcome::Reject, Retry::Never),
+            (
+                CallError::Retry("r".into()),
+                S::SERVICE_UNAVAILABLE,
+                Outcome::Retry,
+                Retry::Again,
+            ),
+            (
+                CallError::Reject("r".into()),
+                S::UNPROCESSABLE_ENTITY,
+                Outcome::Reject,
+                Retry::Never,
+            ),
             (
                 CallError::Timeout(Duration::from_secs(1)),
                 S::GATEWAY_TIMEOUT,
                 Outcome::Timeout,
                 Retry::Again,
             ),
-            (CallError::MemoryExceeded(1), S::INTERNAL_SERVER_ERROR, Outcome::Memory, Retry::Again),
-            (CallError::Trap("t".into()), S::INTERNAL_SERVER_ERROR, Outcome::Trap, Retry::Again),
+            (
+                CallError::MemoryExceeded(1),
+                S::INTERNAL_SERVER_ERROR,
+                Outcome::Memory,
+                Retry::Again,
+            ),
+            (
+                CallError::Trap("t".into()),
+                S::INTERNAL_SERVER_ERROR,
+                Outcome::Trap,
+                Retry::Again,
+            ),
             (
                 CallError::InvalidResponse("i".into()),
                 S::INTERNAL_SERVER_ERROR,
                 Outcome::Trap,
                 Retry::Again,
             ),
-            (CallError::Capacity, S::SERVICE_UNAVAILABLE, Outcome::Capacity, Retry::Again),
+            (
+                CallError::Capacity,
+                S::SERVICE_UNAVAILABLE,
+                Outcome::Capacity,
+                Retry::Again,
+            ),
         ];
         for (err, status, outcome, retry) in cases {
             let class = err.classify();
-            assert_eq!((class.status, class.outcome, class.retry), (status, outcome, retry), "{err}");
+            assert_eq!(
+                (class.status, class.outcome, class.retry),
+                (status, outcome, retry),
+                "{err}"
+            );
         }
         assert_eq!(CallError::outcome_of(&Ok::<(), _>(())), Outcome::Ok);
-        assert_eq!(CallError::outcome_of::<()>(&Err(CallError::Capacity)), Outcome::Capacity);
+        assert_eq!(
+            CallError::outcome_of::<()>(&Err(CallError::Capacity)),
+            Outcome::Capacity
+        );
     }
 }
-

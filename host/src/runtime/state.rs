@@ -66,7 +66,6 @@ impl From<BTreeMap<String, String>> for PluginConfig {
     }
 }
 
-
 /// Per-call store data.
 pub struct State {
     wasi: WasiCtx,

@@ -77,12 +77,12 @@ struct DeliveryId {
 
 /// A request that passed every check: admitted, read whole, verified.
 struct Received {
-    parts: http::request::Parts,
-    body: Bytes,
+    /// Its headers as received, for the delivery id.
+    headers: http::HeaderMap,
+    /// What the sender sent, as it is stored and delivered.
+    request: StoredRequest,
     /// Unix milliseconds at arrival.
     received_at: u64,
-    /// The scheme that verified it; `None` on an unverified route.
-    verified_by: Option<String>,
 }
 
 impl App {
@@ -178,11 +178,18 @@ impl App {
         self.admit(plugin, &request, peer)?;
         let (parts, body) = self.read_body(plugin, request).await?;
         let verified_by = self.verify(plugin, &parts, &body, received_at)?;
-        Ok(Received {
-            parts,
-            body,
-            received_at,
+        let request = StoredRequest {
+            method: parts.method.as_str().to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or_default().to_owned(),
+            headers: delivery::header_pairs(&parts.headers),
+            body: Vec::from(body),
             verified_by,
+        };
+        Ok(Received {
+            headers: parts.headers,
+            request,
+            received_at,
         })
     }
 
@@ -279,23 +286,12 @@ impl App {
         id: &DeliveryId,
         received: Received,
     ) -> Result<http::Response<Full<Bytes>>, Failure> {
-        let Received {
-            parts,
-            body,
-            received_at,
-            verified_by,
-        } = received;
         let event = NewEvent {
             id: id.value.clone(),
             dedupe: id.from_sender,
             route: plugin.manifest.route.clone(),
-            method: parts.method.as_str().to_owned(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().unwrap_or_default().to_owned(),
-            headers: delivery::header_pairs(&parts.headers),
-            body,
-            received_at: received_at as i64,
-            verified_by,
+            received_at: received.received_at as i64,
+            request: received.request,
         };
         match self.inbox.append(event).await {
             Ok(Appended::Accepted { .. }) => Ok(accepted(&id.value)),
@@ -328,22 +324,13 @@ impl App {
                 Err(err) => tracing::warn!(error = %err, "cannot check for a duplicate delivery"),
             }
         }
-        let Received {
-            parts,
-            body,
-            received_at,
-            verified_by,
-        } = received;
-        let request = StoredRequest {
-            method: parts.method.as_str().to_owned(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().unwrap_or_default().to_owned(),
-            headers: delivery::header_pairs(&parts.headers),
-            body: Vec::from(body),
-            verified_by,
-        };
-        let delivery =
-            delivery::build(id.value.clone(), route.clone(), request, received_at as i64, 1);
+        let delivery = delivery::build(
+            id.value.clone(),
+            route.clone(),
+            received.request,
+            received.received_at as i64,
+            1,
+        );
         let response = self
             .deliverer
             .call(plugin, &delivery)
@@ -373,10 +360,10 @@ impl App {
 /// with a fresh one. Else a Stripe event's own id stands in for a missing
 /// sender id.
 fn identify(id: DeliveryId, received: &Received) -> DeliveryId {
-    let verified_by = received.verified_by.as_deref();
-    let better = signed_id(&received.parts.headers, verified_by).or_else(|| {
+    let verified_by = received.request.verified_by.as_deref();
+    let better = signed_id(&received.headers, verified_by).or_else(|| {
         (!id.from_sender)
-            .then(|| stripe_event_id(&received.body, verified_by))
+            .then(|| stripe_event_id(&received.request.body, verified_by))
             .flatten()
     });
     match better {

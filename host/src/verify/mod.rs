@@ -53,9 +53,9 @@ use std::fmt;
 
 use http::{HeaderMap, HeaderName, Uri};
 
-pub use config::{ConfigError, DEFAULT_TOLERANCE, RawVerify, build};
 /// Schemes hold their keys as [`Secret`]s; the type is the `secret` module's.
 pub use crate::secret::Secret;
+pub use config::{ConfigError, DEFAULT_TOLERANCE, RawVerify, build};
 pub use generic::{Encoding, GenericHmac};
 pub use github::Github;
 pub use gitlab::Gitlab;
