@@ -65,10 +65,11 @@ export function handle(delivery) {
 }
 "#;
 
-/// Manifest of the Python and JS echo plugins: their heap snapshots need the
-/// 64 MiB the README asks for.
 /// Opt-in instance reuse, for the `reused` rows (not the default).
 const REUSE: &str = "[instance]\nmax_deliveries = 10000\n";
+
+/// Manifest of the Python and JS echo plugins: their heap snapshots need the
+/// 64 MiB the README asks for.
 const BIG_GUEST_MANIFEST: &str = "[limits]\nmemory = \"64MiB\"\n";
 
 /// `cargo xtask bench` flags.
