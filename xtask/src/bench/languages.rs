@@ -204,17 +204,11 @@ pub fn measure(
             host.url(&path),
             wrk::script(work, name, &payload.file, json)?,
         );
-        wrk::run(plan, &target.url, &target.script, plan.warmup, 1)?;
+        target.wrk(plan, plan.warmup, 1)?;
         let mut samples = Vec::new();
         for run in 1..=plan.runs {
             eprintln!("run {run}/{}: (e) {name} warm call", plan.runs);
-            samples.push(wrk::run(
-                plan,
-                &target.url,
-                &target.script,
-                plan.duration,
-                1,
-            )?);
+            samples.push(target.wrk(plan, plan.duration, 1)?);
         }
         eprintln!("(e) {name} paced calls");
         let body = std::fs::read(&payload.file)?;

@@ -12,7 +12,7 @@ use super::server::{self, Server};
 use super::wrk::{self, Target};
 use super::{PATIENCE, Plan};
 
-/// Starts the queue host, then warms up and runs (c) like the sync targets.
+/// Starts the queue host, then warms up and runs (c) as the sync targets are.
 pub fn measure(
     plan: &Plan,
     work: &Path,
@@ -45,24 +45,6 @@ pub fn measure(
         queue.url("/hooks/q"),
         wrk::script(work, "queue", &payload.file, json)?,
     );
-    eprintln!("warm-up: {} ({} s)", target.name, plan.warmup);
-    wrk::run(
-        plan,
-        &target.url,
-        &target.script,
-        plan.warmup,
-        plan.connections,
-    )?;
-    for run in 1..=plan.runs {
-        eprintln!("run {run}/{}: {}", plan.runs, target.name);
-        let sample = wrk::run(
-            plan,
-            &target.url,
-            &target.script,
-            plan.duration,
-            plan.connections,
-        )?;
-        target.samples.push(sample);
-    }
+    wrk::measure(plan, std::slice::from_mut(&mut target))?;
     Ok(target)
 }

@@ -81,6 +81,12 @@ impl Target {
         }
     }
 
+    /// One wrk run against this target (not kept in `samples`: a warm-up
+    /// is a run too).
+    pub fn wrk(&self, plan: &Plan, seconds: u64, connections: u32) -> anyhow::Result<Sample> {
+        run(plan, &self.url, &self.script, seconds, connections)
+    }
+
     pub fn median_rps(&self) -> f64 {
         super::report::median(self.samples.iter().map(Sample::rps).collect())
     }
@@ -104,37 +110,26 @@ impl Sample {
 }
 
 /// One warm-up per target, then `plan.runs` rounds through all of them (so
-/// that a drift during the rounds hits every target alike).
+/// that a drift during the rounds hits every target alike), each with
+/// `plan.connections` connections.
 pub fn measure(plan: &Plan, targets: &mut [Target]) -> anyhow::Result<()> {
     for target in targets.iter() {
         eprintln!("warm-up: {} ({} s)", target.name, plan.warmup);
-        run(
-            plan,
-            &target.url,
-            &target.script,
-            plan.warmup,
-            plan.connections,
-        )?;
+        target.wrk(plan, plan.warmup, plan.connections)?;
     }
     for round in 1..=plan.runs {
         for target in targets.iter_mut() {
             eprintln!("run {round}/{}: {}", plan.runs, target.name);
-            let sample = run(
-                plan,
-                &target.url,
-                &target.script,
-                plan.duration,
-                plan.connections,
-            )?;
+            let sample = target.wrk(plan, plan.duration, plan.connections)?;
             target.samples.push(sample);
         }
     }
     Ok(())
 }
 
-/// One wrk run of `seconds` with `connections` connections, pinned to the
-/// client CPU.
-pub fn run(
+/// One wrk run of `seconds` with `connections` connections against `url`,
+/// pinned to the client CPU.
+fn run(
     plan: &Plan,
     url: &str,
     script: &Path,
