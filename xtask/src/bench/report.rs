@@ -51,8 +51,19 @@ pub fn tables(
     reload: Option<&[Duration]>,
     calls: &[Calls],
 ) -> anyhow::Result<()> {
-    let base = targets[0].median_rps();
-    let base_p99 = median(targets[0].samples.iter().map(|s| s.p99_us).collect());
+    wrk_table(out, targets)?;
+    if let Some(times) = reload {
+        reload_table(out, times)?;
+    }
+    if !calls.is_empty() {
+        calls_table(out, plan, calls)?;
+    }
+    Ok(())
+}
+
+/// The wrk targets, each against the first one (the baseline).
+fn wrk_table(out: &mut String, targets: &[Target]) -> anyhow::Result<()> {
+    let base = Summary::of(&targets[0].samples);
     writeln!(out)?;
     writeln!(
         out,
@@ -60,89 +71,124 @@ pub fn tables(
     )?;
     writeln!(out, "|---|---|---|---|---|---|---|")?;
     for target in targets {
-        let rps: Vec<f64> = target.samples.iter().map(Sample::rps).collect();
-        let p50 = median(target.samples.iter().map(|s| s.p50_us).collect());
-        let p99 = median(target.samples.iter().map(|s| s.p99_us).collect());
-        let errors: u64 = target.samples.iter().map(|s| s.errors).sum();
+        let runs = Summary::of(&target.samples);
         writeln!(
             out,
-            "| {} | {}{} | {} ({}–{}) | {} | {} | {:.2} | {:.2} |",
+            "| {} | {}{} | {} | {} | {} | {:.2} | {:.2} |",
             target.name,
             target.what,
-            if errors > 0 {
-                format!(" — **{errors} errors/non-2xx**")
-            } else {
-                String::new()
-            },
-            thousands(target.median_rps()),
-            thousands(min(&rps)),
-            thousands(max(&rps)),
-            millis(p50),
-            millis(p99),
-            target.median_rps() / base,
-            p99 / base_p99,
-        )?;
-    }
-    if let Some(times) = reload {
-        writeln!(out)?;
-        writeln!(
-            out,
-            "| (d) hot reload | swaps | median | min | max |\n|---|---|---|---|---|"
-        )?;
-        let ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1e3).collect();
-        writeln!(
-            out,
-            "| rename of a new Rust version (fresh compile) → its first answer | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
-            ms.len(),
-            median(ms.clone()),
-            min(&ms),
-            max(&ms)
-        )?;
-    }
-    if !calls.is_empty() {
-        writeln!(out)?;
-        writeln!(
-            out,
-            "| (e) warm call, one connection | calls/s median (min–max) | p50 | p99 | paced p50 | paced p99 |\n|---|---|---|---|---|---|"
-        )?;
-        for Calls {
-            language,
-            reused,
-            samples,
-            paced,
-        } in calls
-        {
-            let rps: Vec<f64> = samples.iter().map(Sample::rps).collect();
-            let errors: u64 = samples.iter().map(|s| s.errors).sum();
-            writeln!(
-                out,
-                "| {language} echo{}{} | {} ({}–{}) | {} | {} | {} | {} |",
-                if *reused { ", reused" } else { "" },
-                if errors > 0 {
-                    format!(" — **{errors} errors/non-2xx**")
-                } else {
-                    String::new()
-                },
-                thousands(median(rps.clone())),
-                thousands(min(&rps)),
-                thousands(max(&rps)),
-                millis(median(samples.iter().map(|s| s.p50_us).collect())),
-                millis(median(samples.iter().map(|s| s.p99_us).collect())),
-                millis(percentile(paced, 0.50)),
-                millis(percentile(paced, 0.99)),
-            )?;
-        }
-        writeln!(
-            out,
-            "(e) is request to answer over HTTP on 127.0.0.1, a fresh instance per call included \
-             (`reused`: opt-in instance reuse, not the default); \
-             back to back (wrk), then paced: {} calls {} ms apart, as webhooks mostly arrive; \
-             instantiate+call alone: `cargo bench -p hookhost --bench runtime`",
-            plan.paced_calls,
-            PACED_GAP.as_millis()
+            runs.errors_note(),
+            runs.rps_cell(),
+            millis(runs.p50),
+            millis(runs.p99),
+            runs.median_rps() / base.median_rps(),
+            runs.p99 / base.p99,
         )?;
     }
     Ok(())
+}
+
+/// (d): the swaps' times.
+fn reload_table(out: &mut String, times: &[Duration]) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| (d) hot reload | swaps | median | min | max |\n|---|---|---|---|---|"
+    )?;
+    let ms: Vec<f64> = times.iter().map(|t| t.as_secs_f64() * 1e3).collect();
+    writeln!(
+        out,
+        "| rename of a new Rust version (fresh compile) → its first answer | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
+        ms.len(),
+        median(ms.clone()),
+        min(&ms),
+        max(&ms)
+    )?;
+    Ok(())
+}
+
+/// (e): one row per echo plugin, then what the figures include.
+fn calls_table(out: &mut String, plan: &Plan, calls: &[Calls]) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| (e) warm call, one connection | calls/s median (min–max) | p50 | p99 | paced p50 | paced p99 |\n|---|---|---|---|---|---|"
+    )?;
+    for Calls {
+        language,
+        reused,
+        samples,
+        paced,
+    } in calls
+    {
+        let runs = Summary::of(samples);
+        writeln!(
+            out,
+            "| {language} echo{}{} | {} | {} | {} | {} | {} |",
+            if *reused { ", reused" } else { "" },
+            runs.errors_note(),
+            runs.rps_cell(),
+            millis(runs.p50),
+            millis(runs.p99),
+            millis(percentile(paced, 0.50)),
+            millis(percentile(paced, 0.99)),
+        )?;
+    }
+    writeln!(
+        out,
+        "(e) is request to answer over HTTP on 127.0.0.1, a fresh instance per call included \
+         (`reused`: opt-in instance reuse, not the default); \
+         back to back (wrk), then paced: {} calls {} ms apart, as webhooks mostly arrive; \
+         instantiate+call alone: `cargo bench -p hookhost --bench runtime`",
+        plan.paced_calls,
+        PACED_GAP.as_millis()
+    )?;
+    Ok(())
+}
+
+/// What a row shows of a target's wrk runs.
+struct Summary {
+    /// Requests per second of each run.
+    rps: Vec<f64>,
+    /// The median over the runs of each run's p50 and p99, in µs.
+    p50: f64,
+    p99: f64,
+    /// Errors and non-2xx answers over all the runs.
+    errors: u64,
+}
+
+impl Summary {
+    fn of(samples: &[Sample]) -> Self {
+        Self {
+            rps: samples.iter().map(Sample::rps).collect(),
+            p50: median(samples.iter().map(|s| s.p50_us).collect()),
+            p99: median(samples.iter().map(|s| s.p99_us).collect()),
+            errors: samples.iter().map(|s| s.errors).sum(),
+        }
+    }
+
+    fn median_rps(&self) -> f64 {
+        median(self.rps.clone())
+    }
+
+    /// `median (min–max)` of the runs' requests per second.
+    fn rps_cell(&self) -> String {
+        format!(
+            "{} ({}–{})",
+            thousands(self.median_rps()),
+            thousands(min(&self.rps)),
+            thousands(max(&self.rps))
+        )
+    }
+
+    /// What a row's label gets when any run had errors: they void its figures.
+    fn errors_note(&self) -> String {
+        if self.errors > 0 {
+            format!(" — **{} errors/non-2xx**", self.errors)
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// CPU model, CPU count, kernel, memory and the load average now (a busy
@@ -171,7 +217,7 @@ fn machine() -> String {
 }
 
 /// The middle value (the upper one of an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
+fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

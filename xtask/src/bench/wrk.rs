@@ -86,10 +86,6 @@ impl Target {
     pub fn wrk(&self, plan: &Plan, seconds: u64, connections: u32) -> anyhow::Result<Sample> {
         run(plan, &self.url, &self.script, seconds, connections)
     }
-
-    pub fn median_rps(&self) -> f64 {
-        super::report::median(self.samples.iter().map(Sample::rps).collect())
-    }
 }
 
 /// What one wrk run reports (through the `done` hook of its script).
