@@ -65,8 +65,8 @@ pub fn version() -> String {
 pub struct Target {
     pub name: &'static str,
     pub what: &'static str,
-    pub url: String,
-    pub script: PathBuf,
+    url: String,
+    script: PathBuf,
     pub samples: Vec<Sample>,
 }
 
@@ -81,10 +81,46 @@ impl Target {
         }
     }
 
-    /// One wrk run against this target (not kept in `samples`: a warm-up
-    /// is a run too).
+    /// One wrk run of `seconds` with `connections` connections against this
+    /// target, pinned to the client CPU. Not kept in `samples`: a warm-up is
+    /// a run too.
     pub fn wrk(&self, plan: &Plan, seconds: u64, connections: u32) -> anyhow::Result<Sample> {
-        run(plan, &self.url, &self.script, seconds, connections)
+        let mut command = pinned(plan.cpus.map(|c| c.1), Path::new("wrk"));
+        command
+            .args(["-t1", "-c", &connections.to_string(), "-d"])
+            .arg(format!("{seconds}s"))
+            .arg("-s")
+            .arg(&self.script)
+            .arg(&self.url)
+            .stdin(Stdio::null());
+        let output = command.output().context("cannot run wrk")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "wrk failed ({}): {stdout}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("XTASK "))
+            .with_context(|| format!("wrk printed no summary: {stdout}"))?;
+        let fields: Vec<f64> = line
+            .split_whitespace()
+            .map(|f| f.parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("unreadable wrk summary: {line}"))?;
+        let [requests, duration_us, p50_us, p99_us, errors] = fields[..] else {
+            bail!("unreadable wrk summary: {line}");
+        };
+        Ok(Sample {
+            requests: requests as u64,
+            duration_us: duration_us as u64,
+            p50_us,
+            p99_us,
+            errors: errors as u64,
+        })
     }
 }
 
@@ -121,53 +157,6 @@ pub fn measure(plan: &Plan, targets: &mut [Target]) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// One wrk run of `seconds` with `connections` connections against `url`,
-/// pinned to the client CPU.
-fn run(
-    plan: &Plan,
-    url: &str,
-    script: &Path,
-    seconds: u64,
-    connections: u32,
-) -> anyhow::Result<Sample> {
-    let mut command = pinned(plan.cpus.map(|c| c.1), Path::new("wrk"));
-    command
-        .args(["-t1", "-c", &connections.to_string(), "-d"])
-        .arg(format!("{seconds}s"))
-        .arg("-s")
-        .arg(script)
-        .arg(url)
-        .stdin(Stdio::null());
-    let output = command.output().context("cannot run wrk")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "wrk failed ({}): {stdout}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("XTASK "))
-        .with_context(|| format!("wrk printed no summary: {stdout}"))?;
-    let fields: Vec<f64> = line
-        .split_whitespace()
-        .map(|f| f.parse::<f64>())
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("unreadable wrk summary: {line}"))?;
-    let [requests, duration_us, p50_us, p99_us, errors] = fields[..] else {
-        bail!("unreadable wrk summary: {line}");
-    };
-    Ok(Sample {
-        requests: requests as u64,
-        duration_us: duration_us as u64,
-        p50_us,
-        p99_us,
-        errors: errors as u64,
-    })
 }
 
 /// A wrk script that POSTs `body` with `headers` and prints one summary line.
