@@ -90,7 +90,16 @@ fn test_artifacts(target: &Path) -> Option<PathBuf> {
                 .to_string_lossy()
                 .starts_with("hookhost-test-artifacts-")
         })
-        .map(|e| e.path().join("out/target/wasm32-wasip2/release"))
+        // tests/artifacts builds into `out/target-CHECKOUT/`, one per checkout
+        // sharing the target directory.
+        .flat_map(|e| {
+            std::fs::read_dir(e.path().join("out"))
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("target"))
+        .map(|e| e.path().join("wasm32-wasip2/release"))
         .filter(|dir| dir.join("echo.wasm").is_file() && dir.join("github.wasm").is_file())
         .max_by_key(|dir| {
             std::fs::metadata(dir.join("echo.wasm"))
