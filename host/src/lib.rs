@@ -24,8 +24,10 @@
 //!   durations), [`ingress`] (client addresses, allowlists, rate limits),
 //!   [`telemetry`] (delivery totals and Prometheus metrics).
 //!
-//! The binary (`src/main.rs`) only parses flags, installs logging, binds the
-//! listeners and calls [`run`]; tests call [`run`] directly on `127.0.0.1:0`.
+//! The binary (`src/main.rs`) only parses flags and installs logging; each
+//! subcommand has a file of its own in `src/cli/` (`serve` binds the
+//! listeners and calls [`run`]); tests call [`run`] directly on
+//! `127.0.0.1:0`.
 
 pub mod admin;
 pub mod check;
