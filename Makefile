@@ -54,11 +54,13 @@ $(PY_TOOLS_STAMP):
 ## `npm install` rather than `npm ci`: with `omit-lockfile-registry-resolved`
 ## (set on our machines) npm 11's `ci` refuses this lock over the optional
 ## platform packages of other systems ("Missing: ...-win32-x64-msvc@ from lock
-## file"); `install` installs the same locked versions.
+## file"); `install` installs the same locked versions. `--no-save`: without
+## it npm 11 rewrites the committed lock (adding other platforms' optional
+## packages) on every fresh install.
 js-tools: $(JS_TOOLS_STAMP)
 $(JS_TOOLS_STAMP): package.json package-lock.json
 	@command -v $(NPM) >/dev/null || { echo "npm (Node.js 20 or later) is needed"; exit 1; }
-	$(NPM) install --no-audit --no-fund
+	$(NPM) install --no-save --no-audit --no-fund
 	touch $@
 
 ## Regenerate the TypeScript declarations of the WIT world for JS plugins.
