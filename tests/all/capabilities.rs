@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Binary, LocalServer, TestHost, deploy, eventually, folders, plugin, plugin_with, with_nonce,
+    Binary, LocalServer, TestHost, deploy, eventually, folders, plugin, plugin_with, serve_command,
+    with_nonce,
 };
 
 /// Runs `op` on `key` through the `kv` guest at `/hooks/NAME`.
@@ -85,20 +86,17 @@ async fn concurrent_increments_are_never_lost() {
 async fn kv_survives_a_hot_reload_of_the_same_name() {
     let host = TestHost::start_with_admin(&[plugin("counter", GUEST_KV)], |_| {}).await;
     kv(&host, "counter", "set", "cursor", "page-7").await;
-    let sha = |host: &TestHost| {
-        let (client, url) = (host.client.clone(), host.admin_url("/plugins"));
-        async move {
-            let plugins: Value = client.get(url).send().await.unwrap().json().await.unwrap();
-            plugins["plugins"][0]["sha256"].as_str().unwrap().to_owned()
-        }
+    let sha = || async {
+        let (_, plugins) = host.admin_get("/plugins").await;
+        plugins["plugins"][0]["sha256"].as_str().unwrap().to_owned()
     };
-    let before = sha(&host).await;
+    let before = sha().await;
     deploy(&host.plugins, "counter", &with_nonce(GUEST_KV, 6));
-    eventually(Duration::from_secs(30), "the new version goes live", || {
-        let sha = sha(&host);
-        let before = before.clone();
-        async move { (sha.await != before).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the new version goes live",
+        || async { (sha().await != before).then_some(()) },
+    )
     .await;
     assert_eq!(
         kv(&host, "counter", "get", "cursor", "").await,
@@ -186,19 +184,15 @@ async fn kv_quotas_fail_the_write_with_a_clear_error() {
 
 #[tokio::test]
 async fn config_values_are_visible_with_env_and_file_references() {
-    let host = TestHost::start_with(
-        &[plugin_with(
-            "settings",
-            GUEST_CONFIG,
-            // `cargo test` sets CARGO_PKG_NAME for the test process, which
-            // is the host's process here.
-            "[config]\nchannel = \"#deploys\"\npackage = \"env:CARGO_PKG_NAME\"\ntoken = \"file:token.txt\"\n",
-        )],
-        |config| {
-            std::fs::write(config.plugins_dir.join("token.txt"), "tok-123\n").unwrap();
-        },
-    )
-    .await;
+    let host = TestHost::start(&[plugin_with(
+    "settings",
+    GUEST_CONFIG,
+    // `cargo test` sets CARGO_PKG_NAME for the test process, which
+    // is the host's process here.
+    "[config]\nchannel = \"#deploys\"\npackage = \"env:CARGO_PKG_NAME\"\ntoken = \"file:token.txt\"\n",
+)
+.with_file("token.txt", "tok-123\n")])
+.await;
     let response = host.post("/hooks/settings?key=token", "").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
@@ -240,14 +234,9 @@ async fn config_secrets_never_reach_the_log() {
             "[config]\ntoken = \"broken-hunter2\"\ntoken = \"again\"\n",
         )],
     );
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"));
+    let mut command = serve_command(&plugins, &data);
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--max-concurrency", "4"])
-        .arg("--plugins")
-        .arg(&plugins)
-        .arg("--data")
-        .arg(&data)
-        .arg("--cache-dir")
+        .args(["--max-concurrency", "4", "--cache-dir"])
         .arg(crate::support::shared_cache())
         .env("HOOKHOST_TEST_CONFIG_TOKEN", secret);
     let mut host = Binary::start(command);
@@ -414,6 +403,36 @@ async fn http_timeout_and_response_limit_fail_inside_the_guest() {
 }
 
 #[tokio::test]
+async fn a_denied_request_is_logged_with_plugin_and_host_but_not_the_query() {
+    let server = LocalServer::start(200, b"pong".to_vec(), Duration::ZERO).await;
+    let (_dir, plugins, data) = folders();
+    crate::support::install(&plugins, &[plugin("fetch", GUEST_FETCH)]);
+    let mut host = Binary::spawn(&plugins, &data, &[]);
+    let url = format!("http://{}/hook?token=query-hunter2", server.addr);
+    let outcome: Value = reqwest::Client::new()
+        .post(host.url("/hooks/fetch?method=GET"))
+        .body(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outcome["denied"], true, "{outcome}");
+    host.signal("TERM");
+    host.wait(Duration::from_secs(10));
+    let log = host.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("outbound request denied"))
+        .unwrap_or_else(|| panic!("no denial in the log:\n{log}"));
+    assert!(line.contains("plugin=fetch"), "{line}");
+    assert!(line.contains("host=127.0.0.1"), "{line}");
+    assert!(!log.contains("hunter2"), "the query was logged:\n{log}");
+    assert_eq!(server.connections(), 0);
+}
+
+#[tokio::test]
 async fn a_plugin_built_against_wit_0_1_0_still_loads_and_answers() {
     let host = TestHost::start(&[plugin("legacy", GUEST_LEGACY)]).await;
     let response = host.post("/hooks/legacy", "").await;
@@ -452,15 +471,7 @@ async fn bad_capability_manifests_are_refused_with_the_field_named() {
     ] {
         let host =
             TestHost::start_with_admin(&[plugin_with("bad", GUEST_CONFIG, manifest)], |_| {}).await;
-        let plugins: Value = host
-            .client
-            .get(host.admin_url("/plugins"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, plugins) = host.admin_get("/plugins").await;
         let error = &plugins["plugins"][0]["last_error"];
         assert!(
             error["reason"].as_str().unwrap_or_default().contains(field),
@@ -472,34 +483,4 @@ async fn bad_capability_manifests_are_refused_with_the_field_named() {
         );
         host.stop().await;
     }
-}
-
-#[tokio::test]
-async fn a_denied_request_is_logged_with_plugin_and_host_but_not_the_query() {
-    let server = LocalServer::start(200, b"pong".to_vec(), Duration::ZERO).await;
-    let (_dir, plugins, data) = folders();
-    crate::support::install(&plugins, &[plugin("fetch", GUEST_FETCH)]);
-    let mut host = Binary::spawn(&plugins, &data, &[]);
-    let url = format!("http://{}/hook?token=query-hunter2", server.addr);
-    let outcome: Value = reqwest::Client::new()
-        .post(host.url("/hooks/fetch?method=GET"))
-        .body(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(outcome["denied"], true, "{outcome}");
-    host.signal("TERM");
-    host.wait(Duration::from_secs(10));
-    let log = host.log();
-    let line = log
-        .lines()
-        .find(|line| line.contains("outbound request denied"))
-        .unwrap_or_else(|| panic!("no denial in the log:\n{log}"));
-    assert!(line.contains("plugin=fetch"), "{line}");
-    assert!(line.contains("host=127.0.0.1"), "{line}");
-    assert!(!log.contains("hunter2"), "the query was logged:\n{log}");
-    assert_eq!(server.connections(), 0);
 }

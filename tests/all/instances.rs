@@ -40,25 +40,6 @@ async fn no_delivery_sees_what_an_earlier_one_left_in_its_instance() {
     host.stop().await;
 }
 
-#[tokio::test]
-async fn a_spare_instance_runs_under_its_own_deliverys_deadline() {
-    let manifest = "[limits]\ntimeout = \"1s\"\n";
-    let host = TestHost::start(&[plugin_with("sleeper", GUEST_SLEEPER, manifest)]).await;
-    let response = host.post("/hooks/sleeper?ms=0", "ping").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    // The spare made after that delivery is now older than the timeout: a
-    // deadline counted from its making would interrupt the next call at once.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let response = host.post("/hooks/sleeper?ms=300", "ping").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.text().await.unwrap(), "slept 300 ms");
-    // And the deadline still holds for it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let response = host.post("/hooks/sleeper?ms=3000", "ping").await;
-    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-    host.stop().await;
-}
-
 /// The answers of `count` deliveries to `path`, one after another.
 async fn answers(host: &TestHost, path: &str, count: usize) -> Vec<(StatusCode, String)> {
     let mut answers = Vec::new();
@@ -152,5 +133,24 @@ async fn a_reused_instance_past_half_its_memory_cap_is_retired() {
     // Under half of 8 MiB it is kept; the 3 MiB leak takes it past half,
     // so that delivery answers and the next one gets a fresh instance.
     assert_eq!(seen, counts(&["1", "2", "3", "4", "1"]));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_spare_instance_runs_under_its_own_deliverys_deadline() {
+    let manifest = "[limits]\ntimeout = \"1s\"\n";
+    let host = TestHost::start(&[plugin_with("sleeper", GUEST_SLEEPER, manifest)]).await;
+    let response = host.post("/hooks/sleeper?ms=0", "ping").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The spare made after that delivery is now older than the timeout: a
+    // deadline counted from its making would interrupt the next call at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let response = host.post("/hooks/sleeper?ms=300", "ping").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "slept 300 ms");
+    // And the deadline still holds for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let response = host.post("/hooks/sleeper?ms=3000", "ping").await;
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     host.stop().await;
 }

@@ -3,7 +3,7 @@
 use hookhost_test_artifacts::{ECHO, GUEST_INSPECT};
 use reqwest::StatusCode;
 
-use crate::support::{TestHost, error_body, plugin, plugin_with};
+use crate::support::{TestHost, error_body, folders, install, json_header, plugin, plugin_with};
 
 /// Deterministic pseudo-random bytes (xorshift), covering every byte value.
 fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
@@ -194,13 +194,7 @@ async fn method_path_query_headers_and_body_reach_the_plugin_intact() {
         received_at <= now_ms && now_ms - received_at < 60_000,
         "{received_at} vs {now_ms}"
     );
-    let headers = seen["headers"].as_array().unwrap();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|pair| pair[0] == name)
-            .map(|pair| pair[1].as_str().unwrap().to_owned())
-    };
+    let header = |name: &str| json_header(&seen["headers"], name);
     assert_eq!(
         header("x-custom").as_deref(),
         Some("Value With Spaces"),
@@ -284,9 +278,7 @@ async fn two_plugins_on_one_route_keep_the_first() {
 
 #[tokio::test]
 async fn non_component_files_are_refused_and_others_serve() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, _data) = folders();
     // An empty core module: valid WebAssembly, but not a component.
     std::fs::write(plugins.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(plugins.join("junk.wasm"), b"not wasm at all").unwrap();
@@ -295,7 +287,7 @@ async fn non_component_files_are_refused_and_others_serve() {
         &std::fs::read(ECHO).unwrap()[..2000],
     )
     .unwrap();
-    crate::support::install(&plugins, &[plugin("echo", ECHO)]);
+    install(&plugins, &[plugin("echo", ECHO)]);
     let host = TestHost::start_with(&[], |config| config.plugins_dir = plugins.clone()).await;
     for path in ["/hooks/core", "/hooks/junk", "/hooks/half"] {
         assert_eq!(

@@ -1,12 +1,34 @@
 //! [`Binary`]: the real `hookhost` process, for what only a process shows
 //! (signals, exit codes, the log).
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::shared_cache;
+
+/// `hookhost ARGS`: the binary under test, with colours off, not run yet.
+pub fn hookhost_command<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookhost"));
+    command.args(args).env("NO_COLOR", "1");
+    command
+}
+
+/// Runs `hookhost ARGS` to its end.
+pub fn hookhost(args: &[&str]) -> Output {
+    hookhost_command(args).output().unwrap()
+}
+
+/// `hookhost serve` on 127.0.0.1:0 for the `plugins` and `data` folders,
+/// with nothing else set (for a run expected to fail, or one that sets its
+/// own flags); [`Binary::command`] adds the test defaults.
+pub fn serve_command(plugins: &Path, data: &Path) -> Command {
+    let mut command = hookhost_command(["serve", "--listen", "127.0.0.1:0", "--plugins"]);
+    command.arg(plugins).arg("--data").arg(data);
+    command
+}
 
 /// The real `hookhost` binary, spawned with its stderr captured.
 pub struct Binary {
@@ -25,24 +47,21 @@ fn address(text: &str) -> &str {
 
 impl Binary {
     /// Spawns `hookhost serve` on 127.0.0.1:0 with `plugins_dir`, the shared
-    /// compile cache and extra
-    /// `args`, and waits for its `listening on http://ADDR` line.
+    /// compile cache and extra `args`, and waits for its
+    /// `listening on http://ADDR` line.
     pub fn spawn(plugins_dir: &Path, data_dir: &Path, args: &[&str]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hookhost"));
+        Self::start(Self::command(plugins_dir, data_dir, args))
+    }
+
+    /// The command [`Binary::spawn`] starts, for a test to add to (an
+    /// environment variable) before [`Binary::start`].
+    pub fn command(plugins_dir: &Path, data_dir: &Path, args: &[&str]) -> Command {
+        let mut command = serve_command(plugins_dir, data_dir);
         command
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--plugins")
-            .arg(plugins_dir)
-            .arg("--data")
-            .arg(data_dir)
-            .arg("--max-concurrency")
-            .arg("16")
-            .arg("--cache-dir")
+            .args(["--max-concurrency", "16", "--cache-dir"])
             .arg(shared_cache())
             .args(args);
-        Self::start(command)
+        command
     }
 
     /// Spawns `command`, a `hookhost serve` that must listen on a port it
@@ -143,5 +162,24 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Minimal blocking HTTP client for tests that run outside an async runtime.
+pub mod blocking {
+    pub fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut request = reqwest::Client::new().post(url).body(body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().to_vec())
+        })
     }
 }

@@ -2,10 +2,26 @@
 
 use std::path::{Path, PathBuf};
 
+use hookhost::runtime::{Runtime, RuntimeConfig};
+
 /// Compiled code shared by every test host of this test run, so each plugin is
 /// compiled by Cranelift once, not once per test.
 pub fn shared_cache() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hookhost-test-cache")
+}
+
+/// A runtime (engine, pool, compile cache) configured as a test host's,
+/// with `max_concurrency` instance slots (test hosts have 16), for tests that
+/// load components without a host.
+pub fn test_runtime(max_concurrency: u32, cache_dir: Option<PathBuf>) -> Runtime {
+    Runtime::new(&RuntimeConfig {
+        max_concurrency,
+        spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
+        cache_dir,
+        outbound: Default::default(),
+        kv: None,
+    })
+    .unwrap()
 }
 
 /// Compiles the component at `wasm` into [`shared_cache`] once per test run,
@@ -29,14 +45,7 @@ pub async fn precompile(wasm: &str) {
         once.get_or_init(|| {
             // The same engine settings as every test host (the pool size
             // included), so the cache entry is the one they look up.
-            let runtime = hookhost::runtime::Runtime::new(&hookhost::runtime::RuntimeConfig {
-                max_concurrency: 16,
-                spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
-                cache_dir: Some(shared_cache()),
-                outbound: Default::default(),
-                kv: None,
-            })
-            .unwrap();
+            let runtime = test_runtime(16, Some(shared_cache()));
             let bytes = std::fs::read(&wasm).unwrap_or_else(|err| panic!("read {wasm}: {err}"));
             if let Err(err) = runtime.prepare(Path::new(&wasm), &bytes) {
                 panic!("{wasm} does not load: {err:#}");

@@ -10,6 +10,9 @@ pub struct Plugin<'a> {
     pub name: &'a str,
     pub wasm: &'a str,
     pub manifest: Option<&'a str>,
+    /// Files to write beside it, by file name: what its manifest's `file:`
+    /// references read (secrets, config values).
+    pub files: Vec<(&'a str, Vec<u8>)>,
 }
 
 /// `name` served from `wasm` without a manifest.
@@ -18,21 +21,34 @@ pub fn plugin<'a>(name: &'a str, wasm: &'a str) -> Plugin<'a> {
         name,
         wasm,
         manifest: None,
+        files: Vec::new(),
     }
 }
 
 /// `name` served from `wasm` with `manifest` as its `NAME.toml`.
 pub fn plugin_with<'a>(name: &'a str, wasm: &'a str, manifest: &'a str) -> Plugin<'a> {
     Plugin {
-        name,
-        wasm,
         manifest: Some(manifest),
+        ..plugin(name, wasm)
     }
 }
 
-/// Writes `plugins` into `dir` as the host expects them.
+impl<'a> Plugin<'a> {
+    /// The plugin with `contents` written beside it as `file` (e.g. the
+    /// `github.secret` its manifest names as `file:github.secret`).
+    pub fn with_file(mut self, file: &'a str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((file, contents.into()));
+        self
+    }
+}
+
+/// Writes `plugins` into `dir` as the host expects them: each one's files
+/// first, so its manifest's references resolve as soon as it is seen.
 pub fn install(dir: &Path, plugins: &[Plugin<'_>]) {
     for plugin in plugins {
+        for (file, contents) in &plugin.files {
+            std::fs::write(dir.join(file), contents).unwrap();
+        }
         std::fs::copy(plugin.wasm, dir.join(format!("{}.wasm", plugin.name)))
             .unwrap_or_else(|err| panic!("copy {}: {err}", plugin.wasm));
         if let Some(manifest) = plugin.manifest {

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hookhost::config::HostConfig;
+use hookhost::verify::Scheme;
+use reqwest::StatusCode;
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{Plugin, install, shared_cache};
+use super::{Plugin, install, shared_cache, unix_now, with_headers};
 
 /// A host running in-process.
 pub struct TestHost {
@@ -137,6 +140,52 @@ impl TestHost {
             .unwrap()
     }
 
+    /// POSTs `body` to `path` with `Idempotency-Key: id`, the sender's id
+    /// for the delivery.
+    pub async fn post_with_id(
+        &self,
+        path: &str,
+        id: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("idempotency-key", id)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A POST of `body` to `path` with the headers `signer`'s sender adds to
+    /// it now; not sent yet, so a test can add headers of its own.
+    pub fn signed_post(
+        &self,
+        path: &str,
+        signer: &dyn Scheme,
+        body: &str,
+    ) -> reqwest::RequestBuilder {
+        let url = self.url(path);
+        let signature = signer
+            .sign(body.as_bytes(), &url.parse().unwrap(), unix_now())
+            .unwrap();
+        with_headers(self.client.post(url).body(body.to_owned()), &signature)
+    }
+
+    /// GETs `path` on the admin API: the status and the JSON body.
+    pub async fn admin_get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.client.get(self.admin_url(path)).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    /// POSTs to `path` on the admin API: the status and the JSON body.
+    pub async fn admin_post(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.client.post(self.admin_url(path)).send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
     /// Stops the host and waits for it to drain.
     pub async fn stop(mut self) {
         let _ = self.shutdown.take().unwrap().send(());
@@ -145,12 +194,12 @@ impl TestHost {
 }
 
 /// Reads a JSON error body and checks its shape: `error`, `route`, `delivery`.
-pub async fn error_body(response: reqwest::Response) -> serde_json::Value {
+pub async fn error_body(response: reqwest::Response) -> Value {
     let delivery_header = response
         .headers()
         .get("x-hookhost-delivery")
         .map(|v| v.to_str().unwrap().to_owned());
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body: Value = response.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
     assert!(body["route"].is_string(), "{body}");
     assert_eq!(
