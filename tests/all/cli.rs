@@ -231,115 +231,121 @@ fn send_signs_like_the_sender_and_reports_the_answer() {
     assert!(stdout.contains("timestamp outside tolerance"), "{stdout}");
 }
 
-#[test]
-fn plugin_logs_and_output_are_tagged_with_plugin_and_delivery() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
-    let host = Binary::spawn(&plugins, &data, &[]);
-    let (status, _) = blocking::post(
-        &host.url("/hooks/logger"),
-        b"{}".to_vec(),
-        &[("x-github-delivery", "log-test-delivery-7")],
-    );
-    assert_eq!(status, 200);
-    std::thread::sleep(Duration::from_millis(200));
-    let log = host.log();
-    let tagged: Vec<&str> = log
-        .lines()
-        .filter(|line| line.contains("log-test-delivery-7") && line.contains("plugin=logger"))
-        .collect();
-    for expected in ["info", "warn", "error", "stdout", "stderr"] {
-        assert!(
-            tagged
-                .iter()
-                .any(|line| line.to_lowercase().contains(expected)),
-            "no tagged `{expected}` line; log:\n{log}"
-        );
-    }
-}
+/// The `logger` guest, which logs at every level and prints to stdout and
+/// stderr: each line lands in the host's log, tagged with its delivery.
+pub(crate) mod logger {
+    use super::*;
 
-#[test]
-fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
-    let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
-    let (status, _) = blocking::post(
-        &host.url("/hooks/logger"),
-        b"{}".to_vec(),
-        &[("x-github-delivery", "json-delivery-9")],
-    );
-    assert_eq!(status, 200);
-    std::thread::sleep(Duration::from_millis(200));
-    let log = host.log();
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
-        })
-        .collect();
-    // Every line logged inside the delivery's span (or a span within it)
-    // names the delivery.
-    let delivery: Vec<(&serde_json::Value, &serde_json::Value)> = lines
-        .iter()
-        .filter_map(|line| {
-            let span = line["spans"]
-                .as_array()?
-                .iter()
-                .find(|span| span["name"] == "delivery")?;
-            Some((line, span))
-        })
-        .collect();
-    assert!(
-        delivery
-            .iter()
-            .any(|(line, _)| line["fields"]["message"] == "answered"),
-        "no answered line; log:\n{log}"
-    );
-    assert!(delivery.len() >= 3, "guest lines missing; log:\n{log}");
-    for (line, span) in &delivery {
-        assert_eq!(span["route"], "/hooks/logger", "{line}");
-        assert_eq!(span["plugin"], "logger", "{line}");
-        assert_eq!(span["id"], "json-delivery-9", "{line}");
-    }
-}
-
-/// Later deliveries usually run on a spare instance made after the one
-/// before: its output must still be logged in its own delivery's span.
-#[test]
-fn guest_output_is_logged_in_the_span_of_the_delivery_that_wrote_it() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
-    let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
-    let ids = ["span-delivery-1", "span-delivery-2", "span-delivery-3"];
-    for id in ids {
+    #[test]
+    fn plugin_logs_and_output_are_tagged_with_plugin_and_delivery() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+        let host = Binary::spawn(&plugins, &data, &[]);
         let (status, _) = blocking::post(
             &host.url("/hooks/logger"),
             b"{}".to_vec(),
-            &[("x-github-delivery", id)],
+            &[("x-github-delivery", "log-test-delivery-7")],
         );
         assert_eq!(status, 200);
         std::thread::sleep(Duration::from_millis(200));
+        let log = host.log();
+        let tagged: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("log-test-delivery-7") && line.contains("plugin=logger"))
+            .collect();
+        for expected in ["info", "warn", "error", "stdout", "stderr"] {
+            assert!(
+                tagged
+                    .iter()
+                    .any(|line| line.to_lowercase().contains(expected)),
+                "no tagged `{expected}` line; log:\n{log}"
+            );
+        }
     }
-    let log = host.log();
-    let mut checked = 0;
-    for line in log.lines() {
-        let line: serde_json::Value = serde_json::from_str(line).unwrap();
-        let message = line["fields"]["message"].as_str().unwrap_or_default();
-        let Some(id) = ids
+
+    #[test]
+    fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+        let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
+        let (status, _) = blocking::post(
+            &host.url("/hooks/logger"),
+            b"{}".to_vec(),
+            &[("x-github-delivery", "json-delivery-9")],
+        );
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(200));
+        let log = host.log();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+            })
+            .collect();
+        // Every line logged inside the delivery's span (or a span within it)
+        // names the delivery.
+        let delivery: Vec<(&serde_json::Value, &serde_json::Value)> = lines
             .iter()
-            .find(|id| message.contains(&format!("(delivery {id})")))
-        else {
-            continue;
-        };
-        let span = line["spans"]
-            .as_array()
-            .and_then(|spans| spans.iter().find(|span| span["name"] == "delivery"))
-            .unwrap_or_else(|| panic!("guest line outside a delivery span: {line}"));
-        assert_eq!(span["id"], *id, "{line}");
-        checked += 1;
+            .filter_map(|line| {
+                let span = line["spans"]
+                    .as_array()?
+                    .iter()
+                    .find(|span| span["name"] == "delivery")?;
+                Some((line, span))
+            })
+            .collect();
+        assert!(
+            delivery
+                .iter()
+                .any(|(line, _)| line["fields"]["message"] == "answered"),
+            "no answered line; log:\n{log}"
+        );
+        assert!(delivery.len() >= 3, "guest lines missing; log:\n{log}");
+        for (line, span) in &delivery {
+            assert_eq!(span["route"], "/hooks/logger", "{line}");
+            assert_eq!(span["plugin"], "logger", "{line}");
+            assert_eq!(span["id"], "json-delivery-9", "{line}");
+        }
     }
-    // Per delivery at least info, warn, error, stdout and stderr.
-    assert!(checked >= 15, "{checked} guest lines; log:\n{log}");
+
+    /// Later deliveries usually run on a spare instance made after the one
+    /// before: its output must still be logged in its own delivery's span.
+    #[test]
+    fn guest_output_is_logged_in_the_span_of_the_delivery_that_wrote_it() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+        let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
+        let ids = ["span-delivery-1", "span-delivery-2", "span-delivery-3"];
+        for id in ids {
+            let (status, _) = blocking::post(
+                &host.url("/hooks/logger"),
+                b"{}".to_vec(),
+                &[("x-github-delivery", id)],
+            );
+            assert_eq!(status, 200);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = host.log();
+        let mut checked = 0;
+        for line in log.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            let message = line["fields"]["message"].as_str().unwrap_or_default();
+            let Some(id) = ids
+                .iter()
+                .find(|id| message.contains(&format!("(delivery {id})")))
+            else {
+                continue;
+            };
+            let span = line["spans"]
+                .as_array()
+                .and_then(|spans| spans.iter().find(|span| span["name"] == "delivery"))
+                .unwrap_or_else(|| panic!("guest line outside a delivery span: {line}"));
+            assert_eq!(span["id"], *id, "{line}");
+            checked += 1;
+        }
+        // Per delivery at least info, warn, error, stdout and stderr.
+        assert!(checked >= 15, "{checked} guest lines; log:\n{log}");
+    }
 }
 
 /// The defaults and the README's `make run` use relative folders

@@ -241,68 +241,74 @@ async fn events_wait_for_a_removed_plugin_and_run_on_the_version_that_returns() 
     host.stop().await;
 }
 
-#[tokio::test]
-async fn a_plugin_returning_retry_twice_is_done_after_three_attempts() {
-    let host =
-        TestHost::start_with_admin(&[plugin_with("flaky", GUEST_FLAKY, QUEUE)], |_| {}).await;
-    let response = host.post_with_id("/hooks/flaky", "flaky-1", "{}").await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let done = wait_for(&host, "flaky-1", "done").await;
-    assert_eq!(done["attempts"], 3, "{done}");
-    assert_eq!(
-        done["last_error"], "plugin asked to retry: attempt 2 of 3 failed",
-        "the plugin saw attempt 2 before succeeding: {done}"
-    );
-    host.stop().await;
-}
+/// The `flaky` guest, which asks for a retry until its third attempt: the
+/// worker retries it, and the plugin sees each attempt number once.
+pub(crate) mod flaky {
+    use super::*;
 
-const ADMIN_TOKEN_VAR: &str = "HOOKHOST_TEST_INBOX_ADMIN_TOKEN";
-
-fn admin_client() -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", "Bearer inbox-test-token".parse().unwrap());
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
-#[tokio::test]
-async fn the_plugin_sees_attempts_1_2_3_once_each() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin_with("flaky", GUEST_FLAKY, QUEUE)]);
-    let token = format!("env:{ADMIN_TOKEN_VAR}");
-    let args = ["--admin", "127.0.0.1:0", "--admin-token", &token];
-    let mut command = Binary::command(&plugins, &data, &args);
-    command.env(ADMIN_TOKEN_VAR, "inbox-test-token");
-    let host = Binary::start(command);
-    let admin = format!("http://{}", host.admin_addr());
-    let client = admin_client();
-    let response = client
-        .post(host.url("/hooks/flaky"))
-        .header("x-github-delivery", "flaky-log-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let done = eventually(Duration::from_secs(10), "flaky done", || async {
-        event(&client, &admin, "flaky-log-1")
-            .await
-            .filter(|e| e["status"] == "done")
-    })
-    .await;
-    assert_eq!(done["attempts"], 3);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let log = host.log();
-    for attempt in 1..=4 {
-        let line = format!("guest-flaky saw attempt {attempt} (delivery flaky-log-1)");
-        let expected = usize::from(attempt <= 3);
+    #[tokio::test]
+    async fn a_plugin_returning_retry_twice_is_done_after_three_attempts() {
+        let host =
+            TestHost::start_with_admin(&[plugin_with("flaky", GUEST_FLAKY, QUEUE)], |_| {}).await;
+        let response = host.post_with_id("/hooks/flaky", "flaky-1", "{}").await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let done = wait_for(&host, "flaky-1", "done").await;
+        assert_eq!(done["attempts"], 3, "{done}");
         assert_eq!(
-            log.matches(&line).count(),
-            expected,
-            "`{line}` logged other than {expected} times:\n{log}"
+            done["last_error"], "plugin asked to retry: attempt 2 of 3 failed",
+            "the plugin saw attempt 2 before succeeding: {done}"
         );
+        host.stop().await;
+    }
+
+    const ADMIN_TOKEN_VAR: &str = "HOOKHOST_TEST_INBOX_ADMIN_TOKEN";
+
+    fn admin_client() -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", "Bearer inbox-test-token".parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_plugin_sees_attempts_1_2_3_once_each() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin_with("flaky", GUEST_FLAKY, QUEUE)]);
+        let token = format!("env:{ADMIN_TOKEN_VAR}");
+        let args = ["--admin", "127.0.0.1:0", "--admin-token", &token];
+        let mut command = Binary::command(&plugins, &data, &args);
+        command.env(ADMIN_TOKEN_VAR, "inbox-test-token");
+        let host = Binary::start(command);
+        let admin = format!("http://{}", host.admin_addr());
+        let client = admin_client();
+        let response = client
+            .post(host.url("/hooks/flaky"))
+            .header("x-github-delivery", "flaky-log-1")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let done = eventually(Duration::from_secs(10), "flaky done", || async {
+            event(&client, &admin, "flaky-log-1")
+                .await
+                .filter(|e| e["status"] == "done")
+        })
+        .await;
+        assert_eq!(done["attempts"], 3);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let log = host.log();
+        for attempt in 1..=4 {
+            let line = format!("guest-flaky saw attempt {attempt} (delivery flaky-log-1)");
+            let expected = usize::from(attempt <= 3);
+            assert_eq!(
+                log.matches(&line).count(),
+                expected,
+                "`{line}` logged other than {expected} times:\n{log}"
+            );
+        }
     }
 }
 

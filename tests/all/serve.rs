@@ -162,68 +162,75 @@ async fn max_body_flag_lowers_the_limit() {
     host.stop().await;
 }
 
-#[tokio::test]
-async fn method_path_query_headers_and_body_reach_the_plugin_intact() {
-    let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
-    let body = random_bytes(4096, 42);
-    let response = host
-        .client
-        .post(host.url("/hooks/inspect?a=1&b=two%20words&a=3"))
-        .header("X-Custom", "Value With Spaces")
-        .header("x-multi", "one")
-        .header("x-github-delivery", "delivery-123")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let seen: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(seen["id"], "delivery-123");
-    assert_eq!(seen["route"], "/hooks/inspect");
-    assert_eq!(seen["method"], "POST");
-    assert_eq!(seen["path"], "/hooks/inspect");
-    assert_eq!(seen["query"], "a=1&b=two%20words&a=3");
-    assert_eq!(seen["attempt"], 1);
-    assert_eq!(seen["verified_by"], serde_json::Value::Null);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let received_at = seen["received_at"].as_u64().unwrap();
-    assert!(
-        received_at <= now_ms && now_ms - received_at < 60_000,
-        "{received_at} vs {now_ms}"
-    );
-    let header = |name: &str| json_header(&seen["headers"], name);
-    assert_eq!(
-        header("x-custom").as_deref(),
-        Some("Value With Spaces"),
-        "names are lower-case"
-    );
-    assert_eq!(header("x-multi").as_deref(), Some("one"));
-    assert_eq!(seen["body_len"], body.len());
-    assert_eq!(seen["body_hex"].as_str().unwrap(), hex(&body));
-    host.stop().await;
-}
+/// The `inspect` guest, which answers with the delivery it received: what
+/// reaches a plugin, as sent.
+pub(crate) mod inspect {
+    use super::*;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+    #[tokio::test]
+    async fn method_path_query_headers_and_body_reach_the_plugin_intact() {
+        let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
+        let body = random_bytes(4096, 42);
+        let response = host
+            .client
+            .post(host.url("/hooks/inspect?a=1&b=two%20words&a=3"))
+            .header("X-Custom", "Value With Spaces")
+            .header("x-multi", "one")
+            .header("x-github-delivery", "delivery-123")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(seen["id"], "delivery-123");
+        assert_eq!(seen["route"], "/hooks/inspect");
+        assert_eq!(seen["method"], "POST");
+        assert_eq!(seen["path"], "/hooks/inspect");
+        assert_eq!(seen["query"], "a=1&b=two%20words&a=3");
+        assert_eq!(seen["attempt"], 1);
+        assert_eq!(seen["verified_by"], serde_json::Value::Null);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let received_at = seen["received_at"].as_u64().unwrap();
+        assert!(
+            received_at <= now_ms && now_ms - received_at < 60_000,
+            "{received_at} vs {now_ms}"
+        );
+        let header = |name: &str| json_header(&seen["headers"], name);
+        assert_eq!(
+            header("x-custom").as_deref(),
+            Some("Value With Spaces"),
+            "names are lower-case"
+        );
+        assert_eq!(header("x-multi").as_deref(), Some("one"));
+        assert_eq!(seen["body_len"], body.len());
+        assert_eq!(seen["body_hex"].as_str().unwrap(), hex(&body));
+        host.stop().await;
+    }
 
-#[tokio::test]
-async fn host_makes_a_delivery_id_when_the_sender_has_none() {
-    let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
-    let first = host.post("/hooks/inspect", "a").await;
-    let header_id = first.headers()["x-hookhost-delivery"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let first: serde_json::Value = first.json().await.unwrap();
-    let second: serde_json::Value = host.post("/hooks/inspect", "a").await.json().await.unwrap();
-    assert_eq!(first["id"], header_id.as_str());
-    assert!(!header_id.is_empty());
-    assert_ne!(first["id"], second["id"]);
-    host.stop().await;
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn host_makes_a_delivery_id_when_the_sender_has_none() {
+        let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
+        let first = host.post("/hooks/inspect", "a").await;
+        let header_id = first.headers()["x-hookhost-delivery"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let first: serde_json::Value = first.json().await.unwrap();
+        let second: serde_json::Value =
+            host.post("/hooks/inspect", "a").await.json().await.unwrap();
+        assert_eq!(first["id"], header_id.as_str());
+        assert!(!header_id.is_empty());
+        assert_ne!(first["id"], second["id"]);
+        host.stop().await;
+    }
 }
 
 #[tokio::test]
