@@ -17,7 +17,7 @@
 //! - [`events`]: events on the admin API ([`event`], [`wait_for`],
 //!   [`json_header`]).
 //! - [`outbound`]: [`LocalServer`], for plugins to call out to.
-//! - [`wait`]: [`eventually`].
+//! - [`wait`]: [`eventually`], for what happens in the background.
 
 mod binary;
 mod cache;
