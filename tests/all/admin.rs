@@ -8,22 +8,12 @@ use hookhost_test_artifacts::{ECHO, GUEST_REJECT, GUEST_SLEEPER};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::inbox::{event, wait_for};
-use crate::support::{TestHost, eventually, install, plugin_with};
+use crate::support::{
+    TestHost, event, eventually, folders, install, json_header, plugin_with, serve_command,
+    wait_for,
+};
 
 const QUEUE: &str = "mode = \"queue\"\n";
-
-async fn get(host: &TestHost, path: &str) -> (StatusCode, Value) {
-    let response = host.client.get(host.admin_url(path)).send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
-
-async fn post(host: &TestHost, path: &str) -> (StatusCode, Value) {
-    let response = host.client.post(host.admin_url(path)).send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
 
 #[tokio::test]
 async fn an_event_shows_its_request_with_secrets_redacted() {
@@ -43,7 +33,7 @@ async fn an_event_shows_its_request_with_secrets_redacted() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     wait_for(&host, "gh-7", "done").await;
 
-    let (status, event) = get(&host, "/events/gh-7").await;
+    let (status, event) = host.admin_get("/events/gh-7").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(event["id"], "gh-7");
     assert_eq!(event["status"], "done");
@@ -59,14 +49,7 @@ async fn an_event_shows_its_request_with_secrets_redacted() {
     assert_eq!(request["query"], "source=test");
     assert_eq!(request["body"], "{\"ref\":\"main\"}");
     assert_eq!(request["body_len"], 14);
-    let header = |name: &str| {
-        request["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|pair| pair[0] == name)
-            .map(|pair| pair[1].as_str().unwrap().to_owned())
-    };
+    let header = |name: &str| json_header(&request["headers"], name);
     assert_eq!(header("x-github-event").as_deref(), Some("push"));
     for secret in ["x-hub-signature-256", "authorization", "cookie"] {
         assert_eq!(header(secret).as_deref(), Some("[redacted]"), "{secret}");
@@ -77,11 +60,14 @@ async fn an_event_shows_its_request_with_secrets_redacted() {
     }
 
     // Unknown ids and endpoints are 404; ids are percent-decoded.
-    let (status, body) = get(&host, "/events/nope").await;
+    let (status, body) = host.admin_get("/events/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
-    assert_eq!(get(&host, "/events/gh%2D7").await.0, StatusCode::OK);
-    assert_eq!(get(&host, "/nothing-here").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(host.admin_get("/events/gh%2D7").await.0, StatusCode::OK);
+    assert_eq!(
+        host.admin_get("/nothing-here").await.0,
+        StatusCode::NOT_FOUND
+    );
     host.stop().await;
 }
 
@@ -118,7 +104,7 @@ async fn events_are_listed_by_status_and_route_newest_first() {
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect()
     };
-    let (status, all) = get(&host, "/events").await;
+    let (status, all) = host.admin_get("/events").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ids(&all), ["a2", "b1", "a1"]);
     assert!(
@@ -127,26 +113,27 @@ async fn events_are_listed_by_status_and_route_newest_first() {
     );
     assert!(all["next_before"].is_null());
     assert_eq!(
-        ids(&get(&host, "/events?route=%2Fhooks%2Fa").await.1),
+        ids(&host.admin_get("/events?route=%2Fhooks%2Fa").await.1),
         ["a2", "a1"]
     );
-    assert_eq!(ids(&get(&host, "/events?status=dead").await.1), ["b1"]);
+    assert_eq!(ids(&host.admin_get("/events?status=dead").await.1), ["b1"]);
     assert_eq!(
-        ids(&get(&host, "/events?status=done&route=/hooks/b").await.1),
+        ids(&host.admin_get("/events?status=done&route=/hooks/b").await.1),
         Vec::<String>::new()
     );
     assert_eq!(
-        ids(&get(&host, "/events?status=&route=").await.1).len(),
+        ids(&host.admin_get("/events?status=&route=").await.1).len(),
         3,
         "empty means any"
     );
 
     // Paging: a full page names the cursor for the next.
-    let (_, page) = get(&host, "/events?limit=2").await;
+    let (_, page) = host.admin_get("/events?limit=2").await;
     assert_eq!(ids(&page), ["a2", "b1"]);
     let before = page["next_before"].as_i64().unwrap();
     assert_eq!(
-        ids(&get(&host, &format!("/events?limit=2&before={before}"))
+        ids(&host
+            .admin_get(&format!("/events?limit=2&before={before}"))
             .await
             .1),
         ["a1"]
@@ -159,7 +146,7 @@ async fn events_are_listed_by_status_and_route_newest_first() {
         "limit=x",
         "before=x",
     ] {
-        let (status, body) = get(&host, &format!("/events?{bad}")).await;
+        let (status, body) = host.admin_get(&format!("/events?{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
     host.stop().await;
@@ -168,19 +155,12 @@ async fn events_are_listed_by_status_and_route_newest_first() {
 #[tokio::test]
 async fn replay_sends_a_dead_event_through_again() {
     let host = TestHost::start_with_admin(&[plugin_with("b", GUEST_REJECT, QUEUE)], |_| {}).await;
-    let response = host
-        .client
-        .post(host.url("/hooks/b"))
-        .header("idempotency-key", "r-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = host.post_with_id("/hooks/b", "r-1", "{}").await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let dead = wait_for(&host, "r-1", "dead").await;
     assert_eq!(dead["attempts"], 1);
 
-    let (status, replayed) = post(&host, "/events/r-1/replay").await;
+    let (status, replayed) = host.admin_post("/events/r-1/replay").await;
     assert_eq!(status, StatusCode::OK, "{replayed}");
     assert_eq!(replayed["replays"], 1);
     // It went through the plugin again (which rejects it again), with a
@@ -196,11 +176,13 @@ async fn replay_sends_a_dead_event_through_again() {
     assert_ne!(again["dead_at"], dead["dead_at"]);
 
     assert_eq!(
-        post(&host, "/events/nope/replay").await.0,
+        host.admin_post("/events/nope/replay").await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        post(&host, "/events/r-1/replay?route=/hooks/other").await.0,
+        host.admin_post("/events/r-1/replay?route=/hooks/other")
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     let response = host
@@ -217,16 +199,9 @@ async fn replay_sends_a_dead_event_through_again() {
 #[tokio::test]
 async fn replaying_a_pending_event_is_a_conflict() {
     let host = TestHost::start_with_admin(&[plugin_with("q", GUEST_SLEEPER, QUEUE)], |_| {}).await;
-    let response = host
-        .client
-        .post(host.url("/hooks/q?ms=1000"))
-        .header("idempotency-key", "busy-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = host.post_with_id("/hooks/q?ms=1000", "busy-1", "{}").await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let (status, body) = post(&host, "/events/busy-1/replay").await;
+    let (status, body) = host.admin_post("/events/busy-1/replay").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("pending"),
@@ -274,21 +249,9 @@ async fn a_token_is_required_when_set() {
 
 #[test]
 fn a_public_admin_address_without_a_token_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, data) = folders();
     install(&plugins, &[plugin_with("q", ECHO, QUEUE)]);
-    let serve = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
-            .arg(&plugins)
-            .arg("--data")
-            .arg(dir.path().join("data"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let serve = |args: &[&str]| serve_command(&plugins, &data).args(args).output().unwrap();
     let output = serve(&["--admin", "0.0.0.0:0"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -313,14 +276,7 @@ async fn done_events_are_purged_after_the_retention() {
         config.inbox.retention = Duration::from_millis(300);
     })
     .await;
-    let response = host
-        .client
-        .post(host.url("/hooks/q"))
-        .header("idempotency-key", "short-lived")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let response = host.post_with_id("/hooks/q", "short-lived", "{}").await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     wait_for(&host, "short-lived", "done").await;
     let admin = host.admin_url("");
@@ -332,14 +288,7 @@ async fn done_events_are_purged_after_the_retention() {
     })
     .await;
     // The dedupe record outlives the event (24 h window).
-    let again = host
-        .client
-        .post(host.url("/hooks/q"))
-        .header("idempotency-key", "short-lived")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let again = host.post_with_id("/hooks/q", "short-lived", "{}").await;
     assert_eq!(again.status(), StatusCode::OK);
     host.stop().await;
 }

@@ -1,10 +1,13 @@
 //! The real `hookhost` binary: start-up line, logs, signals, exit codes.
 
+use std::path::Path;
 use std::time::Duration;
 
 use hookhost_test_artifacts::{ECHO, GUEST_LOGGER, GUEST_SLEEPER};
 
-use crate::support::{Binary, folders, install, plugin, plugin_with};
+use crate::support::{
+    Binary, blocking, folders, hookhost_command, install, plugin, plugin_with, serve_command,
+};
 
 #[test]
 fn serve_logs_its_address_and_answers() {
@@ -63,33 +66,6 @@ fn sigint_exits_0() {
 }
 
 #[test]
-fn plugin_logs_and_output_are_tagged_with_plugin_and_delivery() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
-    let host = Binary::spawn(&plugins, &data, &[]);
-    let (status, _) = blocking::post(
-        &host.url("/hooks/logger"),
-        b"{}".to_vec(),
-        &[("x-github-delivery", "log-test-delivery-7")],
-    );
-    assert_eq!(status, 200);
-    std::thread::sleep(Duration::from_millis(200));
-    let log = host.log();
-    let tagged: Vec<&str> = log
-        .lines()
-        .filter(|line| line.contains("log-test-delivery-7") && line.contains("plugin=logger"))
-        .collect();
-    for expected in ["info", "warn", "error", "stdout", "stderr"] {
-        assert!(
-            tagged
-                .iter()
-                .any(|line| line.to_lowercase().contains(expected)),
-            "no tagged `{expected}` line; log:\n{log}"
-        );
-    }
-}
-
-#[test]
 fn a_malformed_manifest_is_logged_with_file_and_field() {
     let (_dir, plugins, data) = folders();
     install(
@@ -115,12 +91,7 @@ fn a_malformed_manifest_is_logged_with_file_and_field() {
 #[test]
 fn a_missing_plugin_folder_fails_start_up_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
-        .arg(dir.path().join("nope"))
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .env("NO_COLOR", "1")
+    let output = serve_command(&dir.path().join("nope"), &dir.path().join("data"))
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -128,31 +99,15 @@ fn a_missing_plugin_folder_fails_start_up_with_a_clear_error() {
     assert!(stderr.contains("cannot read plugin folder"), "{stderr}");
 }
 
-/// Minimal blocking HTTP client for tests that run outside an async runtime.
-pub mod blocking {
-    pub fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let mut request = reqwest::Client::new().post(url).body(body);
-            for (name, value) in headers {
-                request = request.header(*name, *value);
-            }
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.bytes().await.unwrap().to_vec())
-        })
-    }
-}
-
 #[test]
 fn a_refused_delivery_never_runs_the_plugin() {
     let (_dir, plugins, data) = folders();
     let manifest = "[verify]\nscheme = \"github\"\nsecret = \"file:logger.secret\"\n";
-    install(&plugins, &[plugin_with("logger", GUEST_LOGGER, manifest)]);
-    std::fs::write(plugins.join("logger.secret"), "s3cret-for-logs").unwrap();
+    install(
+        &plugins,
+        &[plugin_with("logger", GUEST_LOGGER, manifest)
+            .with_file("logger.secret", "s3cret-for-logs")],
+    );
     let host = Binary::spawn(&plugins, &data, &[]);
     let url = host.url("/hooks/logger");
 
@@ -205,19 +160,17 @@ fn a_refused_delivery_never_runs_the_plugin() {
 }
 
 fn send(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"))
-        .arg("send")
-        .args(args)
-        .output()
-        .unwrap()
+    hookhost_command(["send"]).args(args).output().unwrap()
 }
 
 #[test]
 fn send_signs_like_the_sender_and_reports_the_answer() {
     let (dir, plugins, data) = folders();
     let manifest = "[verify]\nscheme = \"stripe\"\nsecret = \"file:stripe.secret\"\n";
-    install(&plugins, &[plugin_with("stripe", ECHO, manifest)]);
-    std::fs::write(plugins.join("stripe.secret"), "whsec_test_send").unwrap();
+    install(
+        &plugins,
+        &[plugin_with("stripe", ECHO, manifest).with_file("stripe.secret", "whsec_test_send")],
+    );
     let host = Binary::spawn(&plugins, &data, &[]);
     let url = host.url("/hooks/stripe");
     let body = dir.path().join("event.json");
@@ -278,88 +231,121 @@ fn send_signs_like_the_sender_and_reports_the_answer() {
     assert!(stdout.contains("timestamp outside tolerance"), "{stdout}");
 }
 
-#[test]
-fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
-    let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
-    let (status, _) = blocking::post(
-        &host.url("/hooks/logger"),
-        b"{}".to_vec(),
-        &[("x-github-delivery", "json-delivery-9")],
-    );
-    assert_eq!(status, 200);
-    std::thread::sleep(Duration::from_millis(200));
-    let log = host.log();
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
-        })
-        .collect();
-    // Every line logged inside the delivery's span (or a span within it)
-    // names the delivery.
-    let delivery: Vec<(&serde_json::Value, &serde_json::Value)> = lines
-        .iter()
-        .filter_map(|line| {
-            let span = line["spans"]
-                .as_array()?
-                .iter()
-                .find(|span| span["name"] == "delivery")?;
-            Some((line, span))
-        })
-        .collect();
-    assert!(
-        delivery
-            .iter()
-            .any(|(line, _)| line["fields"]["message"] == "answered"),
-        "no answered line; log:\n{log}"
-    );
-    assert!(delivery.len() >= 3, "guest lines missing; log:\n{log}");
-    for (line, span) in &delivery {
-        assert_eq!(span["route"], "/hooks/logger", "{line}");
-        assert_eq!(span["plugin"], "logger", "{line}");
-        assert_eq!(span["id"], "json-delivery-9", "{line}");
-    }
-}
+/// The `logger` guest, which logs at every level and prints to stdout and
+/// stderr: each line lands in the host's log, tagged with its delivery.
+pub(crate) mod logger {
+    use super::*;
 
-/// Later deliveries usually run on a spare instance made after the one
-/// before: its output must still be logged in its own delivery's span.
-#[test]
-fn guest_output_is_logged_in_the_span_of_the_delivery_that_wrote_it() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
-    let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
-    let ids = ["span-delivery-1", "span-delivery-2", "span-delivery-3"];
-    for id in ids {
+    #[test]
+    fn plugin_logs_and_output_are_tagged_with_plugin_and_delivery() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+        let host = Binary::spawn(&plugins, &data, &[]);
         let (status, _) = blocking::post(
             &host.url("/hooks/logger"),
             b"{}".to_vec(),
-            &[("x-github-delivery", id)],
+            &[("x-github-delivery", "log-test-delivery-7")],
         );
         assert_eq!(status, 200);
         std::thread::sleep(Duration::from_millis(200));
+        let log = host.log();
+        let tagged: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("log-test-delivery-7") && line.contains("plugin=logger"))
+            .collect();
+        for expected in ["info", "warn", "error", "stdout", "stderr"] {
+            assert!(
+                tagged
+                    .iter()
+                    .any(|line| line.to_lowercase().contains(expected)),
+                "no tagged `{expected}` line; log:\n{log}"
+            );
+        }
     }
-    let log = host.log();
-    let mut checked = 0;
-    for line in log.lines() {
-        let line: serde_json::Value = serde_json::from_str(line).unwrap();
-        let message = line["fields"]["message"].as_str().unwrap_or_default();
-        let Some(id) = ids
+
+    #[test]
+    fn json_logs_carry_route_plugin_and_delivery_id_on_every_delivery_line() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+        let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
+        let (status, _) = blocking::post(
+            &host.url("/hooks/logger"),
+            b"{}".to_vec(),
+            &[("x-github-delivery", "json-delivery-9")],
+        );
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(200));
+        let log = host.log();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+            })
+            .collect();
+        // Every line logged inside the delivery's span (or a span within it)
+        // names the delivery.
+        let delivery: Vec<(&serde_json::Value, &serde_json::Value)> = lines
             .iter()
-            .find(|id| message.contains(&format!("(delivery {id})")))
-        else {
-            continue;
-        };
-        let span = line["spans"]
-            .as_array()
-            .and_then(|spans| spans.iter().find(|span| span["name"] == "delivery"))
-            .unwrap_or_else(|| panic!("guest line outside a delivery span: {line}"));
-        assert_eq!(span["id"], *id, "{line}");
-        checked += 1;
+            .filter_map(|line| {
+                let span = line["spans"]
+                    .as_array()?
+                    .iter()
+                    .find(|span| span["name"] == "delivery")?;
+                Some((line, span))
+            })
+            .collect();
+        assert!(
+            delivery
+                .iter()
+                .any(|(line, _)| line["fields"]["message"] == "answered"),
+            "no answered line; log:\n{log}"
+        );
+        assert!(delivery.len() >= 3, "guest lines missing; log:\n{log}");
+        for (line, span) in &delivery {
+            assert_eq!(span["route"], "/hooks/logger", "{line}");
+            assert_eq!(span["plugin"], "logger", "{line}");
+            assert_eq!(span["id"], "json-delivery-9", "{line}");
+        }
     }
-    // Per delivery at least info, warn, error, stdout and stderr.
-    assert!(checked >= 15, "{checked} guest lines; log:\n{log}");
+
+    /// Later deliveries usually run on a spare instance made after the one
+    /// before: its output must still be logged in its own delivery's span.
+    #[test]
+    fn guest_output_is_logged_in_the_span_of_the_delivery_that_wrote_it() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("logger", GUEST_LOGGER)]);
+        let host = Binary::spawn(&plugins, &data, &["--log-format", "json"]);
+        let ids = ["span-delivery-1", "span-delivery-2", "span-delivery-3"];
+        for id in ids {
+            let (status, _) = blocking::post(
+                &host.url("/hooks/logger"),
+                b"{}".to_vec(),
+                &[("x-github-delivery", id)],
+            );
+            assert_eq!(status, 200);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let log = host.log();
+        let mut checked = 0;
+        for line in log.lines() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            let message = line["fields"]["message"].as_str().unwrap_or_default();
+            let Some(id) = ids
+                .iter()
+                .find(|id| message.contains(&format!("(delivery {id})")))
+            else {
+                continue;
+            };
+            let span = line["spans"]
+                .as_array()
+                .and_then(|spans| spans.iter().find(|span| span["name"] == "delivery"))
+                .unwrap_or_else(|| panic!("guest line outside a delivery span: {line}"));
+            assert_eq!(span["id"], *id, "{line}");
+            checked += 1;
+        }
+        // Per delivery at least info, warn, error, stdout and stderr.
+        assert!(checked >= 15, "{checked} guest lines; log:\n{log}");
+    }
 }
 
 /// The defaults and the README's `make run` use relative folders
@@ -368,11 +354,10 @@ fn guest_output_is_logged_in_the_span_of_the_delivery_that_wrote_it() {
 fn relative_plugin_and_data_folders_work() {
     let (dir, plugins, _data) = folders();
     install(&plugins, &[plugin("echo", ECHO)]);
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"));
+    let mut command = serve_command(Path::new("plugins"), Path::new("data"));
     command
         .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--max-concurrency", "4"])
-        .args(["--plugins", "plugins", "--data", "data"]);
+        .args(["--max-concurrency", "4"]);
     let host = Binary::start(command);
     let (status, body) = blocking::post(&host.url("/hooks/echo"), b"relative".to_vec(), &[]);
     assert_eq!(status, 200, "{}", host.log());
@@ -388,8 +373,10 @@ fn send_signs_twilio_for_the_public_url_the_manifest_names() {
     let (_dir, plugins, data) = folders();
     let manifest = "[verify]\nscheme = \"twilio\"\nsecret = \"file:twilio.secret\"\n\
                     url = \"https://hooks.example.com/twilio/sms\"\n";
-    install(&plugins, &[plugin_with("twilio", ECHO, manifest)]);
-    std::fs::write(plugins.join("twilio.secret"), "twilio-auth-token").unwrap();
+    install(
+        &plugins,
+        &[plugin_with("twilio", ECHO, manifest).with_file("twilio.secret", "twilio-auth-token")],
+    );
     let host = Binary::spawn(&plugins, &data, &[]);
     let url = host.url("/hooks/twilio");
     let form = [

@@ -2,22 +2,13 @@
 //! binary against a real host's admin API.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use hookhost_test_artifacts::{ECHO, GUEST_REJECT};
 use serde_json::Value;
 
-use crate::cli::blocking;
-use crate::support::{Binary, install, plugin, plugin_with};
-
-fn hookhost(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hookhost"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+use crate::support::{Binary, blocking, folders, hookhost, install, plugin, plugin_with};
 
 fn stdout(output: &Output) -> String {
     assert!(
@@ -74,9 +65,7 @@ fn wait_dead(admin: &str, id: &str) {
 
 #[test]
 fn plugins_and_events_commands_show_and_replay_through_the_admin_api() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins, data) = (dir.path().join("plugins"), dir.path().join("data"));
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, data) = folders();
     let (host, admin) = start(&plugins, &data, None);
 
     let table = stdout(&hookhost(&["plugins", "--admin", &admin]));
@@ -146,9 +135,7 @@ fn plugins_and_events_commands_show_and_replay_through_the_admin_api() {
 
 #[test]
 fn the_token_is_sent_from_env_or_file_and_refused_without() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins, data) = (dir.path().join("plugins"), dir.path().join("data"));
-    std::fs::create_dir(&plugins).unwrap();
+    let (dir, plugins, data) = folders();
     let token = dir.path().join("token");
     std::fs::write(&token, "cli-s3cret\n").unwrap();
     let (host, admin) = start(&plugins, &data, Some(&token));

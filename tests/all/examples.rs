@@ -12,12 +12,9 @@ const GITHUB_MANIFEST: &str = include_str!("../../plugins/github/github.toml");
 const SECRET: &str = "test-webhook-secret";
 
 async fn start() -> TestHost {
-    TestHost::start_with(
-        &[plugin_with("github", GITHUB, GITHUB_MANIFEST)],
-        |config| {
-            std::fs::write(config.plugins_dir.join("github.secret"), SECRET).unwrap();
-        },
-    )
+    TestHost::start(&[
+        plugin_with("github", GITHUB, GITHUB_MANIFEST).with_file("github.secret", SECRET)
+    ])
     .await
 }
 
@@ -43,19 +40,13 @@ async fn signed_event(
     body: &str,
 ) -> reqwest::Response {
     let signer = hookhost::verify::Github::new(vec![SECRET.into()]);
-    let signature =
-        hookhost::verify::Scheme::sign(&signer, body.as_bytes(), &"/".parse().unwrap(), 0).unwrap();
-    let mut request = host
-        .client
-        .post(host.url(path))
+    host.signed_post(path, &signer, body)
         .header("content-type", "application/json")
         .header("x-github-event", event)
         .header("x-github-delivery", delivery)
-        .body(body.to_owned());
-    for (name, value) in &signature {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
-    request.send().await.unwrap()
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -147,9 +138,9 @@ fn push_digest_manifest(chat: Option<std::net::SocketAddr>) -> String {
 async fn start_push_digest(manifest: &str, data: Option<&std::path::Path>) -> TestHost {
     let data = data.map(std::path::Path::to_owned);
     TestHost::start_with(
-        &[plugin_with("push-digest", PUSH_DIGEST, manifest)],
+        &[plugin_with("push-digest", PUSH_DIGEST, manifest)
+            .with_file("push-digest.secret", SECRET)],
         move |config| {
-            std::fs::write(config.plugins_dir.join("push-digest.secret"), SECRET).unwrap();
             if let Some(data) = data {
                 config.data_dir = data;
             }
@@ -168,6 +159,18 @@ fn push_body(repo: &str) -> String {
     .to_string()
 }
 
+/// Posts a signed push of two commits to `octo/hello` as delivery `delivery`.
+async fn push(host: &TestHost, delivery: &str) -> reqwest::Response {
+    signed_event(
+        host,
+        "/hooks/push-digest",
+        "push",
+        delivery,
+        &push_body("octo/hello"),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn push_digest_counts_and_forwards_to_a_local_chat_server() {
     let chat = LocalServer::start(200, b"ok".to_vec(), Duration::ZERO).await;
@@ -175,14 +178,7 @@ async fn push_digest_counts_and_forwards_to_a_local_chat_server() {
     let manifest = push_digest_manifest(Some(chat.addr));
     let host = start_push_digest(&manifest, Some(data.path())).await;
     for (delivery, expected) in [("d-1", 1), ("d-2", 2)] {
-        let response = signed_event(
-            &host,
-            "/hooks/push-digest",
-            "push",
-            delivery,
-            &push_body("octo/hello"),
-        )
-        .await;
+        let response = push(&host, delivery).await;
         assert_eq!(response.status(), StatusCode::OK);
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(
@@ -206,14 +202,7 @@ async fn push_digest_counts_and_forwards_to_a_local_chat_server() {
 
     // After a restart on the same data folder the count goes on.
     let host = start_push_digest(&manifest, Some(data.path())).await;
-    let response = signed_event(
-        &host,
-        "/hooks/push-digest",
-        "push",
-        "d-3",
-        &push_body("octo/hello"),
-    )
-    .await;
+    let response = push(&host, "d-3").await;
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["pushes"], 3, "{body}");
     host.stop().await;
@@ -223,14 +212,7 @@ async fn push_digest_counts_and_forwards_to_a_local_chat_server() {
 async fn push_digest_only_counts_without_chat_url_and_retries_when_chat_fails() {
     // As shipped (what `make run` serves): no chat_url, so no forwarding.
     let host = start_push_digest(&push_digest_manifest(None), None).await;
-    let response = signed_event(
-        &host,
-        "/hooks/push-digest",
-        "push",
-        "d-1",
-        &push_body("octo/hello"),
-    )
-    .await;
+    let response = push(&host, "d-1").await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["forwarded"], false, "{body}");
@@ -241,14 +223,7 @@ async fn push_digest_only_counts_without_chat_url_and_retries_when_chat_fails() 
     // A chat webhook that answers 500: the delivery is worth retrying.
     let chat = LocalServer::start(500, b"down".to_vec(), Duration::ZERO).await;
     let host = start_push_digest(&push_digest_manifest(Some(chat.addr)), None).await;
-    let response = signed_event(
-        &host,
-        "/hooks/push-digest",
-        "push",
-        "d-1",
-        &push_body("octo/hello"),
-    )
-    .await;
+    let response = push(&host, "d-1").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = crate::support::error_body(response).await;
     assert!(

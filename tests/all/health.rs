@@ -7,23 +7,16 @@ use std::time::Duration;
 use hookhost::secret::Token;
 use hookhost_test_artifacts::ECHO;
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::support::{TestHost, deploy, eventually, plugin};
-
-async fn get(host: &TestHost, path: &str) -> (StatusCode, Value) {
-    let response = host.client.get(host.admin_url(path)).send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
-}
 
 #[tokio::test]
 async fn healthz_is_ok_and_readyz_follows_whether_the_store_takes_writes() {
     let host = TestHost::start_with_admin(&[plugin("echo", ECHO)], |_| {}).await;
-    let (status, body) = get(&host, "/healthz").await;
+    let (status, body) = host.admin_get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, serde_json::json!({ "status": "ok" }));
-    let (status, body) = get(&host, "/readyz").await;
+    let (status, body) = host.admin_get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ready");
 
@@ -38,16 +31,16 @@ async fn healthz_is_ok_and_readyz_follows_whether_the_store_takes_writes() {
          BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
     )
     .unwrap();
-    let (status, body) = get(&host, "/readyz").await;
+    let (status, body) = host.admin_get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "not ready");
     assert_eq!(body["reason"], "the inbox store is not writable");
     // Alive all the same: a restart would not help a full disk.
-    assert_eq!(get(&host, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(host.admin_get("/healthz").await.0, StatusCode::OK);
 
     conn.execute_batch("DROP TRIGGER full_insert; DROP TRIGGER full_update;")
         .unwrap();
-    assert_eq!(get(&host, "/readyz").await.0, StatusCode::OK);
+    assert_eq!(host.admin_get("/readyz").await.0, StatusCode::OK);
 
     let response = host
         .client
@@ -63,7 +56,7 @@ async fn healthz_is_ok_and_readyz_follows_whether_the_store_takes_writes() {
 #[tokio::test]
 async fn readyz_stays_ready_and_names_a_plugin_that_failed_to_load() {
     let host = TestHost::start_with_admin(&[plugin("echo", ECHO)], |_| {}).await;
-    let (status, body) = get(&host, "/readyz").await;
+    let (status, body) = host.admin_get("/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["plugins"], 1);
     assert_eq!(body["failed"], serde_json::json!([]));
@@ -77,7 +70,7 @@ async fn readyz_stays_ready_and_names_a_plugin_that_failed_to_load() {
         Duration::from_secs(10),
         "broken listed by /readyz",
         || async {
-            let (status, body) = get(&host, "/readyz").await;
+            let (status, body) = host.admin_get("/readyz").await;
             assert_eq!(
                 status,
                 StatusCode::OK,
@@ -104,7 +97,7 @@ async fn readyz_stays_ready_and_names_a_plugin_that_failed_to_load() {
         Duration::from_secs(10),
         "broken forgotten after removal",
         || async {
-            let (_, body) = get(&host, "/readyz").await;
+            let (_, body) = host.admin_get("/readyz").await;
             (body["failed"] == serde_json::json!([])).then_some(())
         },
     )

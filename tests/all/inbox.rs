@@ -11,59 +11,17 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{
-    Binary, TestHost, deploy, error_body, eventually, folders, install, plugin, plugin_with,
+    Binary, TestHost, deploy, error_body, event, eventually, folders, install, plugin, plugin_with,
+    wait_for,
 };
 
 /// Queue mode with quick retries, so tests never wait long.
 const QUEUE: &str = "mode = \"queue\"\n[retry]\nbase = \"50ms\"\nmax = \"200ms\"\n";
 
-/// POSTs `body` to `path` with `Idempotency-Key: id`.
-async fn post_with_id(host: &TestHost, path: &str, id: &str, body: &str) -> reqwest::Response {
-    host.client
-        .post(host.url(path))
-        .header("idempotency-key", id)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-}
-
-/// `GET /events/{id}` on the admin API; `None` for 404.
-pub async fn event(client: &reqwest::Client, admin_url: &str, id: &str) -> Option<Value> {
-    let response = client
-        .get(format!("{admin_url}/events/{id}"))
-        .send()
-        .await
-        .unwrap();
-    match response.status() {
-        StatusCode::NOT_FOUND => None,
-        StatusCode::OK => Some(response.json().await.unwrap()),
-        status => panic!(
-            "GET /events/{id}: {status} {}",
-            response.text().await.unwrap()
-        ),
-    }
-}
-
-/// Waits until event `id` has `status`, and returns it.
-pub async fn wait_for(host: &TestHost, id: &str, status: &str) -> Value {
-    let admin = host.admin_url("");
-    eventually(
-        Duration::from_secs(10),
-        &format!("event {id} {status}"),
-        || async {
-            event(&host.client, &admin, id)
-                .await
-                .filter(|event| event["status"] == status)
-        },
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_queued_delivery_is_answered_202_then_handled() {
     let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
-    let response = post_with_id(&host, "/hooks/q", "order-1", "{\"n\":1}").await;
+    let response = host.post_with_id("/hooks/q", "order-1", "{\"n\":1}").await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert_eq!(response.headers()["x-hookhost-delivery"], "order-1");
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -89,26 +47,11 @@ async fn a_queued_delivery_is_answered_202_then_handled() {
 }
 
 #[tokio::test]
-async fn a_plugin_returning_retry_twice_is_done_after_three_attempts() {
-    let host =
-        TestHost::start_with_admin(&[plugin_with("flaky", GUEST_FLAKY, QUEUE)], |_| {}).await;
-    let response = post_with_id(&host, "/hooks/flaky", "flaky-1", "{}").await;
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let done = wait_for(&host, "flaky-1", "done").await;
-    assert_eq!(done["attempts"], 3, "{done}");
-    assert_eq!(
-        done["last_error"], "plugin asked to retry: attempt 2 of 3 failed",
-        "the plugin saw attempt 2 before succeeding: {done}"
-    );
-    host.stop().await;
-}
-
-#[tokio::test]
 async fn a_rejected_event_is_dead_with_the_plugins_message() {
     let host =
         TestHost::start_with_admin(&[plugin_with("reject", GUEST_REJECT, QUEUE)], |_| {}).await;
     assert_eq!(
-        post_with_id(&host, "/hooks/reject", "r-1", "{}")
+        host.post_with_id("/hooks/reject", "r-1", "{}")
             .await
             .status(),
         StatusCode::ACCEPTED
@@ -130,7 +73,7 @@ async fn an_event_is_dead_when_its_attempts_run_out() {
     let host =
         TestHost::start_with_admin(&[plugin_with("retry", GUEST_RETRY, &manifest)], |_| {}).await;
     assert_eq!(
-        post_with_id(&host, "/hooks/retry", "x-1", "{}")
+        host.post_with_id("/hooks/retry", "x-1", "{}")
             .await
             .status(),
         StatusCode::ACCEPTED
@@ -146,9 +89,9 @@ async fn an_event_is_dead_when_its_attempts_run_out() {
 #[tokio::test]
 async fn a_duplicate_id_is_answered_200_and_not_queued_again() {
     let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
-    let first = post_with_id(&host, "/hooks/q", "dup-1", "first").await;
+    let first = host.post_with_id("/hooks/q", "dup-1", "first").await;
     assert_eq!(first.status(), StatusCode::ACCEPTED);
-    let second = post_with_id(&host, "/hooks/q", "dup-1", "second").await;
+    let second = host.post_with_id("/hooks/q", "dup-1", "second").await;
     assert_eq!(second.status(), StatusCode::OK);
     assert_eq!(second.headers()["x-hookhost-delivery"], "dup-1");
     let body: Value = second.json().await.unwrap();
@@ -159,22 +102,14 @@ async fn a_duplicate_id_is_answered_200_and_not_queued_again() {
 
     let done = wait_for(&host, "dup-1", "done").await;
     // Still a duplicate once handled; and the plugin ran once, on the first.
-    let third = post_with_id(&host, "/hooks/q", "dup-1", "third").await;
+    let third = host.post_with_id("/hooks/q", "dup-1", "third").await;
     assert_eq!(third.status(), StatusCode::OK);
     assert_eq!(done["attempts"], 1);
     let stored = event(&host.client, &host.admin_url(""), "dup-1")
         .await
         .unwrap();
     assert_eq!(stored["request"]["body"], "first");
-    let listed: Value = host
-        .client
-        .get(host.admin_url("/events?route=/hooks/q"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = host.admin_get("/events?route=/hooks/q").await;
     assert_eq!(listed["events"].as_array().unwrap().len(), 1, "{listed}");
     host.stop().await;
 }
@@ -196,14 +131,14 @@ async fn a_stripe_event_id_is_the_delivery_id() {
 #[tokio::test]
 async fn sync_mode_does_not_run_a_delivery_again_once_it_succeeded() {
     let host = TestHost::start(&[plugin("echo", ECHO), plugin("retry", GUEST_RETRY)]).await;
-    let first = post_with_id(&host, "/hooks/echo", "sync-1", "hello").await;
+    let first = host.post_with_id("/hooks/echo", "sync-1", "hello").await;
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(first.text().await.unwrap(), "hello");
     // The record is written after the answer: a repeat soon after may still
     // run; once recorded, it is answered without the plugin (whose answer
     // would be the echoed body).
     let body: Value = eventually(Duration::from_secs(5), "duplicate answer", || async {
-        let again = post_with_id(&host, "/hooks/echo", "sync-1", "hello").await;
+        let again = host.post_with_id("/hooks/echo", "sync-1", "hello").await;
         assert_eq!(again.status(), StatusCode::OK);
         serde_json::from_slice::<Value>(&again.bytes().await.unwrap()).ok()
     })
@@ -215,7 +150,7 @@ async fn sync_mode_does_not_run_a_delivery_again_once_it_succeeded() {
 
     // A delivery that failed is run again when the sender retries it.
     for _ in 0..2 {
-        let failed = post_with_id(&host, "/hooks/retry", "sync-2", "{}").await;
+        let failed = host.post_with_id("/hooks/retry", "sync-2", "{}").await;
         assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
     host.stop().await;
@@ -235,7 +170,7 @@ async fn a_delivery_that_cannot_be_stored_is_503_and_not_accepted() {
     )
     .unwrap();
 
-    let response = post_with_id(&host, "/hooks/q", "full-1", "{}").await;
+    let response = host.post_with_id("/hooks/q", "full-1", "{}").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     let body = error_body(response).await;
@@ -252,7 +187,7 @@ async fn a_delivery_that_cannot_be_stored_is_503_and_not_accepted() {
     // Once there is room again, the sender's retry is accepted: the failed
     // attempt left no dedupe record behind.
     conn.execute_batch("DROP TRIGGER full").unwrap();
-    let retried = post_with_id(&host, "/hooks/q", "full-1", "{}").await;
+    let retried = host.post_with_id("/hooks/q", "full-1", "{}").await;
     assert_eq!(retried.status(), StatusCode::ACCEPTED);
     wait_for(&host, "full-1", "done").await;
     host.stop().await;
@@ -266,7 +201,7 @@ async fn events_wait_for_a_removed_plugin_and_run_on_the_version_that_returns() 
         config.inbox.orphan_retry = Duration::from_millis(200);
     })
     .await;
-    let slow = post_with_id(&host, "/hooks/q?ms=2000", "slow-1", "{}").await;
+    let slow = host.post_with_id("/hooks/q?ms=2000", "slow-1", "{}").await;
     assert_eq!(slow.status(), StatusCode::ACCEPTED);
     let admin = host.admin_url("");
     eventually(Duration::from_secs(5), "first event running", || async {
@@ -276,9 +211,7 @@ async fn events_wait_for_a_removed_plugin_and_run_on_the_version_that_returns() 
     })
     .await;
     assert_eq!(
-        post_with_id(&host, "/hooks/q", "wait-1", "{}")
-            .await
-            .status(),
+        host.post_with_id("/hooks/q", "wait-1", "{}").await.status(),
         StatusCode::ACCEPTED
     );
 
@@ -308,60 +241,74 @@ async fn events_wait_for_a_removed_plugin_and_run_on_the_version_that_returns() 
     host.stop().await;
 }
 
-const ADMIN_TOKEN_VAR: &str = "HOOKHOST_TEST_INBOX_ADMIN_TOKEN";
+/// The `flaky` guest, which asks for a retry until its third attempt: the
+/// worker retries it, and the plugin sees each attempt number once.
+pub(crate) mod flaky {
+    use super::*;
 
-fn admin_client() -> reqwest::Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", "Bearer inbox-test-token".parse().unwrap());
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
-#[tokio::test]
-async fn the_plugin_sees_attempts_1_2_3_once_each() {
-    let (_dir, plugins, data) = folders();
-    install(&plugins, &[plugin_with("flaky", GUEST_FLAKY, QUEUE)]);
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hookhost"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
-        .args(["--admin-token", &format!("env:{ADMIN_TOKEN_VAR}")])
-        .env(ADMIN_TOKEN_VAR, "inbox-test-token")
-        .arg("--plugins")
-        .arg(&plugins)
-        .arg("--data")
-        .arg(&data)
-        .args(["--max-concurrency", "16", "--cache-dir"])
-        .arg(crate::support::shared_cache());
-    let host = Binary::start(command);
-    let admin = format!("http://{}", host.admin_addr());
-    let client = admin_client();
-    let response = client
-        .post(host.url("/hooks/flaky"))
-        .header("x-github-delivery", "flaky-log-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED);
-    let done = eventually(Duration::from_secs(10), "flaky done", || async {
-        event(&client, &admin, "flaky-log-1")
-            .await
-            .filter(|e| e["status"] == "done")
-    })
-    .await;
-    assert_eq!(done["attempts"], 3);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let log = host.log();
-    for attempt in 1..=4 {
-        let line = format!("guest-flaky saw attempt {attempt} (delivery flaky-log-1)");
-        let expected = usize::from(attempt <= 3);
+    #[tokio::test]
+    async fn a_plugin_returning_retry_twice_is_done_after_three_attempts() {
+        let host =
+            TestHost::start_with_admin(&[plugin_with("flaky", GUEST_FLAKY, QUEUE)], |_| {}).await;
+        let response = host.post_with_id("/hooks/flaky", "flaky-1", "{}").await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let done = wait_for(&host, "flaky-1", "done").await;
+        assert_eq!(done["attempts"], 3, "{done}");
         assert_eq!(
-            log.matches(&line).count(),
-            expected,
-            "`{line}` logged other than {expected} times:\n{log}"
+            done["last_error"], "plugin asked to retry: attempt 2 of 3 failed",
+            "the plugin saw attempt 2 before succeeding: {done}"
         );
+        host.stop().await;
+    }
+
+    const ADMIN_TOKEN_VAR: &str = "HOOKHOST_TEST_INBOX_ADMIN_TOKEN";
+
+    fn admin_client() -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("authorization", "Bearer inbox-test-token".parse().unwrap());
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_plugin_sees_attempts_1_2_3_once_each() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin_with("flaky", GUEST_FLAKY, QUEUE)]);
+        let token = format!("env:{ADMIN_TOKEN_VAR}");
+        let args = ["--admin", "127.0.0.1:0", "--admin-token", &token];
+        let mut command = Binary::command(&plugins, &data, &args);
+        command.env(ADMIN_TOKEN_VAR, "inbox-test-token");
+        let host = Binary::start(command);
+        let admin = format!("http://{}", host.admin_addr());
+        let client = admin_client();
+        let response = client
+            .post(host.url("/hooks/flaky"))
+            .header("x-github-delivery", "flaky-log-1")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let done = eventually(Duration::from_secs(10), "flaky done", || async {
+            event(&client, &admin, "flaky-log-1")
+                .await
+                .filter(|e| e["status"] == "done")
+        })
+        .await;
+        assert_eq!(done["attempts"], 3);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let log = host.log();
+        for attempt in 1..=4 {
+            let line = format!("guest-flaky saw attempt {attempt} (delivery flaky-log-1)");
+            let expected = usize::from(attempt <= 3);
+            assert_eq!(
+                log.matches(&line).count(),
+                expected,
+                "`{line}` logged other than {expected} times:\n{log}"
+            );
+        }
     }
 }
 

@@ -2,14 +2,14 @@
 //! plugins, built by `tests/artifacts` from `plugins/stripe` and
 //! `plugins/shopify`, answering signed webhooks through the real host.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hookhost::verify::{Scheme, Secret, Shopify, Stripe};
 use hookhost_test_artifacts::{SHOPIFY, STRIPE};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{TestHost, plugin_with, precompile};
+use crate::support::{LocalServer, TestHost, plugin, plugin_with, precompile, test_runtime};
 
 /// The manifests exactly as shipped: they verify with `file:NAME.secret`.
 const STRIPE_MANIFEST: &str = include_str!("../../plugins/stripe/stripe.toml");
@@ -20,25 +20,11 @@ const SECRET: &str = "whsec_test-secret";
 async fn start() -> TestHost {
     precompile(STRIPE).await;
     precompile(SHOPIFY).await;
-    TestHost::start_with(
-        &[
-            plugin_with("stripe", STRIPE, STRIPE_MANIFEST),
-            plugin_with("shopify", SHOPIFY, SHOPIFY_MANIFEST),
-        ],
-        |config| {
-            for name in ["stripe", "shopify"] {
-                std::fs::write(config.plugins_dir.join(format!("{name}.secret")), SECRET).unwrap();
-            }
-        },
-    )
+    TestHost::start(&[
+        plugin_with("stripe", STRIPE, STRIPE_MANIFEST).with_file("stripe.secret", SECRET),
+        plugin_with("shopify", SHOPIFY, SHOPIFY_MANIFEST).with_file("shopify.secret", SECRET),
+    ])
     .await
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// POSTs `body` to `path` with the headers `signer` adds, plus `extra`.
@@ -63,17 +49,9 @@ fn signed_request(
     body: &str,
     extra: &[(&str, &str)],
 ) -> reqwest::RequestBuilder {
-    let signature = signer
-        .sign(body.as_bytes(), &host.url(path).parse().unwrap(), now())
-        .unwrap();
     let mut request = host
-        .client
-        .post(host.url(path))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    for (name, value) in &signature {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
+        .signed_post(path, signer, body)
+        .header("content-type", "application/json");
     for (name, value) in extra {
         request = request.header(*name, *value);
     }
@@ -343,18 +321,8 @@ async fn measure(
     body: &str,
     calls: usize,
 ) -> Figures {
-    use hookhost::runtime::{Runtime, RuntimeConfig};
     let bytes = std::fs::read(wasm).unwrap();
-    let runtime = |cache_dir| {
-        Runtime::new(&RuntimeConfig {
-            max_concurrency: 16,
-            spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
-            cache_dir,
-            outbound: Default::default(),
-            kv: None,
-        })
-        .unwrap()
-    };
+    let runtime = |cache_dir| test_runtime(16, cache_dir);
     let path = std::path::Path::new(wasm);
     let started = std::time::Instant::now();
     runtime(None).prepare(path, &bytes).unwrap();
@@ -370,7 +338,7 @@ async fn measure(
     let cached_load = started.elapsed();
     drop(warm_cache);
 
-    let running = TestHost::start_with(&[crate::support::plugin(name, wasm)], |config| {
+    let running = TestHost::start_with(&[plugin(name, wasm)], |config| {
         config.cache_dir = Some(cache.path().to_owned());
     })
     .await;
@@ -474,25 +442,30 @@ async fn start_forwarding(server: std::net::SocketAddr) -> TestHost {
     let manifest = format!(
         "{SHOPIFY_MANIFEST}\n[config]\nforward_url = \"http://{server}/orders\"\n[allow]\nhttp = [\"{server}\"]\n"
     );
-    TestHost::start_with(&[plugin_with("shopify", SHOPIFY, &manifest)], |config| {
-        std::fs::write(config.plugins_dir.join("shopify.secret"), SECRET).unwrap();
-    })
+    TestHost::start(&[
+        plugin_with("shopify", SHOPIFY, &manifest).with_file("shopify.secret", SECRET)
+    ])
+    .await
+}
+
+/// Posts a signed `orders/create` for order `id` to the Shopify example.
+async fn create_order(host: &TestHost, id: u64) -> reqwest::Response {
+    let create = [("x-shopify-topic", "orders/create")];
+    signed(
+        host,
+        "/hooks/shopify",
+        &shopify(SECRET),
+        &order(id),
+        &create,
+    )
     .await
 }
 
 #[tokio::test]
 async fn js_shopify_forwards_the_summary_with_fetch_when_config_grants_a_url() {
-    let server = crate::support::LocalServer::start(200, b"ok".to_vec(), Duration::ZERO).await;
+    let server = LocalServer::start(200, b"ok".to_vec(), Duration::ZERO).await;
     let host = start_forwarding(server.addr).await;
-    let create = [("x-shopify-topic", "orders/create")];
-    let response = signed(
-        &host,
-        "/hooks/shopify",
-        &shopify(SECRET),
-        &order(2001),
-        &create,
-    )
-    .await;
+    let response = create_order(&host, 2001).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["forwarded"], 200, "{body}");
@@ -505,17 +478,9 @@ async fn js_shopify_forwards_the_summary_with_fetch_when_config_grants_a_url() {
 
 #[tokio::test]
 async fn js_shopify_asks_for_a_retry_when_forwarding_fails() {
-    let server = crate::support::LocalServer::start(500, b"down".to_vec(), Duration::ZERO).await;
+    let server = LocalServer::start(500, b"down".to_vec(), Duration::ZERO).await;
     let host = start_forwarding(server.addr).await;
-    let create = [("x-shopify-topic", "orders/create")];
-    let response = signed(
-        &host,
-        "/hooks/shopify",
-        &shopify(SECRET),
-        &order(2002),
-        &create,
-    )
-    .await;
+    let response = create_order(&host, 2002).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert!(

@@ -7,8 +7,7 @@ use hookhost_test_artifacts::{ECHO, GUEST_RETRY, GUEST_SLEEPER};
 use prometheus_parse::{LineInfo, Scrape, Value};
 use reqwest::StatusCode;
 
-use crate::inbox::wait_for;
-use crate::support::{TestHost, eventually, plugin, plugin_with};
+use crate::support::{TestHost, eventually, plugin, plugin_with, wait_for};
 
 /// Scrapes `/metrics`, checking that every line is a comment or a sample
 /// (the parser alone skips what it cannot read) and that the exposition ends
@@ -115,24 +114,12 @@ async fn metrics_parse_and_move_with_traffic() {
         host.post("/hooks/nope", "{}").await.status(),
         StatusCode::NOT_FOUND
     );
-    let queued = host
-        .client
-        .post(host.url("/hooks/retry"))
-        .header("idempotency-key", "retry-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let queued = host.post_with_id("/hooks/retry", "retry-1", "{}").await;
     assert_eq!(queued.status(), StatusCode::ACCEPTED);
     wait_for(&host, "retry-1", "dead").await;
     let slow = host
-        .client
-        .post(host.url("/hooks/slow?ms=1500"))
-        .header("idempotency-key", "slow-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .post_with_id("/hooks/slow?ms=1500", "slow-1", "{}")
+        .await;
     assert_eq!(slow.status(), StatusCode::ACCEPTED);
 
     let during = scrape(&host).await;

@@ -8,18 +8,11 @@ use hookhost_test_artifacts::{ECHO, GUEST_REJECT};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::inbox::wait_for;
-use crate::support::{TestHost, eventually, plugin, plugin_with};
+use crate::support::{TestHost, eventually, plugin, plugin_with, wait_for};
 
 async fn plugins(host: &TestHost) -> Vec<Value> {
-    let response = host
-        .client
-        .get(host.admin_url("/plugins"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = host.admin_get("/plugins").await;
+    assert_eq!(status, StatusCode::OK);
     body["plugins"].as_array().unwrap().clone()
 }
 
@@ -54,14 +47,7 @@ async fn plugins_show_route_mode_scheme_hash_and_delivery_outcomes() {
     }
     let unsigned = host.post("/hooks/gh", "{}").await;
     assert_eq!(unsigned.status(), StatusCode::UNAUTHORIZED);
-    let queued = host
-        .client
-        .post(host.url("/hooks/reject"))
-        .header("idempotency-key", "doomed-1")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let queued = host.post_with_id("/hooks/reject", "doomed-1", "{}").await;
     assert_eq!(queued.status(), StatusCode::ACCEPTED);
     wait_for(&host, "doomed-1", "dead").await;
 
@@ -125,14 +111,8 @@ async fn reload_rescans_the_folder_and_reports_what_changed() {
         StatusCode::NOT_FOUND
     );
 
-    let response = host
-        .client
-        .post(host.admin_url("/plugins/reload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let report: Value = response.json().await.unwrap();
+    let (status, report) = host.admin_post("/plugins/reload").await;
+    assert_eq!(status, StatusCode::OK);
     // Like SIGHUP, a reload re-validates every plugin (its secrets may have
     // changed), so the running `echo` goes live again too.
     assert_eq!(

@@ -12,17 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hookhost::config::HostConfig;
-use hookhost::config::WatchMode;
+use hookhost::config::{HostConfig, WatchMode};
 use hookhost::registry::{Changes, Registry};
-use hookhost::runtime::{Runtime, RuntimeConfig};
 use hookhost::watch::MAX_BATCH_DELAY;
 use hookhost_test_artifacts::{ECHO, GUEST_INSPECT, GUEST_SLEEPER};
 use reqwest::StatusCode;
 
 use crate::support::{
-    Binary, TestHost, deploy, eventually, install, plugin, plugin_with, precompile, shared_cache,
-    with_nonce,
+    Binary, TestHost, deploy, eventually, folders, install, plugin, plugin_with, precompile,
+    shared_cache, test_runtime, with_nonce,
 };
 
 /// Generous: CI is a busy 2-core machine. The 1 s bar is checked on the median
@@ -298,9 +296,7 @@ async fn temp_files_are_ignored() {
 
 #[tokio::test]
 async fn a_corrupt_replacement_keeps_the_old_version_answering_until_a_good_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins, data) = (dir.path().join("plugins"), dir.path().join("data"));
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, data) = folders();
     install(&plugins, &[plugin("svc", ECHO)]);
     let host = Binary::spawn(&plugins, &data, &[]);
     let client = reqwest::Client::new();
@@ -526,12 +522,12 @@ async fn polling_finds_changes_without_notifications() {
 
 #[tokio::test]
 async fn sighup_reloads_plugins_and_rereads_manifest_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins, data) = (dir.path().join("plugins"), dir.path().join("data"));
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, data) = folders();
     let manifest = "[verify]\nscheme = \"token\"\nsecret = \"file:guarded.secret\"\n";
-    install(&plugins, &[plugin_with("guarded", ECHO, manifest)]);
-    std::fs::write(plugins.join("guarded.secret"), "first\n").unwrap();
+    install(
+        &plugins,
+        &[plugin_with("guarded", ECHO, manifest).with_file("guarded.secret", "first\n")],
+    );
     // Polling once an hour: only SIGHUP can make this host look again.
     let host = Binary::spawn(&plugins, &data, &["--poll=1h"]);
     let client = reqwest::Client::new();
@@ -568,16 +564,7 @@ async fn sighup_reloads_plugins_and_rereads_manifest_secrets() {
 #[tokio::test]
 async fn load_errors_are_kept_with_file_and_reason_until_fixed() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Arc::new(
-        Runtime::new(&RuntimeConfig {
-            max_concurrency: 2,
-            spare_instances: hookhost::config::DEFAULT_SPARE_INSTANCES,
-            cache_dir: Some(shared_cache()),
-            outbound: Default::default(),
-            kv: None,
-        })
-        .unwrap(),
-    );
+    let runtime = Arc::new(test_runtime(2, Some(shared_cache())));
     let registry = Registry::new();
     let reload = |changes| registry.reload(&runtime, dir.path(), changes);
     let names = |list: &[&str]| Changes::Names(list.iter().map(|n| n.to_string()).collect());
@@ -782,9 +769,7 @@ async fn figures() {
 /// version keeps serving until an operator confirms with SIGHUP.
 #[tokio::test]
 async fn a_verified_route_never_goes_unverified_by_a_file_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins, data) = (dir.path().join("plugins"), dir.path().join("data"));
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, data) = folders();
     let manifest = "[verify]\nscheme = \"token\"\nsecret = \"s3cret\"\n";
     install(&plugins, &[plugin_with("guarded", ECHO, manifest)]);
     let host = Binary::spawn(&plugins, &data, &[]);

@@ -8,15 +8,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{TestHost, plugin_with, precompile};
+use crate::support::{TestHost, hookhost_command, plugin_with, precompile};
 
 /// Scaffolds, builds, serves and calls a `lang` plugin named `name`.
 async fn scaffold_build_and_call(name: &str, lang: &str) {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("src").join(name);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_hookhost"))
-        .args(["new", name, "--lang", lang, "--dir"])
+    let out = hookhost_command(["new", name, "--lang", lang, "--dir"])
         .arg(&project)
         .output()
         .unwrap();
@@ -35,8 +34,7 @@ async fn scaffold_build_and_call(name: &str, lang: &str) {
     );
 
     // A second run refuses to touch the folder.
-    let again = Command::new(env!("CARGO_BIN_EXE_hookhost"))
-        .args(["new", name, "--lang", lang, "--dir"])
+    let again = hookhost_command(["new", name, "--lang", lang, "--dir"])
         .arg(&project)
         .output()
         .unwrap();
@@ -54,8 +52,7 @@ async fn scaffold_build_and_call(name: &str, lang: &str) {
     // The README's way to try it: `hookhost send` (the real binary).
     let url = host.url(&format!("/hooks/{name}"));
     let send = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_hookhost"))
-            .args(["send", &url, "--data", r#"{"name":"hookhost"}"#])
+        hookhost_command(["send", &url, "--data", r#"{"name":"hookhost"}"#])
             .output()
             .unwrap()
     })

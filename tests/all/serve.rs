@@ -3,7 +3,7 @@
 use hookhost_test_artifacts::{ECHO, GUEST_INSPECT};
 use reqwest::StatusCode;
 
-use crate::support::{TestHost, error_body, plugin, plugin_with};
+use crate::support::{TestHost, error_body, folders, install, json_header, plugin, plugin_with};
 
 /// Deterministic pseudo-random bytes (xorshift), covering every byte value.
 fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
@@ -162,74 +162,75 @@ async fn max_body_flag_lowers_the_limit() {
     host.stop().await;
 }
 
-#[tokio::test]
-async fn method_path_query_headers_and_body_reach_the_plugin_intact() {
-    let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
-    let body = random_bytes(4096, 42);
-    let response = host
-        .client
-        .post(host.url("/hooks/inspect?a=1&b=two%20words&a=3"))
-        .header("X-Custom", "Value With Spaces")
-        .header("x-multi", "one")
-        .header("x-github-delivery", "delivery-123")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let seen: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(seen["id"], "delivery-123");
-    assert_eq!(seen["route"], "/hooks/inspect");
-    assert_eq!(seen["method"], "POST");
-    assert_eq!(seen["path"], "/hooks/inspect");
-    assert_eq!(seen["query"], "a=1&b=two%20words&a=3");
-    assert_eq!(seen["attempt"], 1);
-    assert_eq!(seen["verified_by"], serde_json::Value::Null);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    let received_at = seen["received_at"].as_u64().unwrap();
-    assert!(
-        received_at <= now_ms && now_ms - received_at < 60_000,
-        "{received_at} vs {now_ms}"
-    );
-    let headers = seen["headers"].as_array().unwrap();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|pair| pair[0] == name)
-            .map(|pair| pair[1].as_str().unwrap().to_owned())
-    };
-    assert_eq!(
-        header("x-custom").as_deref(),
-        Some("Value With Spaces"),
-        "names are lower-case"
-    );
-    assert_eq!(header("x-multi").as_deref(), Some("one"));
-    assert_eq!(seen["body_len"], body.len());
-    assert_eq!(seen["body_hex"].as_str().unwrap(), hex(&body));
-    host.stop().await;
-}
+/// The `inspect` guest, which answers with the delivery it received: what
+/// reaches a plugin, as sent.
+pub(crate) mod inspect {
+    use super::*;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+    #[tokio::test]
+    async fn method_path_query_headers_and_body_reach_the_plugin_intact() {
+        let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
+        let body = random_bytes(4096, 42);
+        let response = host
+            .client
+            .post(host.url("/hooks/inspect?a=1&b=two%20words&a=3"))
+            .header("X-Custom", "Value With Spaces")
+            .header("x-multi", "one")
+            .header("x-github-delivery", "delivery-123")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(seen["id"], "delivery-123");
+        assert_eq!(seen["route"], "/hooks/inspect");
+        assert_eq!(seen["method"], "POST");
+        assert_eq!(seen["path"], "/hooks/inspect");
+        assert_eq!(seen["query"], "a=1&b=two%20words&a=3");
+        assert_eq!(seen["attempt"], 1);
+        assert_eq!(seen["verified_by"], serde_json::Value::Null);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let received_at = seen["received_at"].as_u64().unwrap();
+        assert!(
+            received_at <= now_ms && now_ms - received_at < 60_000,
+            "{received_at} vs {now_ms}"
+        );
+        let header = |name: &str| json_header(&seen["headers"], name);
+        assert_eq!(
+            header("x-custom").as_deref(),
+            Some("Value With Spaces"),
+            "names are lower-case"
+        );
+        assert_eq!(header("x-multi").as_deref(), Some("one"));
+        assert_eq!(seen["body_len"], body.len());
+        assert_eq!(seen["body_hex"].as_str().unwrap(), hex(&body));
+        host.stop().await;
+    }
 
-#[tokio::test]
-async fn host_makes_a_delivery_id_when_the_sender_has_none() {
-    let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
-    let first = host.post("/hooks/inspect", "a").await;
-    let header_id = first.headers()["x-hookhost-delivery"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let first: serde_json::Value = first.json().await.unwrap();
-    let second: serde_json::Value = host.post("/hooks/inspect", "a").await.json().await.unwrap();
-    assert_eq!(first["id"], header_id.as_str());
-    assert!(!header_id.is_empty());
-    assert_ne!(first["id"], second["id"]);
-    host.stop().await;
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn host_makes_a_delivery_id_when_the_sender_has_none() {
+        let host = TestHost::start(&[plugin("inspect", GUEST_INSPECT)]).await;
+        let first = host.post("/hooks/inspect", "a").await;
+        let header_id = first.headers()["x-hookhost-delivery"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let first: serde_json::Value = first.json().await.unwrap();
+        let second: serde_json::Value =
+            host.post("/hooks/inspect", "a").await.json().await.unwrap();
+        assert_eq!(first["id"], header_id.as_str());
+        assert!(!header_id.is_empty());
+        assert_ne!(first["id"], second["id"]);
+        host.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -284,9 +285,7 @@ async fn two_plugins_on_one_route_keep_the_first() {
 
 #[tokio::test]
 async fn non_component_files_are_refused_and_others_serve() {
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
+    let (_dir, plugins, _data) = folders();
     // An empty core module: valid WebAssembly, but not a component.
     std::fs::write(plugins.join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(plugins.join("junk.wasm"), b"not wasm at all").unwrap();
@@ -295,7 +294,7 @@ async fn non_component_files_are_refused_and_others_serve() {
         &std::fs::read(ECHO).unwrap()[..2000],
     )
     .unwrap();
-    crate::support::install(&plugins, &[plugin("echo", ECHO)]);
+    install(&plugins, &[plugin("echo", ECHO)]);
     let host = TestHost::start_with(&[], |config| config.plugins_dir = plugins.clone()).await;
     for path in ["/hooks/core", "/hooks/junk", "/hooks/half"] {
         assert_eq!(

@@ -6,10 +6,7 @@ use std::process::Command;
 
 use hookhost_test_artifacts::{ECHO, GITHUB, GUEST_FETCH};
 
-use crate::cli::blocking;
-use crate::support::{Binary, folders, install, plugin, shared_cache};
-
-const BIN: &str = env!("CARGO_BIN_EXE_hookhost");
+use crate::support::{Binary, blocking, folders, hookhost_command, install, plugin, shared_cache};
 
 /// A config file serving `plugins` on a free port, with `extra` lines.
 fn write_config(dir: &Path, plugins: &Path, data: &Path, extra: &str) -> std::path::PathBuf {
@@ -24,6 +21,13 @@ fn write_config(dir: &Path, plugins: &Path, data: &Path, extra: &str) -> std::pa
     path
 }
 
+/// `hookhost serve --config CONFIG`, not run yet.
+fn serve(config: &Path) -> Command {
+    let mut command = hookhost_command(["serve", "--config"]);
+    command.arg(config);
+    command
+}
+
 /// The largest body the host at `host` accepts on echo, probed around `limit`.
 fn accepts(host: &Binary, size: usize) -> u16 {
     blocking::post(&host.url("/hooks/echo"), vec![b'x'; size], &[]).0
@@ -35,26 +39,20 @@ fn env_beats_flags_and_flags_beat_the_file() {
     install(&plugins, &[plugin("echo", ECHO)]);
     let config = write_config(dir.path(), &plugins, &data, "max_body = \"10\"\n");
 
-    let serve = || {
-        let mut command = Command::new(BIN);
-        command.arg("serve").arg("--config").arg(&config);
-        command
-    };
-
-    let host = Binary::start(serve());
+    let host = Binary::start(serve(&config));
     assert_eq!(accepts(&host, 10), 200);
     assert_eq!(accepts(&host, 11), 413, "the file's max_body applies");
     assert!(host.log().contains("read settings"), "{}", host.log());
     drop(host);
 
-    let mut command = serve();
+    let mut command = serve(&config);
     command.args(["--max-body", "20"]);
     let host = Binary::start(command);
     assert_eq!(accepts(&host, 20), 200);
     assert_eq!(accepts(&host, 21), 413, "the flag beats the file");
     drop(host);
 
-    let mut command = serve();
+    let mut command = serve(&config);
     command
         .args(["--max-body", "20"])
         .env("HOOKHOST_MAX_BODY", "30");
@@ -64,8 +62,8 @@ fn env_beats_flags_and_flags_beat_the_file() {
     drop(host);
 
     // The file can also come from HOOKHOST_CONFIG.
-    let mut command = Command::new(BIN);
-    command.arg("serve").env("HOOKHOST_CONFIG", &config);
+    let mut command = hookhost_command(["serve"]);
+    command.env("HOOKHOST_CONFIG", &config);
     let host = Binary::start(command);
     assert_eq!(accepts(&host, 11), 413);
 }
@@ -74,11 +72,7 @@ fn env_beats_flags_and_flags_beat_the_file() {
 fn a_bad_config_file_names_the_file_the_key_and_the_fix() {
     let (dir, plugins, data) = folders();
     let config = write_config(dir.path(), &plugins, &data, "max_body = \"huge\"\n");
-    let output = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = serve(&config).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -88,11 +82,7 @@ fn a_bad_config_file_names_the_file_the_key_and_the_fix() {
     assert!(stderr.contains("write e.g. \"64MiB\""), "{stderr}");
 
     let config = write_config(dir.path(), &plugins, &data, "listen_addr = \"x\"\n");
-    let output = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = serve(&config).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -100,16 +90,13 @@ fn a_bad_config_file_names_the_file_the_key_and_the_fix() {
         "{stderr}"
     );
 
-    let output = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
+    let output = serve(&config)
         .env("HOOKHOST_RETENTION", "forever")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
 
-    let output = Command::new(BIN)
-        .args(["serve", "--plugins"])
+    let output = hookhost_command(["serve", "--plugins"])
         .arg(&plugins)
         .env("HOOKHOST_RETENTION", "forever")
         .output()
@@ -123,18 +110,17 @@ fn a_bad_config_file_names_the_file_the_key_and_the_fix() {
 fn print_config_shows_each_value_and_where_it_came_from() {
     let (dir, plugins, data) = folders();
     let config = write_config(dir.path(), &plugins, &data, "retention = \"2h\"\n");
-    let output = Command::new(BIN)
-        .args([
-            "serve",
-            "--print-config",
-            "--header-timeout",
-            "3s",
-            "--config",
-        ])
-        .arg(&config)
-        .env("HOOKHOST_LOG_FORMAT", "json")
-        .output()
-        .unwrap();
+    let output = hookhost_command([
+        "serve",
+        "--print-config",
+        "--header-timeout",
+        "3s",
+        "--config",
+    ])
+    .arg(&config)
+    .env("HOOKHOST_LOG_FORMAT", "json")
+    .output()
+    .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(
@@ -153,7 +139,7 @@ fn print_config_shows_each_value_and_where_it_came_from() {
 }
 
 fn check(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let output = Command::new(BIN).arg("check").args(args).output().unwrap();
+    let output = hookhost_command(["check"]).args(args).output().unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -4,14 +4,13 @@
 //! same code `hookhost send` uses.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hookhost::secret::SecretResolver;
 use hookhost::verify::{self, RawVerify};
 use hookhost_test_artifacts::GUEST_INSPECT;
 use reqwest::StatusCode;
 
-use crate::support::{TestHost, plugin_with};
+use crate::support::{TestHost, plugin_with, unix_now, with_headers};
 
 // Both secrets are valid for every scheme (Standard Webhooks wants base64).
 const OLD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -85,13 +84,6 @@ const SCHEMES: &[Scheme] = &[
     },
 ];
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Signs like the sender, with `secret`, as of `at`.
 fn sign(scheme: &Scheme, secret: &str, url: &str, body: &[u8], at: i64) -> http::HeaderMap {
     let raw: RawVerify = toml::from_str(&format!(
@@ -109,19 +101,10 @@ async fn start(scheme: &Scheme) -> TestHost {
         name = scheme.name,
         extra = scheme.extra
     );
-    TestHost::start_with(
-        &[plugin_with(scheme.name, GUEST_INSPECT, &manifest)],
-        |config| {
-            // `file:` secrets are read relative to the manifest's folder, and the
-            // manifest is read at start: write them before the host loads.
-            std::fs::write(
-                config.plugins_dir.join("old.secret"),
-                format!("{OLD_SECRET}\n"),
-            )
-            .unwrap();
-            std::fs::write(config.plugins_dir.join("new.secret"), NEW_SECRET).unwrap();
-        },
-    )
+    // `file:` secrets are read relative to the manifest's folder.
+    TestHost::start(&[plugin_with(scheme.name, GUEST_INSPECT, &manifest)
+        .with_file("old.secret", format!("{OLD_SECRET}\n"))
+        .with_file("new.secret", NEW_SECRET)])
     .await
 }
 
@@ -131,7 +114,7 @@ async fn post(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> reqwest::Response {
-    let mut request = host
+    let request = host
         .client
         .post(host.url(path))
         // Twilio rebuilds the signed URL from Host and X-Forwarded-Proto.
@@ -142,10 +125,7 @@ async fn post(
         .header("idempotency-key", uuid::Uuid::now_v7().to_string())
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body.to_vec());
-    for (name, value) in headers {
-        request = request.header(name.as_str(), value.as_bytes());
-    }
-    request.send().await.unwrap()
+    with_headers(request, headers).send().await.unwrap()
 }
 
 async fn assert_refused(response: reqwest::Response, reason: &str, what: &str) {
@@ -168,14 +148,14 @@ async fn every_scheme_accepts_signed_and_refuses_the_rest() {
         // an `Idempotency-Key` from `post`.
         // Ages far apart, so the two ids differ even across a second boundary.
         for (age, secret) in [(0, NEW_SECRET), (120, OLD_SECRET)] {
-            let headers = sign(scheme, secret, &url, scheme.body, now() - age);
+            let headers = sign(scheme, secret, &url, scheme.body, unix_now() - age);
             let response = post(&host, &path, &headers, scheme.body).await;
             assert_eq!(response.status(), StatusCode::OK, "{}", what("signed"));
             let seen: serde_json::Value = response.json().await.unwrap();
             assert_eq!(seen["verified_by"], scheme.name, "{}", what("verified_by"));
         }
 
-        let headers = sign(scheme, NEW_SECRET, &url, scheme.body, now());
+        let headers = sign(scheme, NEW_SECRET, &url, scheme.body, unix_now());
         let mut tampered = scheme.body.to_vec();
         tampered.extend_from_slice(b"&x=1");
         let tampered_result = post(&host, &path, &headers, &tampered).await;
@@ -192,7 +172,7 @@ async fn every_scheme_accepts_signed_and_refuses_the_rest() {
             assert_refused(tampered_result, "bad signature", &what("tampered body")).await;
         }
 
-        let headers = sign(scheme, WRONG_SECRET, &url, scheme.body, now());
+        let headers = sign(scheme, WRONG_SECRET, &url, scheme.body, unix_now());
         let response = post(&host, &path, &headers, scheme.body).await;
         assert_refused(response, "bad signature", &what("wrong secret")).await;
 
@@ -212,7 +192,7 @@ async fn every_scheme_accepts_signed_and_refuses_the_rest() {
         );
 
         if scheme.timestamped {
-            let headers = sign(scheme, NEW_SECRET, &url, scheme.body, now() - 15 * 60);
+            let headers = sign(scheme, NEW_SECRET, &url, scheme.body, unix_now() - 15 * 60);
             let response = post(&host, &path, &headers, scheme.body).await;
             assert_refused(
                 response,
@@ -229,13 +209,8 @@ async fn every_scheme_accepts_signed_and_refuses_the_rest() {
 async fn githubs_published_vector_is_accepted_byte_for_byte() {
     // From GitHub's docs: secret "It's a Secret to Everybody", body "Hello, World!".
     let manifest = "[verify]\nscheme = \"github\"\nsecret = \"file:gh.secret\"\n";
-    let host = TestHost::start_with(&[plugin_with("gh", GUEST_INSPECT, manifest)], |config| {
-        std::fs::write(
-            config.plugins_dir.join("gh.secret"),
-            "It's a Secret to Everybody\n",
-        )
-        .unwrap();
-    })
+    let host = TestHost::start(&[plugin_with("gh", GUEST_INSPECT, manifest)
+        .with_file("gh.secret", "It's a Secret to Everybody\n")])
     .await;
     let response = host
         .client

@@ -1,7 +1,8 @@
 //! Builds every example plugin (`plugins/*`) and test guest (`tests/guests/*`)
 //! into a component and writes `OUT_DIR/artifacts.rs`: one path constant per
-//! component, plus the `PLUGINS` and `GUESTS` lists and where the Python and
-//! JavaScript tools are.
+//! component, the `PLUGINS` and `GUESTS` lists, the `foreach_guest!` macro
+//! (which makes a guest without tests a compile error in `tests/all`), and
+//! where the Python and JavaScript tools are.
 //!
 //! Strategy: one nested `cargo build --release --target wasm32-wasip2 -p … -p …`
 //! for all Rust crates, so shared dependencies (wit-bindgen, serde) compile once.
@@ -144,6 +145,7 @@ fn main() {
         "example plugin under `plugins/`",
     );
     list(&guest_outputs, "GUESTS", "test guest under `tests/guests/`");
+    foreach_guest(&mut code, &guests);
     for (constant, path, what) in [
         (
             "COMPONENTIZE_PY",
@@ -166,6 +168,35 @@ fn main() {
     }
 
     fs::write(out_dir.join("artifacts.rs"), code).unwrap();
+}
+
+/// Writes `foreach_guest!`, which calls a macro once per guest with the
+/// guest's name as an identifier (`memory-hog` as `memory_hog`): the way
+/// `tests/all` checks at compile time that every guest has tests (see
+/// `tests/guests/README.md`), as wasmtime's test-programs do with
+/// `foreach_preview1!` and friends.
+fn foreach_guest(code: &mut String, guests: &[Crate]) {
+    let mut calls = String::new();
+    for guest in guests {
+        let ident = guest.name.replace('-', "_");
+        let mut chars = ident.chars();
+        assert!(
+            chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{}: a guest's folder name must be lower-case letters, digits and `-`, \
+             starting with a letter (`foreach_guest!` passes it as an identifier)",
+            guest.dir
+        );
+        writeln!(calls, "        $mac!({ident});").unwrap();
+    }
+    writeln!(
+        code,
+        "/// Calls `$mac!(NAME)` once for each test guest under `tests/guests/`, NAME\n\
+         /// being its folder name with `-` written `_` (`memory-hog` is `memory_hog`).\n\
+         #[macro_export]\n\
+         macro_rules! foreach_guest {{\n    ($mac:ident) => {{\n{calls}    }};\n}}"
+    )
+    .unwrap();
 }
 
 /// The component cargo built for `krate`.
