@@ -301,7 +301,7 @@ async fn python_burst_as_wide_as_the_pool_is_served() {
     host.stop().await;
 }
 
-/// One row of the README's per-language table.
+/// One row of the per-language table in docs/performance.md.
 struct Figures {
     size: u64,
     compile: Duration,
@@ -377,12 +377,12 @@ async fn measure(
     }
 }
 
-/// Prints the README's per-language table. Run it on a quiet machine, in
+/// Prints the per-language table of docs/performance.md. Run it on a quiet machine, in
 /// release mode (Cranelift itself is then optimised as in a release host):
 ///
 /// `cargo test --release -p hookhost --test all per_language_figures -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement, not a test: prints the per-language table for the README"]
+#[ignore = "measurement, not a test: prints the per-language table for docs/performance.md"]
 async fn per_language_figures() {
     let calls = std::env::var("HOOKHOST_FIGURE_CALLS")
         .ok()

@@ -2,7 +2,7 @@
 //!
 //! - `cargo xtask bench`: builds release binaries and the example plugins,
 //!   drives hookhost and a native baseline with wrk, prints one table. See
-//!   [`bench`](mod@bench) and the README's Performance section.
+//!   [`bench`](mod@bench) and docs/performance.md.
 
 mod bench;
 

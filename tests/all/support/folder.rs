@@ -94,7 +94,7 @@ pub fn with_nonce(wasm: &str, nonce: u64) -> Vec<u8> {
     bytes
 }
 
-/// Deploys `bytes` as `dir/NAME.wasm` the way the README tells operators to:
+/// Deploys `bytes` as `dir/NAME.wasm` the way docs/operating.md tells operators to:
 /// written beside it under a temporary dotfile name, then renamed into place.
 /// Returns when the rename is done.
 pub fn deploy(dir: &Path, name: &str, bytes: &[u8]) {

@@ -44,7 +44,7 @@ export function handle(delivery) {
 "#;
 
 /// Manifest of the Python and JS echo plugins: their heap snapshots need the
-/// 64 MiB the README asks for.
+/// 64 MiB docs/performance.md asks for.
 const BIG_GUEST_MANIFEST: &str = "[limits]\nmemory = \"64MiB\"\n";
 
 /// Builds (e)'s Python and JS echo plugins into `cache`, with the
