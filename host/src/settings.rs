@@ -114,8 +114,10 @@ pub struct ServeSettings {
     pub header_timeout: Duration,
 
     /// How long a connection may stay open with no request in flight after
-    /// its first one (HTTP/1 keep-alive, HTTP/2 with no open stream) before
-    /// it is closed (HTTP/2: with a `GOAWAY`).
+    /// its first one before it is closed: an HTTP/2 connection with no open
+    /// stream (closed with a `GOAWAY`), even one that answers pings. (An
+    /// HTTP/1.1 keep-alive connection must start its next request within
+    /// `--header-timeout`, if that is shorter.)
     #[arg(long, default_value = defaults::IDLE_TIMEOUT, value_name = "DURATION", value_parser = units::parse_duration)]
     pub idle_timeout: Duration,
 

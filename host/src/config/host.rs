@@ -99,7 +99,9 @@ pub struct HostConfig {
     /// from its first byte.
     pub header_timeout: Duration,
     /// How long a connection may stay open with no request in flight, after
-    /// its first request (HTTP/1 keep-alive, HTTP/2 with no open stream).
+    /// its first request: HTTP/2 with no open stream (HTTP/1.1 keep-alive
+    /// also has `header_timeout` for its next request head, from the last
+    /// answer).
     pub idle_timeout: Duration,
     /// How long a client may take to send the whole body; then 408.
     pub body_timeout: Duration,

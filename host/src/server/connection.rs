@@ -2,10 +2,11 @@
 //! cap ([`ClientCaps`]), the TLS handshake, and the watchdog that closes a
 //! connection making no progress.
 //!
-//! Strategy: hyper's own header timeout starts only once request bytes
-//! arrive, so a client that connects and says nothing (or half an HTTP/2
-//! preface, or a TLS handshake and then silence) would hold a connection
-//! slot for ever. Instead every connection gets a watchdog ([`Activity`])
+//! Strategy: hyper's own header timeout is HTTP/1's, and starts only once
+//! the auto-detecting builder has seen enough bytes to pick HTTP/1, so a
+//! client that connects and says nothing (or half an HTTP/2 preface, or a
+//! TLS handshake and then silence, or HTTP/2 without a stream) would hold a
+//! connection slot for ever. Instead every connection gets a watchdog ([`Activity`])
 //! counting from accept:
 //!
 //! - until its first request head is complete (TLS handshake included) it
@@ -13,7 +14,9 @@
 //! - after that, whenever no request is in flight, it has `idle_timeout`
 //!   (an HTTP/2 connection that only answers pings is idle); then it is
 //!   closed gracefully (HTTP/2 `GOAWAY`, so a client knows nothing was lost),
-//!   and dropped if it has not closed [`CLOSE_GRACE`] later.
+//!   and dropped if it has not closed [`CLOSE_GRACE`] later. (Between HTTP/1
+//!   requests hyper's header timeout runs from the last answer as well, so
+//!   there the shorter of the two applies.)
 //!
 //! A request in flight is never cut by the watchdog: its body has the body
 //! timeout and its plugin call has the plugin's.

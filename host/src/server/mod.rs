@@ -72,7 +72,9 @@ pub struct ServeOptions {
     /// arrived.
     pub header_timeout: Duration,
     /// How long a connection may stay open with no request in flight after
-    /// its first (HTTP/1 keep-alive, HTTP/2 with no open stream).
+    /// its first: HTTP/2 with no open stream (hyper gives an HTTP/1
+    /// keep-alive connection `header_timeout` from its last answer to its
+    /// next head, which is sooner with the defaults).
     pub idle_timeout: Duration,
     /// Serve HTTPS instead of plain HTTP.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
