@@ -3,18 +3,21 @@
 //!
 //! Owns resolving the client's address (the TCP peer, or `X-Forwarded-For`
 //! when, and only when, the peer is a trusted proxy), the per-route allowlist,
-//! and the per-route and per-client token buckets (GCRA, from `governor`).
+//! and the per-route and per-client token buckets (GCRA: `governor`'s for
+//! the route, `ClientBuckets` for clients, which can give a token back).
 //! The policy of a route is built once from its manifest's `[ingress]` table;
 //! checking a request is a few comparisons and one atomic operation per
 //! bucket. Does not own body limits or timeouts (the server).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -40,7 +43,7 @@ pub struct RawIngress {
 pub struct IngressPolicy {
     allow: Vec<IpNet>,
     route: Option<(String, DefaultDirectRateLimiter)>,
-    per_ip: Option<(String, DefaultKeyedRateLimiter<IpAddr>)>,
+    per_ip: Option<(String, ClientBuckets)>,
     last_forget: AtomicU64,
 }
 
@@ -97,7 +100,7 @@ impl IngressPolicy {
         let per_ip = match &raw.rate_per_ip {
             Some(text) => Some((
                 text.clone(),
-                RateLimiter::keyed(
+                ClientBuckets::new(
                     parse_rate(text).map_err(|why| format!("`ingress.rate_per_ip`: {why}"))?,
                 ),
             )),
@@ -113,26 +116,36 @@ impl IngressPolicy {
 
     /// Checks `client` against the allowlist, then takes a token from each
     /// bucket. The allowlist comes first so refused clients cannot drain the
-    /// route's bucket.
+    /// route's bucket; the client's bucket before the route's so one client
+    /// over its own rate cannot drain the route's either; and when the
+    /// route's bucket refuses, the client's token is given back: a refused
+    /// request costs the client nothing.
     pub fn admit(&self, client: IpAddr) -> Result<(), Refused> {
         if !self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&client)) {
             return Err(Refused::NotAllowed(client));
         }
-        if let Some((_, limiter)) = &self.per_ip {
-            self.forget_quiet_clients(limiter);
-            limiter
-                .check_key(&bucket_key(client))
-                .map_err(|not_until| rate_limited("rate_per_ip", &not_until))?;
+        let key = bucket_key(client);
+        if let Some((_, buckets)) = &self.per_ip {
+            self.forget_quiet_clients(buckets);
+            buckets
+                .take(key)
+                .map_err(|retry_after| Refused::RateLimited {
+                    limit: "rate_per_ip",
+                    retry_after,
+                })?;
         }
-        if let Some((_, limiter)) = &self.route {
-            limiter
-                .check()
-                .map_err(|not_until| rate_limited("rate", &not_until))?;
+        if let Some((_, limiter)) = &self.route
+            && let Err(not_until) = limiter.check()
+        {
+            if let Some((_, buckets)) = &self.per_ip {
+                buckets.give_back(key);
+            }
+            return Err(rate_limited("rate", &not_until));
         }
         Ok(())
     }
 
-    fn forget_quiet_clients(&self, limiter: &DefaultKeyedRateLimiter<IpAddr>) {
+    fn forget_quiet_clients(&self, buckets: &ClientBuckets) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -144,9 +157,72 @@ impl IngressPolicy {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            buckets.forget_full();
         }
+    }
+}
+
+/// One token bucket per client (GCRA, as `governor` keeps them), with a
+/// way to give a token back, which `governor` has not. Each client is the
+/// time at which its bucket is full again ("theoretical arrival time");
+/// a client whose bucket is full is not stored at all.
+struct ClientBuckets {
+    /// Time for one token to come back.
+    interval: Duration,
+    /// How far ahead of now a client's time may run: `burst - 1` tokens.
+    tolerance: Duration,
+    epoch: Instant,
+    /// Per client: when its bucket is full again, as time since `epoch`.
+    full_at: Mutex<HashMap<IpAddr, Duration>>,
+}
+
+impl ClientBuckets {
+    fn new(quota: Quota) -> Self {
+        let interval = quota.replenish_interval();
+        Self {
+            interval,
+            tolerance: interval * quota.burst_size().get().saturating_sub(1),
+            epoch: Instant::now(),
+            full_at: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Duration>> {
+        self.full_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes one of `client`'s tokens, or says when one will be there.
+    fn take(&self, client: IpAddr) -> Result<(), Duration> {
+        let now = self.epoch.elapsed();
+        let mut full_at = self.lock();
+        let at = full_at.get(&client).copied().unwrap_or(now).max(now);
+        if at > now + self.tolerance {
+            return Err(at - now - self.tolerance);
+        }
+        full_at.insert(client, at + self.interval);
+        Ok(())
+    }
+
+    /// Returns the token `client` just took.
+    fn give_back(&self, client: IpAddr) {
+        let now = self.epoch.elapsed();
+        let mut full_at = self.lock();
+        if let Some(at) = full_at.get_mut(&client) {
+            *at = at.saturating_sub(self.interval);
+            if *at <= now {
+                full_at.remove(&client);
+            }
+        }
+    }
+
+    /// Drops the clients whose buckets are full again: they are the same as
+    /// clients never seen, and a flood from many addresses must not grow
+    /// memory without bound.
+    fn forget_full(&self) {
+        let now = self.epoch.elapsed();
+        let mut full_at = self.lock();
+        full_at.retain(|_, at| *at > now);
+        full_at.shrink_to_fit();
     }
 }
 
@@ -373,6 +449,28 @@ mod tests {
             "same /64"
         );
         assert!(policy.admit(ip("2001:db8:1:3::1")).is_ok(), "another /64");
+    }
+
+    #[test]
+    fn a_route_refusal_gives_the_clients_token_back() {
+        let policy = IngressPolicy::new(&RawIngress {
+            rate: Some("1/h".into()),
+            rate_per_ip: Some("2/h".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let client = ip("192.0.2.1");
+        assert!(policy.admit(client).is_ok());
+        for _ in 0..5 {
+            assert!(matches!(
+                policy.admit(client),
+                Err(Refused::RateLimited { limit: "rate", .. })
+            ));
+        }
+        // The client has spent one of its two tokens, whatever the route refused.
+        let (_, buckets) = policy.per_ip.as_ref().unwrap();
+        assert!(buckets.take(client).is_ok());
+        assert!(buckets.take(client).is_err());
     }
 
     #[test]

@@ -153,13 +153,18 @@ pub async fn run(
             max_body: config.max_body,
             body_timeout: config.body_timeout,
             trusted_proxies: config.trusted_proxies.clone(),
+            max_buffered: config.max_buffered,
         },
     ));
     let options = server::ServeOptions {
         grace: config.shutdown_grace,
         header_timeout: config.header_timeout,
+        idle_timeout: config.idle_timeout,
         tls,
         max_connections: config.max_connections,
+        max_connections_per_client: config.max_connections_per_client,
+        // A proxy carries many clients: capping it would cap them all.
+        uncapped: config.trusted_proxies.clone(),
     };
 
     // One shutdown signal, fanned out to the webhook server, the admin API
@@ -183,9 +188,12 @@ pub async fn run(
         let options = server::ServeOptions {
             grace: config.shutdown_grace,
             header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
             tls: None,
             // Operators and scripts, not the public: a few suffice.
             max_connections: 64,
+            max_connections_per_client: 64,
+            uncapped: Vec::new(),
         };
         server::serve(admin_listener, admin, options, signal(stopped.clone()))
             .instrument(tracing::info_span!("admin"))

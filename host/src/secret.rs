@@ -203,9 +203,15 @@ impl Token {
         value
     }
 
-    /// Constant-time check of an `Authorization` header value.
+    /// Constant-time check of an `Authorization` header value. The scheme
+    /// name `Bearer` is matched in any case (RFC 9110, section 11.1).
     pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(given) = authorization.and_then(|value| value.strip_prefix(b"Bearer ")) else {
+        let Some(given) = authorization.and_then(|value| {
+            let (scheme, credential) = value.split_at_checked(7)?;
+            scheme
+                .eq_ignore_ascii_case(b"Bearer ")
+                .then_some(credential)
+        }) else {
             return false;
         };
         // Hashing first makes the comparison equal-length, so its time says
@@ -272,7 +278,11 @@ mod tests {
         assert!(token.admits(Some(b"Bearer s3cret")));
         assert!(!token.admits(Some(b"Bearer s3cre")));
         assert!(!token.admits(Some(b"Bearer s3cret ")));
-        assert!(!token.admits(Some(b"bearer s3cret")));
+        // RFC 9110: the scheme name is case-insensitive, the token is not.
+        assert!(token.admits(Some(b"bearer s3cret")));
+        assert!(token.admits(Some(b"BEARER s3cret")));
+        assert!(!token.admits(Some(b"Bearer S3CRET")));
+        assert!(!token.admits(Some(b"Basic s3cret")));
         assert!(!token.admits(Some(b"s3cret")));
         assert!(!token.admits(None));
         assert_eq!(format!("{token:?}"), "Token(<redacted>)");

@@ -106,10 +106,20 @@ pub struct ServeSettings {
           value_parser = crate::ingress::parse_net)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
 
-    /// How long a client may take to send a request's headers (or finish the
-    /// TLS handshake) before it is disconnected.
+    /// How long a client may take to send a request's headers before it is
+    /// disconnected. For a connection's first request this counts from
+    /// connecting (TLS handshake included), so a client that connects and
+    /// sends nothing is closed too.
     #[arg(long, default_value = defaults::HEADER_TIMEOUT, value_name = "DURATION", value_parser = units::parse_duration)]
     pub header_timeout: Duration,
+
+    /// How long a connection may stay open with no request in flight after
+    /// its first one before it is closed: an HTTP/2 connection with no open
+    /// stream (closed with a `GOAWAY`), even one that answers pings. (An
+    /// HTTP/1.1 keep-alive connection must start its next request within
+    /// `--header-timeout`, if that is shorter.)
+    #[arg(long, default_value = defaults::IDLE_TIMEOUT, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub idle_timeout: Duration,
 
     /// How long a client may take to send the whole body; then 408.
     #[arg(long, default_value = defaults::BODY_TIMEOUT, value_name = "DURATION", value_parser = units::parse_duration)]
@@ -128,6 +138,20 @@ pub struct ServeSettings {
     /// kernel's accept queue until one closes.
     #[arg(long, default_value_t = config::DEFAULT_MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
+
+    /// Most connections one client address (an IPv6 /64) may hold open at
+    /// once; further ones are closed at once. `--trusted-proxy` addresses
+    /// are not capped.
+    #[arg(long, default_value_t = defaults::MAX_CONNECTIONS_PER_CLIENT, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections_per_client: usize,
+
+    /// Most request-body bytes held in memory at once, across all requests
+    /// (each body is buffered whole for verification). A request that would
+    /// go over is answered 503 with `Retry-After` before its body is read.
+    /// Must be at least `--max-body`.
+    #[arg(long, default_value = defaults::MAX_BUFFERED, value_name = "SIZE", value_parser = units::parse_size)]
+    pub max_buffered: u64,
 
     /// Find changes in the plugin folder by polling it at this interval
     /// instead of OS notifications, for file systems that send none (NFS,
@@ -498,6 +522,16 @@ impl Resolved {
         if s.admin_token.is_some() && s.admin.is_none() {
             return Err(needs("admin_token", "admin"));
         }
+        if s.max_buffered < s.max_body {
+            anyhow::bail!(
+                "`max_buffered` ({} bytes, from {}) is less than `max_body` ({} bytes, from {}): \
+                 a body of the largest size could never be read; raise `max_buffered` or lower `max_body`",
+                s.max_buffered,
+                self.source("max_buffered"),
+                s.max_body,
+                self.source("max_body")
+            );
+        }
         Ok(())
     }
 
@@ -518,8 +552,11 @@ impl Resolved {
         }
         config.trusted_proxies = s.trusted_proxy;
         config.header_timeout = s.header_timeout;
+        config.idle_timeout = s.idle_timeout;
         config.body_timeout = s.body_timeout;
         config.max_connections = s.max_connections;
+        config.max_connections_per_client = s.max_connections_per_client;
+        config.max_buffered = s.max_buffered;
         if let (Some(cert), Some(key)) = (s.tls_cert, s.tls_key) {
             config.tls = Some(config::TlsFiles { cert, key });
         }
@@ -577,10 +614,16 @@ impl Resolved {
             ),
         );
         line("header_timeout", duration(&s.header_timeout));
+        line("idle_timeout", duration(&s.idle_timeout));
         line("body_timeout", duration(&s.body_timeout));
         line("tls_cert", s.tls_cert.as_deref().and_then(path));
         line("tls_key", s.tls_key.as_deref().and_then(path));
         line("max_connections", Some(s.max_connections.to_string()));
+        line(
+            "max_connections_per_client",
+            Some(s.max_connections_per_client.to_string()),
+        );
+        line("max_buffered", Some(s.max_buffered.to_string()));
         line("poll", s.poll.as_ref().and_then(duration));
         line("reload_debounce", duration(&s.reload_debounce));
         line("admin", s.admin.as_ref().and_then(|a| text(a)));
@@ -671,6 +714,27 @@ mod tests {
         assert_eq!(
             units::parse_duration(defaults::POLL).unwrap(),
             std::time::Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn traffic_flags_parse_and_max_buffered_must_hold_a_body() {
+        let r = resolve_with(
+            Some("idle_timeout = \"5s\"\nmax_buffered = \"8MiB\"\n"),
+            &["--max-connections-per-client", "9"],
+            &[],
+        )
+        .unwrap();
+        let config = r.host_config().unwrap();
+        assert_eq!(config.idle_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_buffered, 8 * 1024 * 1024);
+        assert_eq!(config.max_connections_per_client, 9);
+        assert!(parse(vec!["--max-connections-per-client=0".into()]).is_err());
+        let err = resolve_with(None, &["--max-buffered", "1KiB"], &[]).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("max_buffered") && message.contains("max_body"),
+            "{message}"
         );
     }
 

@@ -115,6 +115,27 @@ impl OutboundCounter {
     }
 }
 
+/// The body budget's meters: bytes of request bodies buffered now, and
+/// requests refused because the budget was spent. Recorded by the server's
+/// budget; cheap to clone: clones count together.
+#[derive(Debug, Clone, Default)]
+pub struct BodyMeters {
+    buffered: Gauge,
+    refused: Counter,
+}
+
+impl BodyMeters {
+    /// Buffered body bytes changed by `delta`.
+    pub fn buffered(&self, delta: i64) {
+        self.buffered.inc_by(delta);
+    }
+
+    /// A request was refused 503: the budget had no room for its body.
+    pub fn refused(&self) {
+        self.refused.inc();
+    }
+}
+
 /// Plugin call durations, in seconds: 1 ms to ~16 s, doubling. Plugins are
 /// expected in the low milliseconds; the top buckets show timeouts coming.
 fn call_buckets() -> Histogram {
@@ -134,6 +155,7 @@ pub struct Metrics {
     dead_letters: Counter,
     queue_depth: Gauge,
     oldest_pending_age: Gauge<f64, AtomicU64>,
+    body: BodyMeters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -202,6 +224,17 @@ impl Metrics {
             "Outbound HTTP requests of plugins, by plugin and outcome (ok, denied, timeout, error)",
             outbound.0,
         );
+        let body = BodyMeters::default();
+        registry.register(
+            "hookhost_buffered_body_bytes",
+            "Request-body bytes buffered now, across all requests (bounded by --max-buffered)",
+            body.buffered.clone(),
+        );
+        registry.register(
+            "hookhost_body_budget_refused",
+            "Requests answered 503 because --max-buffered had no room for their body",
+            body.refused.clone(),
+        );
         registry.register_collector(Box::new(Totals { plugins }));
         Self {
             registry,
@@ -213,7 +246,13 @@ impl Metrics {
             dead_letters,
             queue_depth,
             oldest_pending_age,
+            body,
         }
+    }
+
+    /// The body budget's meters, for the server's budget to record into.
+    pub fn body_meters(&self) -> BodyMeters {
+        self.body.clone()
     }
 
     /// One webhook request answered with `status`.

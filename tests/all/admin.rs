@@ -292,3 +292,127 @@ async fn done_events_are_purged_after_the_retention() {
     assert_eq!(again.status(), StatusCode::OK);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn without_a_token_only_loopback_hosts_and_same_origin_requests() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |_| {}).await;
+    let port = host.admin.unwrap().port();
+    let get = |headers: &[(&str, String)]| {
+        let mut request = host.client.get(host.admin_url("/events"));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    for good in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "[::1]".to_owned(),
+    ] {
+        assert_eq!(
+            get(&[("host", good.clone())]).await.0,
+            StatusCode::OK,
+            "{good}"
+        );
+    }
+    assert_eq!(
+        get(&[
+            ("origin", format!("http://127.0.0.1:{port}")),
+            ("sec-fetch-site", "same-origin".into())
+        ])
+        .await
+        .0,
+        StatusCode::OK
+    );
+
+    // DNS rebinding: the page's own name, pointed at 127.0.0.1.
+    let (status, body) = get(&[("host", format!("rebound.example:{port}"))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("rebound.example"), "{message}");
+    assert!(message.contains("--admin-token"), "{message}");
+    // Cross-site pages, by Origin or by Sec-Fetch-Site.
+    for (name, value) in [
+        ("origin", "https://evil.example".to_owned()),
+        ("origin", "null".to_owned()),
+        ("origin", "http://localhost:3000".to_owned()),
+        ("sec-fetch-site", "cross-site".to_owned()),
+    ] {
+        let (status, body) = get(&[(name, value.clone())]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{name}: {value}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("cross-site request refused"),
+            "{body}"
+        );
+    }
+    // A cross-site POST reloads nothing.
+    let response = host
+        .client
+        .post(host.admin_url("/plugins/reload"))
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_name_is_case_insensitive() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", ECHO, QUEUE)], |config| {
+        config.admin_token = Some(Token::new("admin-s3cret"));
+    })
+    .await;
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = host
+            .client
+            .get(host.admin_url("/events"))
+            .header("authorization", format!("{scheme} admin-s3cret"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_routes_secret_is_redacted_whatever_its_header_is_named() {
+    let manifest = "mode = \"queue\"\n[verify]\nscheme = \"token\"\nheader = \"X-Shared-Key\"\nprefix = \"\"\nsecret = \"file:shared.secret\"\n";
+    let host = TestHost::start_with_admin(
+        &[plugin_with("q", ECHO, manifest).with_file("shared.secret", "plain-sh4red-key\n")],
+        |_| {},
+    )
+    .await;
+    let response = host
+        .client
+        .post(host.url("/hooks/q"))
+        .header("x-github-delivery", "shared-1")
+        .header("x-shared-key", "plain-sh4red-key")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let event = wait_for(&host, "shared-1", "done").await;
+    assert_eq!(event["request"]["verified_by"], "token");
+    let (status, event) = host.admin_get("/events/shared-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json_header(&event["request"]["headers"], "x-shared-key").as_deref(),
+        Some("[redacted]")
+    );
+    assert!(
+        !event.to_string().contains("plain-sh4red-key"),
+        "the secret is shown: {event}"
+    );
+    host.stop().await;
+}

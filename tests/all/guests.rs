@@ -8,7 +8,8 @@
 use std::time::{Duration, Instant};
 
 use hookhost_test_artifacts::{
-    ECHO, GUEST_LOOPER, GUEST_MEMORY_HOG, GUEST_PANICKER, GUEST_REJECT, GUEST_RETRY,
+    ECHO, GUEST_HOSTILE_MESSAGE, GUEST_LOOPER, GUEST_MEMORY_HOG, GUEST_PANICKER, GUEST_REJECT,
+    GUEST_RETRY,
 };
 use reqwest::StatusCode;
 
@@ -21,7 +22,7 @@ use crate::support::{TestHost, error_body, plugin, plugin_with};
 /// build (see `assert_guest_tested`); an entry for a guest that is gone is
 /// an unused import.
 mod tests_of {
-    pub(super) use super::{looper, memory_hog, panicker, reject, retry};
+    pub(super) use super::{hostile_message, looper, memory_hog, panicker, reject, retry};
     pub(super) use crate::capabilities::{config, fetch, kv, legacy};
     pub(super) use crate::cli::logger;
     pub(super) use crate::inbox::flaky;
@@ -116,6 +117,69 @@ mod reject {
             "{body}"
         );
         host.stop().await;
+    }
+}
+
+/// `hostile-message`: `reject`/`retry` with 4 MiB of forged log lines.
+mod hostile_message {
+    use super::*;
+    use crate::support::{Binary, blocking, folders, install};
+
+    /// The host's cap on a plugin's message, plus its note on where it cut.
+    const MOST: usize = 1024 + 64;
+
+    #[tokio::test]
+    async fn a_huge_message_is_cut_and_its_control_characters_escaped() {
+        let host = TestHost::start(&[plugin("hostile", GUEST_HOSTILE_MESSAGE)]).await;
+        for (query, status) in [
+            ("", StatusCode::UNPROCESSABLE_ENTITY),
+            ("?retry", StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let response = host.post(&format!("/hooks/hostile{query}"), "{}").await;
+            assert_eq!(response.status(), status);
+            let raw = response.bytes().await.unwrap();
+            assert!(raw.len() < 2 * MOST, "answer of {} bytes", raw.len());
+            let body: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+            let error = body["error"].as_str().unwrap();
+            assert!(error.contains("hostile\\n2026-01-01T00:00:00Z"), "{error}");
+            assert!(
+                !error.contains(['\n', '\r', '\u{1b}']),
+                "control characters reach the sender: {error:?}"
+            );
+            assert!(error.contains("[truncated at byte"), "{error}");
+        }
+        host.stop().await;
+    }
+
+    #[test]
+    fn a_newline_in_a_message_forges_no_log_line() {
+        let (_dir, plugins, data) = folders();
+        install(&plugins, &[plugin("hostile", GUEST_HOSTILE_MESSAGE)]);
+        let host = Binary::spawn(&plugins, &data, &[]);
+        let (status, _) = blocking::post(&host.url("/hooks/hostile"), b"{}".to_vec(), &[]);
+        assert_eq!(status, 422);
+        std::thread::sleep(Duration::from_millis(200));
+        let log = host.log();
+        let forged = log
+            .lines()
+            .filter(|line| line.starts_with("2026-01-01T00:00:00Z"))
+            .count();
+        assert_eq!(
+            forged,
+            0,
+            "forged log lines; log starts:\n{}",
+            log.chars().take(2000).collect::<String>()
+        );
+        let line = log
+            .lines()
+            .find(|line| line.contains("plugin call failed"))
+            .unwrap_or_else(|| panic!("no log line for the call; log:\n{log}"));
+        assert!(
+            line.len() < 2 * MOST + 512,
+            "log line of {} bytes",
+            line.len()
+        );
+        assert!(log.len() < 64 * 1024, "log of {} bytes", log.len());
     }
 }
 

@@ -196,7 +196,7 @@ async fn a_slow_header_is_disconnected() {
     host.stop().await;
 }
 
-mod tls {
+pub(crate) mod tls {
     use std::sync::Arc;
 
     use bytes::Bytes;
@@ -206,13 +206,13 @@ mod tls {
 
     use super::*;
 
-    struct Certificate {
+    pub(crate) struct Certificate {
         _dir: tempfile::TempDir,
-        files: hookhost::config::TlsFiles,
-        der: CertificateDer<'static>,
+        pub(crate) files: hookhost::config::TlsFiles,
+        pub(crate) der: CertificateDer<'static>,
     }
 
-    fn certificate() -> Certificate {
+    pub(crate) fn certificate() -> Certificate {
         let generated =
             rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
                 .unwrap();
@@ -230,7 +230,7 @@ mod tls {
         }
     }
 
-    async fn connect(
+    pub(crate) async fn connect(
         addr: std::net::SocketAddr,
         root: &CertificateDer<'static>,
         alpn: &[u8],
@@ -336,4 +336,131 @@ mod tls {
         let message = format!("{err:#}");
         assert!(message.contains("cert.pem"), "{message}");
     }
+}
+
+/// Writes the head of a POST with `content-length: declared` (or chunked,
+/// when `None`) and the first `sent` bytes of its body, then stalls.
+async fn stalled_post(
+    host: &TestHost,
+    declared: Option<usize>,
+    sent: usize,
+) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(host.addr).await.unwrap();
+    let mut request = b"POST /hooks/echo HTTP/1.1\r\nhost: t\r\n".to_vec();
+    match declared {
+        Some(len) => {
+            request.extend(format!("content-length: {len}\r\n\r\n").bytes());
+            request.extend(std::iter::repeat_n(b'x', sent));
+        }
+        None => {
+            request.extend(b"transfer-encoding: chunked\r\n\r\n");
+            request.extend(format!("{sent:x}\r\n").bytes());
+            request.extend(std::iter::repeat_n(b'x', sent));
+            request.extend(b"\r\n");
+        }
+    }
+    stream.write_all(&request).await.unwrap();
+    stream
+}
+
+/// The status line of what the host answers on `stream`.
+async fn status_line(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("no answer within 5 s")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn stalled_bodies_beyond_the_body_budget_are_answered_503() {
+    const BODY: usize = 4096;
+    const FIT: usize = 16;
+    let host = TestHost::start_with_admin(&[plugin("echo", ECHO)], |config| {
+        config.max_buffered = (FIT * BODY) as u64;
+        config.max_body = BODY as u64;
+        config.body_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let buffered = || async {
+        let scrape = crate::metrics::scrape(&host).await;
+        crate::metrics::value(&scrape, "hookhost_buffered_body_bytes", &[])
+    };
+    // Sixteen bodies that each declared 4 KiB and sent 10 bytes take the
+    // whole budget before their bodies are read.
+    let mut stalled = Vec::new();
+    for _ in 0..FIT {
+        stalled.push(stalled_post(&host, Some(BODY), 10).await);
+    }
+    crate::support::eventually(
+        Duration::from_secs(5),
+        "the stalled bodies take the budget",
+        || async { (buffered().await == Some((FIT * BODY) as f64)).then_some(()) },
+    )
+    .await;
+
+    // The next is refused at once, with Retry-After, its body unread.
+    let started = Instant::now();
+    let mut refused = stalled_post(&host, Some(BODY), 0).await;
+    let answer = status_line(&mut refused).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(answer.contains("too many request bodies"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // So is a body of unknown length, once its first chunk arrives.
+    let mut chunked = stalled_post(&host, None, 100).await;
+    let answer = status_line(&mut chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // Through reqwest too (a whole, small body).
+    let response = host.post("/hooks/echo", "tiny").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+
+    let scrape = crate::metrics::scrape(&host).await;
+    let refused_total =
+        crate::metrics::value(&scrape, "hookhost_body_budget_refused_total", &[]).unwrap();
+    assert!(refused_total >= 3.0, "refused {refused_total}");
+
+    // The stalled clients go away: their shares come back, and bodies fit again.
+    drop(stalled);
+    crate::support::eventually(
+        Duration::from_secs(5),
+        "the budget is given back",
+        || async { (buffered().await == Some(0.0)).then_some(()) },
+    )
+    .await;
+    let response = host.post("/hooks/echo", "fits again").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "fits again");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_route_refusal_costs_the_client_no_per_ip_token() {
+    // The route refills every second; each client may send 2 an hour.
+    let host = TestHost::start(&[plugin_with(
+        "echo",
+        ECHO,
+        "[ingress]\nrate = \"1/1s\"\nrate_per_ip = \"2/h\"\n",
+    )])
+    .await;
+    assert_eq!(host.post("/hooks/echo", "1").await.status(), StatusCode::OK);
+    // The route's bucket is empty: refused, and the client keeps its token.
+    assert_eq!(
+        host.post("/hooks/echo", "2").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The route has a token again, and so has the client (its second).
+    let response = host.post("/hooks/echo", "3").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the route's refusal spent the client's token"
+    );
+    host.stop().await;
 }

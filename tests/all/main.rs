@@ -9,6 +9,7 @@
 mod admin;
 mod capabilities;
 mod cli;
+mod connections;
 mod console;
 mod examples;
 mod guests;

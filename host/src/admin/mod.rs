@@ -7,7 +7,9 @@
 //! the accept loop (it reuses [`crate::server::serve`]).
 //!
 //! Access: without `--admin-token` the API is served only on a loopback
-//! address and asks for nothing (whoever can reach it is on the machine).
+//! address and asks for no credential (whoever can reach it is on the
+//! machine), but answers only requests whose `Host` is loopback and that no
+//! web page of another site sent (`Origin`, `Sec-Fetch-Site`); others get 403.
 //! With a token, every request must carry `Authorization: Bearer <token>`,
 //! compared in constant time, and any address may be used.
 //!
@@ -120,6 +122,9 @@ impl crate::server::Handler for Admin {
                 if let Refusal::Unauthorized = &refusal {
                     tracing::warn!(%peer, path = %request.uri().path(), "admin request without a valid token");
                 }
+                if let Refusal::Forbidden(why) = &refusal {
+                    tracing::warn!(%peer, path = %request.uri().path(), reason = %why, "admin request refused");
+                }
                 let body = match &refusal {
                     Refusal::NotReady(reason) => json!({ "status": "not ready", "reason": reason }),
                     _ => json!({ "error": refusal.message() }),
@@ -166,6 +171,8 @@ enum Answer {
 /// Why an admin request got no answer body.
 enum Refusal {
     Unauthorized,
+    /// Without a token: not for a loopback host, or cross-site.
+    Forbidden(String),
     NotFound(String),
     Method(&'static str),
     BadRequest(String),
@@ -180,6 +187,7 @@ impl Refusal {
     fn status(&self) -> StatusCode {
         match self {
             Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
             Refusal::NotFound(_) => StatusCode::NOT_FOUND,
             Refusal::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -197,6 +205,7 @@ impl Refusal {
             Refusal::Reload(_) => "the plugin folder could not be read; see the host log".into(),
             Refusal::NotFound(message)
             | Refusal::NotReady(message)
+            | Refusal::Forbidden(message)
             | Refusal::BadRequest(message)
             | Refusal::Conflict(message) => message.clone(),
         }

@@ -21,7 +21,7 @@ pub const MAX_LIST_LIMIT: u32 = 1000;
 
 impl Admin {
     pub(super) async fn route(&self, request: &Request<Incoming>) -> Result<Answer, Refusal> {
-        auth::authorize(self.token.as_ref(), request.headers())?;
+        auth::authorize(self.token.as_ref(), request.headers(), request.uri())?;
         let query = Query::parse(request.uri().query().unwrap_or_default())?;
         let segments: Vec<&str> = request
             .uri()
@@ -195,14 +195,15 @@ impl Admin {
             .then(|| events.last().map(|e| e.seq))
             .flatten();
         Ok(json!({
-            "events": events.iter().map(event_json).collect::<Vec<_>>(),
+            // Listed events carry no request, so nothing to redact.
+            "events": events.iter().map(|event| event_json(event, &[])).collect::<Vec<_>>(),
             "next_before": next_before,
         }))
     }
 
     async fn get(&self, key: EventKey) -> Result<Value, Refusal> {
         match self.inbox.get(key.clone()).await {
-            Ok(Some(event)) => Ok(event_json(&event)),
+            Ok(Some(event)) => Ok(event_json(&event, &self.secret_headers())),
             Ok(None) => Err(Refusal::NotFound(format!("no event with id {}", key.id))),
             Err(err) => Err(Refusal::Store(err.to_string())),
         }
@@ -223,6 +224,25 @@ impl Admin {
             }
             Err(err) => Err(Refusal::Store(err.to_string())),
         }
+    }
+}
+
+impl Admin {
+    /// Every header a live plugin's scheme reads its secret from. All
+    /// plugins', not only the event's route's: the route may have changed
+    /// plugin or scheme since the event was stored, and over-redacting a
+    /// header costs an operator little.
+    fn secret_headers(&self) -> Vec<http::HeaderName> {
+        let mut names: Vec<http::HeaderName> = self
+            .registry
+            .plugins()
+            .iter()
+            .filter_map(|plugin| plugin.manifest.verify.as_ref())
+            .flat_map(|scheme| scheme.secret_headers())
+            .collect();
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        names
     }
 }
 

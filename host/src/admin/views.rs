@@ -5,6 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
+use http::HeaderName;
 use serde_json::{Value, json};
 
 use crate::inbox::{Event, Millis};
@@ -42,9 +43,10 @@ fn is_secret_header(name: &str) -> bool {
 }
 
 /// An event as JSON. The request (only from a single-event lookup) shows
-/// secret-bearing header values as `[redacted]`, and the body as text when it
-/// is UTF-8, else as base64.
-pub(super) fn event_json(event: &Event) -> Value {
+/// secret-bearing header values as `[redacted]`: those whose names say so,
+/// and those in `secret_headers` (what verification schemes read, whatever
+/// the name); the body as text when it is UTF-8, else as base64.
+pub(super) fn event_json(event: &Event, secret_headers: &[HeaderName]) -> Value {
     let mut value = json!({
         "id": event.id,
         "seq": event.seq,
@@ -64,7 +66,10 @@ pub(super) fn event_json(event: &Event) -> Value {
             .headers
             .iter()
             .map(|(name, value)| {
-                let value = if is_secret_header(name) {
+                let named = secret_headers
+                    .iter()
+                    .any(|secret| secret.as_str().eq_ignore_ascii_case(name));
+                let value = if named || is_secret_header(name) {
                     "[redacted]"
                 } else {
                     value.as_str()

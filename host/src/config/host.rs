@@ -33,6 +33,12 @@ pub mod defaults {
     pub const HEADER_TIMEOUT: &str = "10s";
     /// `--body-timeout`.
     pub const BODY_TIMEOUT: &str = "30s";
+    /// `--idle-timeout`.
+    pub const IDLE_TIMEOUT: &str = "60s";
+    /// `--max-connections-per-client`: [`super::DEFAULT_MAX_CONNECTIONS_PER_CLIENT`].
+    pub const MAX_CONNECTIONS_PER_CLIENT: usize = super::DEFAULT_MAX_CONNECTIONS_PER_CLIENT;
+    /// `--max-buffered`: [`super::DEFAULT_MAX_BUFFERED`].
+    pub const MAX_BUFFERED: &str = "256MiB";
     /// `--poll` given without an interval.
     pub const POLL: &str = "1s";
     /// `--reload-debounce`: [`super::DEFAULT_RELOAD_DEBOUNCE`].
@@ -57,6 +63,14 @@ pub const DEFAULT_MAX_BODY: u64 = MIB;
 /// usual 64k file descriptors.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
+/// Default `--max-connections-per-client`: more than a busy sender's
+/// connection pool, far fewer than `--max-connections`, so no one client
+/// can hold every connection slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
+/// Default `--max-buffered`: request bodies held in memory at once, across
+/// every connection; four of the largest (64 MiB) route bodies.
+pub const DEFAULT_MAX_BUFFERED: u64 = 256 * MIB;
+
 /// The validated configuration of a running host.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -80,14 +94,27 @@ pub struct HostConfig {
     pub reload_debounce: Duration,
     /// Peers whose `X-Forwarded-For` is believed (load balancers, proxies).
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// How long a client may take to send the request head (HTTP/1).
+    /// How long a client may take, from connecting, to send its first
+    /// request head (TLS handshake included), and any later request head
+    /// from its first byte.
     pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in flight, after
+    /// its first request: HTTP/2 with no open stream (HTTP/1.1 keep-alive
+    /// also has `header_timeout` for its next request head, from the last
+    /// answer).
+    pub idle_timeout: Duration,
     /// How long a client may take to send the whole body; then 408.
     pub body_timeout: Duration,
     /// Serve HTTPS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
     /// Most client connections open at once.
     pub max_connections: usize,
+    /// Most connections open at once from one client address (an IPv6
+    /// /64); trusted proxies are not capped.
+    pub max_connections_per_client: usize,
+    /// Most request-body bytes buffered at once across all requests; a
+    /// request that would go over is answered 503 with `Retry-After`.
+    pub max_buffered: u64,
     /// The durable inbox for queue-mode routes (and sync-mode dedupe).
     pub inbox: InboxConfig,
     /// Bearer token the admin API requires; `None` serves it only on
@@ -121,9 +148,12 @@ impl HostConfig {
             reload_debounce: DEFAULT_RELOAD_DEBOUNCE,
             trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_buffered: DEFAULT_MAX_BUFFERED,
             inbox: InboxConfig::default(),
             admin_token: None,
         }

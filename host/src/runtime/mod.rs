@@ -45,6 +45,7 @@
 //!   instances, keeping an instance for reuse, [`Runtime::check_start`].
 //! - `state`: what one store holds ([`State`]: WASI and wasi:http contexts,
 //!   memory limiter, guest output, host imports).
+//! - `message`: a plugin's `retry`/`reject` message, bounded and escaped.
 //! - [`outbound`]: where a plugin's HTTP requests may go; [`kv`]: its
 //!   key-value namespace; `bindings`: the one `bindgen!` call.
 
@@ -52,6 +53,7 @@ mod bindings;
 mod engine;
 mod instance;
 pub mod kv;
+mod message;
 pub mod outbound;
 mod state;
 
@@ -359,8 +361,12 @@ impl Runtime {
                 Some(handler),
                 match answer {
                     Ok(response) => validate_response(response),
-                    Err(HandlerError::Retry(message)) => Err(CallError::Retry(message)),
-                    Err(HandlerError::Reject(message)) => Err(CallError::Reject(message)),
+                    Err(HandlerError::Retry(message)) => {
+                        Err(CallError::Retry(message::bounded(&message)))
+                    }
+                    Err(HandlerError::Reject(message)) => {
+                        Err(CallError::Reject(message::bounded(&message)))
+                    }
                 },
             ),
         };

@@ -6,6 +6,10 @@
 //! place where an outcome becomes an HTTP status ([`response`]). Does not own
 //! plugins (the registry) or the sandbox (the runtime).
 //!
+//! Every connection must make progress or is closed (see [`connection`]):
+//! its first request head within the header timeout of accept, and after
+//! that no longer than the idle timeout without a request in flight.
+//!
 //! Strategy for shutdown: when the shutdown future resolves the listener is
 //! dropped (no new connections), every open connection is told to finish its
 //! current request and close, and we wait for them up to the grace period.
@@ -15,6 +19,8 @@
 //! The accept loop serves any [`Handler`]: the webhook [`App`] here, and the
 //! admin API ([`crate::admin`]) on its own listener.
 
+mod budget;
+mod connection;
 mod response;
 mod service;
 pub mod tls;
@@ -26,11 +32,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use ipnet::IpNet;
 use tokio::net::TcpListener;
+
+use connection::ClientCaps;
 
 pub use service::{App, Limits};
 
@@ -58,16 +65,29 @@ impl Handler for App {
 pub struct ServeOptions {
     /// How long open connections may take to drain at shutdown.
     pub grace: Duration,
-    /// How long a client may take to send a request head (HTTP/1) or finish
-    /// the TLS handshake. A client that does not is disconnected: no status
-    /// can be sent for a request whose head never arrived.
+    /// How long a client may take, from connecting, to send its first
+    /// request head (TLS handshake included); later request heads (HTTP/1)
+    /// have as long from their first byte. A client that does not is
+    /// disconnected: no status can be sent for a request whose head never
+    /// arrived.
     pub header_timeout: Duration,
+    /// How long a connection may stay open with no request in flight after
+    /// its first: HTTP/2 with no open stream (hyper gives an HTTP/1
+    /// keep-alive connection `header_timeout` from its last answer to its
+    /// next head, which is sooner with the defaults).
+    pub idle_timeout: Duration,
     /// Serve HTTPS instead of plain HTTP.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Most connections open at once; the accept loop waits for one to close
     /// (new clients queue in the kernel's backlog) rather than run out of
     /// file descriptors or memory.
     pub max_connections: usize,
+    /// Most connections one client address (an IPv6 /64) may hold open;
+    /// further ones are closed at once, so one client cannot take every
+    /// slot of `max_connections`.
+    pub max_connections_per_client: usize,
+    /// Addresses not capped per client: proxies that carry many clients.
+    pub uncapped: Vec<IpNet>,
 }
 
 /// Concurrent HTTP/2 streams per connection. Each may buffer a whole body
@@ -85,10 +105,14 @@ pub async fn serve<H: Handler>(
     let ServeOptions {
         grace,
         header_timeout,
+        idle_timeout,
         tls,
         max_connections,
+        max_connections_per_client,
+        uncapped,
     } = options;
     let connections = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let clients = ClientCaps::new(max_connections_per_client, uncapped);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -101,8 +125,18 @@ pub async fn serve<H: Handler>(
         // Pings find dead peers, so their streams (and buffered bodies) go.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let shared = Arc::new(connection::Shared {
+        app,
+        builder,
+        tls,
+        timeouts: connection::Timeouts {
+            header: header_timeout,
+            idle: idle_timeout,
+        },
+    });
+    // Every connection task holds a receiver: `true` tells it to finish
+    // and close, and the sender sees all of them gone once they have.
+    let (drain, _) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
 
     loop {
@@ -125,61 +159,28 @@ pub async fn serve<H: Handler>(
             },
             () = &mut shutdown => break,
         };
+        let accepted = tokio::time::Instant::now();
+        let Some(slot) = clients.admit(peer.ip()) else {
+            tracing::debug!(%peer, limit = max_connections_per_client, "client holds its most connections; closed");
+            continue;
+        };
         // Webhook answers are small: send them without Nagle's delay.
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(app.handle(request, peer).await) }
+        let shared = shared.clone();
+        let drain = drain.subscribe();
+        // The TLS handshake too runs in the connection's own task, so a slow
+        // client never holds up the accept loop.
+        tokio::spawn(async move {
+            let _permits = (permit, slot);
+            connection::serve(shared, stream, peer, accepted, drain).await;
         });
-        match &tls {
-            None => {
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(err) = connection.await {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                // The handshake runs in the connection's own task so a slow
-                // client never holds up the accept loop.
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let stream =
-                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(err)) => {
-                                tracing::debug!(%peer, error = %err, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(err) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %err, "connection ended with an error");
-                    }
-                });
-            }
-        }
     }
 
     drop(listener);
     tracing::info!(grace = ?grace, "shutting down: finishing in-flight deliveries");
+    let _ = drain.send(true);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        () = drain.closed() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(grace) => {
             tracing::warn!("grace period over with deliveries still running; they are cut off");
         }

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode, header};
 use http_body_util::Full;
 
+use super::budget::BudgetFull;
 use crate::inbox::StoreError;
 use crate::ingress;
 use crate::runtime::{CallError, Response};
@@ -36,6 +37,9 @@ pub enum Failure {
     Ingress(ingress::Refused),
     /// The client did not send the whole body in time.
     BodyTimeout(Duration),
+    /// The host-wide budget of buffered body bytes has no room for this
+    /// body; the body was not (or not wholly) read.
+    BodyBudget(BudgetFull),
     /// The plugin call produced no response.
     Plugin(CallError),
     /// Queue mode: the delivery could not be stored durably, so it was not
@@ -53,7 +57,7 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
         Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-        Failure::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::Store(_) | Failure::BodyBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Plugin(err) => err.classify().status,
     }
 }
@@ -73,6 +77,7 @@ impl Failure {
             }
             Failure::Ingress(ingress::Refused::RateLimited { .. }) => "rate limit exceeded".into(),
             Failure::BodyTimeout(_) => "body not received in time".into(),
+            Failure::BodyBudget(_) => "host is buffering too many request bodies, try again".into(),
             Failure::Store(_) => {
                 "could not store the delivery; it was not accepted, try again".into()
             }
@@ -102,6 +107,10 @@ impl Failure {
             }
             Failure::Ingress(refused) => tracing::info!(reason = %refused, "refused at ingress"),
             Failure::BodyTimeout(limit) => tracing::info!(limit = ?limit, "body read timed out"),
+            Failure::BodyBudget(full) => tracing::warn!(
+                max_buffered = full.max,
+                "body budget spent: request refused before its body was read"
+            ),
             Failure::Store(err) => tracing::error!(error = %err, "delivery not accepted"),
             _ => {}
         }
@@ -124,7 +133,9 @@ impl Failure {
             Failure::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Failure::Plugin(CallError::Retry(_) | CallError::Capacity) | Failure::Store(_) => {
+            Failure::Plugin(CallError::Retry(_) | CallError::Capacity)
+            | Failure::Store(_)
+            | Failure::BodyBudget(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {

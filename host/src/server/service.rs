@@ -19,11 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use tracing::Instrument;
 
+use super::budget::{BodyBudget, Share};
 use super::response::{Failure, accepted, duplicate, plugin_response};
 use crate::config::Mode;
 use crate::delivery::{self, Deliverer};
@@ -56,6 +57,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Most body bytes buffered at once across all requests.
+    pub max_buffered: u64,
 }
 
 /// Everything a request needs: shared, immutable, cheap to clone behind an Arc.
@@ -64,6 +67,7 @@ pub struct App {
     deliverer: Arc<Deliverer>,
     inbox: Arc<Inbox>,
     limits: Limits,
+    budget: Arc<BodyBudget>,
 }
 
 /// A delivery's id and where it came from.
@@ -83,6 +87,9 @@ struct Received {
     request: StoredRequest,
     /// Unix milliseconds at arrival.
     received_at: u64,
+    /// The body's share of the host's body budget, held until the delivery
+    /// is handled or stored (dropped with the rest of this).
+    _budget: Share,
 }
 
 impl App {
@@ -93,11 +100,13 @@ impl App {
         inbox: Arc<Inbox>,
         limits: Limits,
     ) -> Self {
+        let budget = BodyBudget::new(limits.max_buffered, deliverer.metrics().body_meters());
         Self {
             registry,
             deliverer,
             inbox,
             limits,
+            budget,
         }
     }
 
@@ -176,7 +185,7 @@ impl App {
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         self.admit(plugin, &request, peer)?;
-        let (parts, body) = self.read_body(plugin, request).await?;
+        let (parts, body, budget) = self.read_body(plugin, request).await?;
         let verified_by = self.verify(plugin, &parts, &body, received_at)?;
         let request = StoredRequest {
             method: parts.method.as_str().to_owned(),
@@ -190,6 +199,7 @@ impl App {
             headers: parts.headers,
             request,
             received_at,
+            _budget: budget,
         })
     }
 
@@ -217,14 +227,23 @@ impl App {
         Ok(())
     }
 
-    /// The whole body, within the route's size limit and the body timeout.
-    /// A declared length over the limit is refused before reading a byte.
+    /// The whole body, within the route's size limit, the body timeout and
+    /// the host's body budget. A declared length over the limit is refused
+    /// before reading a byte; a declared length takes its whole share of the
+    /// budget before reading, a body of unknown length grows its share as
+    /// chunks arrive.
     async fn read_body(
         &self,
         plugin: &Plugin,
         request: Request<Incoming>,
-    ) -> Result<(http::request::Parts, Bytes), Failure> {
-        let max_body = plugin.manifest.max_body.unwrap_or(self.limits.max_body);
+    ) -> Result<(http::request::Parts, Bytes, Share), Failure> {
+        // A body larger than the whole budget could never be read: 413, not
+        // a 503 its sender would retry for ever.
+        let max_body = plugin
+            .manifest
+            .max_body
+            .unwrap_or(self.limits.max_body)
+            .min(self.limits.max_buffered);
         let declared = request
             .headers()
             .get(http::header::CONTENT_LENGTH)
@@ -233,21 +252,37 @@ impl App {
         if declared.is_some_and(|len| len > max_body) {
             return Err(Failure::BodyTooLarge(max_body));
         }
-        let (parts, body) = request.into_parts();
-        let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
-        let collected = tokio::time::timeout(
-            self.limits.body_timeout,
-            Limited::new(body, limit).collect(),
-        )
-        .await
-        .map_err(|_| Failure::BodyTimeout(self.limits.body_timeout))?;
-        match collected {
-            Ok(collected) => Ok((parts, collected.to_bytes())),
-            Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-                Err(Failure::BodyTooLarge(max_body))
+        let mut share = self
+            .budget
+            .take(declared.unwrap_or(0))
+            .map_err(Failure::BodyBudget)?;
+        let (parts, mut body) = request.into_parts();
+        let collect = async {
+            let mut buffer = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|err| Failure::BodyRead(err.to_string()))?;
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers: not part of what was signed
+                };
+                let total = (buffer.len() + data.len()) as u64;
+                if total > max_body {
+                    return Err(Failure::BodyTooLarge(max_body));
+                }
+                // More than declared (hyper refuses that for HTTP/1) or no
+                // length declared: take the rest of the share now.
+                if total > share.bytes() {
+                    share
+                        .grow(total - share.bytes())
+                        .map_err(Failure::BodyBudget)?;
+                }
+                buffer.extend_from_slice(&data);
             }
-            Err(err) => Err(Failure::BodyRead(err.to_string())),
-        }
+            Ok(Bytes::from(buffer))
+        };
+        let body = tokio::time::timeout(self.limits.body_timeout, collect)
+            .await
+            .map_err(|_| Failure::BodyTimeout(self.limits.body_timeout))??;
+        Ok((parts, body, share))
     }
 
     /// The route's scheme over the request; returns the scheme's name, or

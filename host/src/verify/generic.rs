@@ -120,6 +120,11 @@ impl Scheme for GenericHmac {
         );
         Ok(headers)
     }
+
+    /// The configured header carries a MAC of the body under the secret.
+    fn secret_headers(&self) -> Vec<HeaderName> {
+        vec![self.header.clone()]
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,14 @@ pub trait Scheme: Send + Sync + fmt::Debug {
     /// The headers a sender would add to deliver `body` to `uri` at `now`,
     /// signed with the first secret.
     fn sign(&self, body: &[u8], uri: &Uri, now: i64) -> Result<HeaderMap, SignError>;
+
+    /// The headers this scheme reads that carry its secret, or a value
+    /// made from it, whatever they are named: views of stored requests (the
+    /// admin API) redact them. Schemes whose header names say so already
+    /// (`...-Signature`, `...-Token`) need not list them.
+    fn secret_headers(&self) -> Vec<HeaderName> {
+        Vec::new()
+    }
 }
 
 /// Why a request was refused. Carries header names for the log, never a

@@ -99,6 +99,11 @@ impl Scheme for Token {
         );
         Ok(headers)
     }
+
+    /// The configured header carries the secret itself.
+    fn secret_headers(&self) -> Vec<HeaderName> {
+        vec![self.header.clone()]
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,11 @@ pub fn serve_args(port: u16, plugins: &Path, data: &Path, cache: &Path) -> Vec<S
         data.display().to_string(),
         "--cache-dir".into(),
         cache.display().to_string(),
+        // The bench is one client: all of wrk's `--connections` come from
+        // 127.0.0.1, and more than the default per-client cap (256) would be
+        // closed. Lift it to `--max-connections`' default.
+        "--max-connections-per-client".into(),
+        "10000".into(),
     ]
 }
 
