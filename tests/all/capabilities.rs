@@ -374,6 +374,93 @@ pub(crate) mod fetch {
         host.stop().await;
     }
 
+    /// SSRF: a granted *name* that resolves to loopback is refused before
+    /// any connection, unless the grant is the IP itself or says
+    /// `private = true`.
+    #[tokio::test]
+    async fn a_granted_name_resolving_to_loopback_is_refused_unless_granted_private() {
+        let server = LocalServer::start(200, b"pong".to_vec(), Duration::ZERO).await;
+        let port = server.addr.port();
+        let by_name = format!("http://localhost:{port}/admin");
+        let by_ip = format!("http://127.0.0.1:{port}/ok");
+        let host = TestHost::start_with_admin(
+            &[
+                plugin_with(
+                    "named",
+                    GUEST_FETCH,
+                    &format!("[allow]\nhttp = [\"localhost:{port}\", \"localhost\"]\n"),
+                ),
+                plugin_with(
+                    "private",
+                    GUEST_FETCH,
+                    &format!(
+                        "[allow]\nhttp = [{{ host = \"localhost:{port}\", private = true }}]\n"
+                    ),
+                ),
+                plugin_with(
+                    "literal",
+                    GUEST_FETCH,
+                    &format!("[allow]\nhttp = [\"127.0.0.1:{port}\"]\n"),
+                ),
+            ],
+            |_| {},
+        )
+        .await;
+
+        let (status, outcome) = fetch(&host, "named", "GET", &by_name).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            outcome["error"]
+                .as_str()
+                .unwrap()
+                .contains("DestinationIpProhibited"),
+            "{outcome}"
+        );
+        assert_eq!(server.connections(), 0, "the loopback server was reached");
+
+        let (status, outcome) = fetch(&host, "private", "GET", &by_name).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            outcome["status"], 200,
+            "private = true reaches it: {outcome}"
+        );
+        let (status, outcome) = fetch(&host, "literal", "GET", &by_ip).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            outcome["status"], 200,
+            "the IP literal grant reaches it: {outcome}"
+        );
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2, "{requests:?}");
+        assert!(
+            requests[0].starts_with("GET /admin HTTP/1.1\r\n"),
+            "{requests:?}"
+        );
+        assert!(
+            requests[0]
+                .to_lowercase()
+                .contains(&format!("host: localhost:{port}")),
+            "{requests:?}"
+        );
+
+        let metrics = host
+            .client
+            .get(host.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(
+                "hookhost_outbound_requests_total{plugin=\"named\",outcome=\"denied\"} 1"
+            ),
+            "{metrics}"
+        );
+        host.stop().await;
+    }
+
     #[tokio::test]
     async fn a_slow_server_is_cut_off_by_the_delivery_deadline() {
         let server = LocalServer::start(200, b"late".to_vec(), Duration::from_secs(30)).await;

@@ -25,6 +25,9 @@ mod tests_of {
     pub(super) use super::{hostile_message, looper, memory_hog, panicker, reject, retry};
     pub(super) use crate::capabilities::{config, fetch, kv, legacy};
     pub(super) use crate::cli::logger;
+    pub(super) use crate::hostile_guests::{
+        fields_bomb, huge_body, huge_headers, kv_abuse, log_flood, outbound_flood, stack_overflow,
+    };
     pub(super) use crate::inbox::flaky;
     pub(super) use crate::instances::{counter, sleeper};
     pub(super) use crate::sandbox;

@@ -14,6 +14,7 @@ mod console;
 mod examples;
 mod guests;
 mod health;
+mod hostile_guests;
 mod inbox;
 mod ingress;
 mod instances;

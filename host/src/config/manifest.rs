@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::ingress::{IngressPolicy, RawIngress};
 use crate::runtime::kv::{self, KvLimits};
-use crate::runtime::outbound::{self, HostPattern, OutboundPolicy};
+use crate::runtime::outbound::{self, HostPattern, HttpGrant, OutboundPolicy};
 use crate::runtime::{Grants, MAX_MEMORY, PluginConfig};
 use crate::secret::{SecretRef, SecretResolver};
 use crate::units::{MIB, parse_duration, parse_size};
@@ -100,8 +100,12 @@ pub struct RawKv {
 #[serde(deny_unknown_fields)]
 pub struct RawAllow {
     /// Hosts the plugin may send HTTP requests to: `"api.example.com"` (any
-    /// port), `"*.slack.com"` (subdomains), `"127.0.0.1:9000"` (that port).
-    pub http: Option<Vec<String>>,
+    /// port), `"*.slack.com"` (subdomains), `"127.0.0.1:9000"` (that port),
+    /// or a table `{ host = "…", private = true }` for a name that may
+    /// resolve to a non-public address.
+    /// Read by hand ([`parse_http_grant`]) so a wrong entry gets an error
+    /// naming both forms, not serde's "did not match any variant".
+    pub http: Option<Vec<toml::Value>>,
 }
 
 /// The `[retry]` table of a manifest.
@@ -442,19 +446,55 @@ fn parse_outbound(limits: &RawLimits, allow: Option<&RawAllow>) -> Result<Outbou
             ));
         }
     }
-    for (index, pattern) in allow
+    for (index, entry) in allow
         .and_then(|allow| allow.http.as_ref())
         .into_iter()
         .flatten()
         .enumerate()
     {
-        let pattern =
-            HostPattern::parse(pattern).map_err(|why| format!("`allow.http[{index}]`: {why}"))?;
-        if !policy.allow.contains(&pattern) {
-            policy.allow.push(pattern);
+        let grant =
+            parse_http_grant(entry).map_err(|why| format!("`allow.http[{index}]`: {why}"))?;
+        if !policy.allow.contains(&grant) {
+            policy.allow.push(grant);
         }
     }
     Ok(policy)
+}
+
+/// One `[allow] http` entry: a host string (`"api.example.com"`), or a
+/// table `{ host = "internal.example", private = true }` whose name may
+/// resolve to loopback, private or other non-public addresses.
+fn parse_http_grant(entry: &toml::Value) -> Result<HttpGrant, String> {
+    const FORMS: &str = "write a host string (\"api.example.com\") or a table \
+                         ({ host = \"internal.example\", private = true })";
+    match entry {
+        toml::Value::String(text) => HostPattern::parse(text).map(HttpGrant::public),
+        toml::Value::Table(table) => {
+            let mut host = None;
+            let mut private = false;
+            for (key, value) in table {
+                match (key.as_str(), value) {
+                    ("host", toml::Value::String(text)) => host = Some(text),
+                    ("private", toml::Value::Boolean(flag)) => private = *flag,
+                    ("host", _) => return Err(format!("`host` must be a string; {FORMS}")),
+                    ("private", _) => {
+                        return Err(format!("`private` must be true or false; {FORMS}"));
+                    }
+                    (other, _) => {
+                        return Err(format!(
+                            "unknown field `{other}` (expected `host` or `private`); {FORMS}"
+                        ));
+                    }
+                }
+            }
+            let host = host.ok_or_else(|| format!("the table has no `host`; {FORMS}"))?;
+            Ok(HttpGrant {
+                pattern: HostPattern::parse(host)?,
+                private,
+            })
+        }
+        other => Err(format!("a {} is not a host; {FORMS}", other.type_str())),
+    }
 }
 
 /// Resolves `[config]`: `env:VAR` and `file:PATH` (relative to the manifest)
@@ -852,6 +892,17 @@ mod tests {
         assert!(manifest.outbound.allows("hooks.slack.com", 443));
         assert!(manifest.outbound.allows("127.0.0.1", 9000));
         assert!(!manifest.outbound.allows("127.0.0.1", 9001));
+        use crate::runtime::outbound::Reach;
+        assert_eq!(
+            manifest.outbound.reach("api.example.com", 443),
+            Some(Reach::Public),
+            "a name string reaches public addresses only"
+        );
+        assert_eq!(
+            manifest.outbound.reach("127.0.0.1", 9000),
+            Some(Reach::Any),
+            "an IP literal grant reaches that IP"
+        );
         assert_eq!(
             manifest.kv,
             KvLimits {
@@ -863,6 +914,30 @@ mod tests {
         assert_eq!(
             manifest.config.get("chat_url"),
             Some("http://127.0.0.1:9000/chat")
+        );
+    }
+
+    #[test]
+    fn allow_http_takes_strings_and_tables_with_private() {
+        use crate::runtime::outbound::Reach;
+        let manifest = parse(
+            "p",
+            "[allow]\nhttp = [\"api.example.com\", { host = \"internal.example:8080\", private = true }, { host = \"open.example\" }]\n",
+        )
+        .unwrap();
+        let policy = &manifest.outbound;
+        assert_eq!(policy.reach("api.example.com", 443), Some(Reach::Public));
+        assert_eq!(policy.reach("internal.example", 8080), Some(Reach::Any));
+        assert_eq!(policy.reach("internal.example", 8081), None);
+        assert_eq!(policy.reach("open.example", 80), Some(Reach::Public));
+        let shown: Vec<String> = policy.allow.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "api.example.com",
+                "internal.example:8080 (private addresses too)",
+                "open.example"
+            ]
         );
     }
 
@@ -913,6 +988,22 @@ mod tests {
         for (text, field) in [
             ("[allow]\nhttp = [\"http://x.com\"]\n", "`allow.http[0]`"),
             ("[allow]\nhttps = []\n", "unknown field `https`"),
+            (
+                "[allow]\nhttp = [3]\n",
+                "`allow.http[0]`: a integer is not a host",
+            ),
+            (
+                "[allow]\nhttp = [{ hots = \"x.com\" }]\n",
+                "unknown field `hots` (expected `host` or `private`)",
+            ),
+            (
+                "[allow]\nhttp = [\"a.com\", { private = true }]\n",
+                "`allow.http[1]`: the table has no `host`",
+            ),
+            (
+                "[allow]\nhttp = [{ host = \"x.com\", private = \"yes\" }]\n",
+                "`private` must be true or false",
+            ),
             ("[kv]\nmax_key = \"1MiB\"\n", "`kv.max_key`"),
             ("[kv]\nmax_total = \"0\"\n", "`kv.max_total`"),
             ("[kv]\nmax_keys = \"1\"\n", "unknown field `max_keys`"),

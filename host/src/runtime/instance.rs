@@ -252,10 +252,16 @@ impl StoreParts {
 }
 
 /// Guest code yields to the executor at every epoch tick and is interrupted
-/// at the first tick past `deadline`.
+/// at the first tick past `deadline`, or at the first tick after what the
+/// host holds for it passed its memory cap.
 pub(super) fn set_deadline(store: &mut Store<State>, deadline: Instant) {
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
+    store.epoch_deadline_callback(move |store| {
+        if store.data().limiter.host_exceeded {
+            return Err(wasmtime::Error::msg(
+                "host-side resources held for the plugin passed its memory cap",
+            ));
+        }
         if Instant::now() >= deadline {
             Ok(UpdateDeadline::Interrupt)
         } else {

@@ -393,7 +393,30 @@ impl Drop for Runtime {
     }
 }
 
+/// Most headers a plugin's response may carry. Senders read a status and
+/// maybe a body; 100 is also what common HTTP clients (hyper) accept.
+pub const MAX_RESPONSE_HEADERS: usize = 100;
+/// Most bytes of header names and values in a plugin's response: the host
+/// copies and sends them, so a hostile plugin must not make that megabytes.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
+
 fn validate_response(response: Response) -> Result<Response, CallError> {
+    if response.headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(CallError::InvalidResponse(format!(
+            "{} headers; at most {MAX_RESPONSE_HEADERS} are sent",
+            response.headers.len()
+        )));
+    }
+    let header_bytes: usize = response
+        .headers
+        .iter()
+        .map(|header| header.name.len() + header.value.len())
+        .sum();
+    if header_bytes > MAX_RESPONSE_HEADER_BYTES {
+        return Err(CallError::InvalidResponse(format!(
+            "{header_bytes} bytes of headers; at most {MAX_RESPONSE_HEADER_BYTES} are sent"
+        )));
+    }
     // 1xx are interim answers hyper cannot send as a final response (and 101
     // would switch protocols).
     if !(200..=599).contains(&response.status) {

@@ -2,6 +2,14 @@
 //! wasi:http context with its outbound policy, the resource limiter, the
 //! guest's stdout/stderr, and the host imports (`log`, `kv`, `config`).
 //!
+//! What the host holds on the guest's behalf (resource-table entries,
+//! wasi:http `fields`, requests, streams) lives outside its linear memory,
+//! so it is bounded three ways: at most [`MAX_TABLE_ENTRIES`] entries, at
+//! most [`MAX_FIELDS_SIZE`] bytes per `fields`, and, across everything,
+//! counted against the plugin's memory cap with its linear memory
+//! ([`Limiter::charge_host`]): a guest whose host-side allocations plus
+//! linear memory pass its cap fails like one whose `memory.grow` did.
+//!
 //! A `State` lives exactly as long as one delivery attempt. Its WASI context
 //! grants the guest nothing: no preopened directories, no environment, no
 //! arguments, no sockets (WASI clocks and random are always present). Outbound
@@ -28,12 +36,29 @@ use super::kv::Kv;
 use super::outbound::Outbound;
 
 /// Most bytes of stdout/stderr (each) logged per call; the rest is dropped so a
-/// chatty or malicious plugin cannot flood the host log.
+/// chatty or malicious plugin cannot flood the host log. Lines wholly inside
+/// it are logged; the one that crosses it becomes one marker line.
 const OUTPUT_BUDGET: usize = 64 * 1024;
-/// Most `log` import calls honoured per call, for the same reason.
+/// Most `log` import calls honoured per call, for the same reason; the next
+/// one is replaced by a "log budget exhausted" marker, the rest dropped.
 const LOG_LINES_BUDGET: u32 = 1000;
 /// Longest message logged from one `log` call.
 const LOG_LINE_MAX: usize = 8 * 1024;
+/// Most resource-table entries (streams, pollables, wasi:http fields,
+/// requests, responses) one instance may hold at once. A handler uses a few
+/// dozen; each costs host memory the linear-memory cap does not see.
+pub const MAX_TABLE_ENTRIES: usize = 4096;
+/// Most bytes of one wasi:http `fields` (header names and values, counted
+/// as wasmtime-wasi-http does). Far above real request headers (8 KiB is a
+/// common proxy limit), low enough that many of them stay bounded.
+pub const MAX_FIELDS_SIZE: usize = 64 * 1024;
+/// What one resource-table entry is charged against the memory cap beyond
+/// its contents: the entry, its box and bookkeeping (measured on the order
+/// of 100-200 bytes; rounded up).
+const TABLE_ENTRY_CHARGE: usize = 256;
+/// What one header entry of a `fields` is charged beyond its name and
+/// value bytes (the `HeaderMap` slot and index).
+const HEADER_ENTRY_CHARGE: usize = 64;
 
 /// A plugin's `[config]` values, resolved. `Debug` shows the keys, never the
 /// values: any of them may be a secret.
@@ -78,7 +103,9 @@ pub struct State {
     config: Arc<PluginConfig>,
     table: ResourceTable,
     pub(super) limiter: Limiter,
-    log_lines_left: u32,
+    /// `log` lines this call may still log; `None` once the budget was
+    /// crossed and its marker logged.
+    log_lines_left: Option<u32>,
     /// The guest's stdout and stderr, kept to point them at the delivery's
     /// span when an instance made ahead of time is handed its delivery.
     outputs: [GuestOutput; 2],
@@ -103,15 +130,19 @@ impl State {
             .stdout(outputs[0].clone())
             .stderr(outputs[1].clone())
             .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_SIZE);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_TABLE_ENTRIES);
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             outbound,
             kv,
             config,
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter::new(memory),
-            log_lines_left: LOG_LINES_BUDGET,
+            log_lines_left: Some(LOG_LINES_BUDGET),
             outputs,
         }
     }
@@ -125,15 +156,51 @@ impl State {
         for output in &self.outputs {
             output.start_delivery(tracing::Span::current());
         }
-        self.log_lines_left = LOG_LINES_BUDGET;
+        self.log_lines_left = Some(LOG_LINES_BUDGET);
         // A guest that survived a refused `memory.grow` (and answered) must
         // not have the next delivery's trap blamed on memory.
         self.limiter.memory_exceeded = false;
     }
 }
 
+impl State {
+    /// Counts what the resource table holds against the memory cap (see
+    /// [`Limiter::charge_host`]). Called before every WASI and wasi:http
+    /// host call, which is where the table grows; once over the cap the
+    /// table takes no new entries and every `fields` refuses to grow, and
+    /// the epoch callback ends the call within a tick.
+    fn charge_host_memory(&mut self) {
+        let mut bytes = 0usize;
+        let mut entries = 0usize;
+        for entry in self.table.iter_mut() {
+            entries += 1;
+            if let Some(fields) = entry.downcast_ref::<wasmtime_wasi_http::FieldMap>() {
+                bytes = bytes.saturating_add(fields_size(fields));
+            }
+        }
+        bytes = bytes.saturating_add(entries.saturating_mul(TABLE_ENTRY_CHARGE));
+        if !self.limiter.charge_host(bytes) {
+            self.table.set_max_capacity(entries);
+            for entry in self.table.iter_mut() {
+                if let Some(fields) = entry.downcast_mut::<wasmtime_wasi_http::FieldMap>() {
+                    fields.set_immutable();
+                }
+            }
+        }
+    }
+}
+
+/// Host bytes one `fields` holds: names, values and per-entry overhead.
+fn fields_size(fields: &wasmtime_wasi_http::FieldMap) -> usize {
+    fields
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + HEADER_ENTRY_CHARGE)
+        .sum()
+}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.charge_host_memory();
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
@@ -143,6 +210,7 @@ impl WasiView for State {
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.charge_host_memory();
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
@@ -190,16 +258,21 @@ impl hookhost::plugin::config::Host for State {
 
 impl hookhost::plugin::log::Host for State {
     async fn log(&mut self, level: Level, message: String) {
-        if self.log_lines_left == 0 {
-            return;
-        }
-        self.log_lines_left -= 1;
-        if self.log_lines_left == 0 {
-            tracing::warn!(
-                target: "hookhost::plugin",
-                "plugin logged {LOG_LINES_BUDGET} lines; further lines from this call are dropped"
-            );
-            return;
+        match &mut self.log_lines_left {
+            // Over budget, the marker already said so.
+            None => return,
+            // The line past the budget: one marker instead of it, saying
+            // truthfully how many lines were logged.
+            Some(0) => {
+                self.log_lines_left = None;
+                tracing::warn!(
+                    target: "hookhost::plugin",
+                    "log budget exhausted: plugin logged {LOG_LINES_BUDGET} lines; \
+                     further lines from this call are dropped"
+                );
+                return;
+            }
+            Some(left) => *left -= 1,
         }
         // One call, one line: a plugin logging sender data must not be able
         // to forge host log lines.
@@ -240,7 +313,14 @@ pub(super) struct Limiter {
     memory: usize,
     /// Bytes of linear memory granted so far, across every memory.
     used: usize,
+    /// Bytes the host holds for the guest (resource table, fields), as
+    /// last counted: they share the cap with linear memory.
+    host: usize,
     pub(super) memory_exceeded: bool,
+    /// The host-side count passed the cap: the call must end (the epoch
+    /// callback traps). Unlike a refused `memory.grow`, which a guest may
+    /// survive, nothing the guest does next can bring this back under.
+    pub(super) host_exceeded: bool,
 }
 
 impl Limiter {
@@ -256,7 +336,9 @@ impl Limiter {
                 .build(),
             memory,
             used: 0,
+            host: 0,
             memory_exceeded: false,
+            host_exceeded: false,
         }
     }
 }
@@ -266,7 +348,21 @@ impl Limiter {
     /// memory never shrinks, so an instance kept for reuse that got there
     /// is retired before a slow leak ends a delivery at the cap.
     pub(super) fn past_half(&self) -> bool {
-        self.used > self.memory / 2
+        self.used.saturating_add(self.host) > self.memory / 2
+    }
+
+    /// Records that the host now holds `bytes` for the guest; says whether
+    /// that and its linear memory still fit the cap. When they do not, the
+    /// call is over: `memory_exceeded` is set, which the epoch callback
+    /// turns into a trap and the call's classification into "memory limit".
+    pub(super) fn charge_host(&mut self, bytes: usize) -> bool {
+        self.host = bytes;
+        if self.used.saturating_add(bytes) > self.memory {
+            self.memory_exceeded = true;
+            self.host_exceeded = true;
+            return false;
+        }
+        true
     }
 }
 
@@ -278,7 +374,7 @@ impl ResourceLimiter for Limiter {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let total = self.used.saturating_add(desired.saturating_sub(current));
-        if total > self.memory {
+        if total.saturating_add(self.host) > self.memory {
             self.memory_exceeded = true;
             return Ok(false);
         }
@@ -327,6 +423,8 @@ struct LineBuffer {
     span: tracing::Span,
     pending: Vec<u8>,
     budget: usize,
+    /// The budget was crossed and the marker logged: the rest is dropped.
+    exhausted: bool,
 }
 
 impl GuestOutput {
@@ -337,6 +435,7 @@ impl GuestOutput {
                 span,
                 pending: Vec::new(),
                 budget: OUTPUT_BUDGET,
+                exhausted: false,
             })),
         }
     }
@@ -351,6 +450,7 @@ impl GuestOutput {
         }
         buffer.span = span;
         buffer.budget = OUTPUT_BUDGET;
+        buffer.exhausted = false;
     }
 
     fn write_bytes(&self, bytes: &[u8]) {
@@ -360,8 +460,12 @@ impl GuestOutput {
 }
 
 impl LineBuffer {
+    /// Logs every complete line that fits the budget. The write that
+    /// crosses it is replaced, with the unfinished line before it, by one
+    /// "output budget exhausted" marker: a line cut short would read as if
+    /// the plugin had written it that way.
     fn write(&mut self, bytes: &[u8]) {
-        if self.budget == 0 {
+        if self.exhausted {
             return;
         }
         let take = bytes.len().min(self.budget);
@@ -371,14 +475,15 @@ impl LineBuffer {
             let line: Vec<u8> = self.pending.drain(..=newline).collect();
             self.emit(&line[..line.len() - 1]);
         }
-        if self.budget == 0 {
-            let rest = std::mem::take(&mut self.pending);
-            self.emit(&rest);
+        if take < bytes.len() {
+            self.pending.clear();
+            self.exhausted = true;
             let _entered = self.span.enter();
             tracing::warn!(
                 target: "hookhost::plugin",
                 stream = self.stream,
-                "plugin wrote more than {OUTPUT_BUDGET} bytes; the rest is dropped"
+                "output budget exhausted: plugin wrote more than {OUTPUT_BUDGET} bytes; \
+                 the line that crossed it and the rest are dropped"
             );
         }
     }
