@@ -405,6 +405,69 @@ mod tests {
     }
 
     #[test]
+    fn manifest_rules_keep_files_in_the_root_and_off_host_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("secrets");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("ok"), "fine\n").unwrap();
+        std::fs::write(root.join("admin"), "admin\n").unwrap();
+        std::fs::write(dir.path().join("outside"), "no\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("link")).unwrap();
+        let admin = format!("file:{}", root.join("admin").display());
+        let rules = SecretRules::new(&root)
+            .unwrap()
+            .deny_host_secret(&admin)
+            .deny_host_secret("env:ADMIN_TOKEN_VAR");
+        let env = |_: &str| Ok("value".to_owned());
+        let resolver = SecretResolver::with_env(rules.root(), &env).with_rules(&rules);
+        let read = |text: &str| resolver.read(&SecretRef::new(text));
+        assert_eq!(read("file:ok").unwrap(), b"fine");
+        assert_eq!(
+            read(&format!("file:{}", root.join("ok").display())).unwrap(),
+            b"fine"
+        );
+        assert!(
+            read("file:sub/../ok")
+                .unwrap_err()
+                .contains("cannot read secret file")
+        );
+        for outside in [
+            "file:../outside",
+            "file:link",
+            "file:/proc/self/environ",
+            "file:/etc/passwd",
+        ] {
+            let err = read(outside).unwrap_err();
+            assert!(
+                err.contains("is outside the secrets folder"),
+                "{outside}: {err}"
+            );
+        }
+        let err = read("file:admin").unwrap_err();
+        assert!(err.contains("host's own secrets"), "{err}");
+        for var in [
+            "HOOKHOST_ADMIN_TOKEN",
+            "HOOKHOST_ANYTHING",
+            "ADMIN_TOKEN_VAR",
+        ] {
+            let err = read(&format!("env:{var}")).unwrap_err();
+            assert!(
+                err.contains("one of the host's own variables"),
+                "{var}: {err}"
+            );
+        }
+        assert_eq!(read("env:PLUGIN_VAR").unwrap(), b"value");
+        // Without rules (the host's own settings), everything is readable.
+        let host = SecretResolver::with_env(dir.path(), &env);
+        assert_eq!(host.read(&SecretRef::new("file:outside")).unwrap(), b"no");
+        assert_eq!(
+            host.read(&SecretRef::new("env:HOOKHOST_ADMIN_TOKEN"))
+                .unwrap(),
+            b"value"
+        );
+    }
+
+    #[test]
     fn debug_never_shows_secret_bytes() {
         assert_eq!(
             format!("{:?}", Secret::from("hunter2")),

@@ -997,6 +997,27 @@ mod tests {
     }
 
     #[test]
+    fn routes_are_ascii_and_unverified_is_said_on_purpose() {
+        let err = parse("p", "route = \"/hooks/café\"\n").unwrap_err();
+        assert!(
+            err.starts_with("`route`:") && err.contains("other than ASCII"),
+            "{err}"
+        );
+        assert!(parse("p", "route = \"/hooks/caf%C3%A9\"\n").is_ok());
+        assert!(!parse("p", "route = \"/p\"\n").unwrap().unverified);
+        assert!(parse("p", "unverified = true\n").unwrap().unverified);
+        let err = parse(
+            "p",
+            "unverified = true\n[verify]\nscheme = \"token\"\nsecret = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`unverified = true`") && err.contains("remove one"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn load_names_the_file() {
         let dir = std::env::temp_dir().join(format!("hookhost-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
