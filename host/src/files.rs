@@ -98,6 +98,18 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 
 /// [`read`] with another timeout.
 pub fn read_within(path: &Path, limit: u64, timeout: Duration) -> Result<Vec<u8>, ReadError> {
+    read_where(path, limit, timeout).map(|(bytes, _)| bytes)
+}
+
+/// [`read`], and where the file that was read really is (on Linux, what
+/// the kernel says of the open descriptor: a symlink or folder swapped after
+/// a path was checked cannot hide the file's real place). `None` where the
+/// OS cannot tell.
+pub fn read_where(
+    path: &Path,
+    limit: u64,
+    timeout: Duration,
+) -> Result<(Vec<u8>, Option<PathBuf>), ReadError> {
     if READS_IN_FLIGHT.fetch_add(1, Ordering::AcqRel) >= MAX_READS_IN_FLIGHT {
         READS_IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
         return Err(ReadError::Busy);
@@ -122,7 +134,7 @@ pub fn read_within(path: &Path, limit: u64, timeout: Duration) -> Result<Vec<u8>
 }
 
 /// The read itself, on the calling thread.
-fn read_now(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+fn read_now(path: &Path, limit: u64) -> Result<(Vec<u8>, Option<PathBuf>), ReadError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -149,13 +161,25 @@ fn read_now(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     }
     let mut bytes = Vec::with_capacity(metadata.len() as usize);
     // One byte past the cap tells a file that grew while being read.
-    file.take(limit + 1)
+    (&file)
+        .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(ReadError::Io)?;
     if bytes.len() as u64 > limit {
         return Err(ReadError::TooLarge { limit });
     }
-    Ok(bytes)
+    Ok((bytes, opened_path(&file)))
+}
+
+#[cfg(target_os = "linux")]
+fn opened_path(file: &std::fs::File) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd as _;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn opened_path(_: &std::fs::File) -> Option<PathBuf> {
+    None
 }
 
 fn kind(file_type: &std::fs::FileType) -> &'static str {
@@ -191,6 +215,11 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"12345").unwrap();
         assert_eq!(read(&path, 5).unwrap(), b"12345");
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            read_where(&path, 5, READ_TIMEOUT).unwrap().1,
+            Some(path.canonicalize().unwrap())
+        );
         assert!(matches!(
             read(&path, 4),
             Err(ReadError::TooLarge { limit: 4 })

@@ -137,6 +137,20 @@ impl SecretRules {
         Ok(())
     }
 
+    /// The same rules for the file that was really opened for `path`.
+    fn check_opened(&self, path: &Path, opened: &Path) -> Result<(), String> {
+        if !opened.starts_with(&self.root) || self.denied_files.iter().any(|d| d == opened) {
+            return Err(format!(
+                "`file:{}` changed while it was read (it now leads to {}); a plugin manifest may only read \
+                 files in the secrets folder {}",
+                path.display(),
+                opened.display(),
+                self.root.display()
+            ));
+        }
+        Ok(())
+    }
+
     /// The canonical file `path` names, if the rules allow it.
     fn check_file(&self, path: &str) -> Result<PathBuf, String> {
         let joined = self.root.join(path);
@@ -236,20 +250,29 @@ impl<'a> SecretResolver<'a> {
                     Some(rules) => rules.check_file(path)?,
                     None => self.manifest_dir.join(path),
                 };
-                let mut bytes =
-                    crate::files::read(&path, crate::files::MAX_SECRET).map_err(|err| {
-                        let start = match self.rules {
-                            Some(rules) => format!(
-                                "the secrets folder {} (--secrets-dir)",
-                                rules.root().display()
-                            ),
-                            None => "the manifest's folder".to_owned(),
-                        };
-                        format!(
-                            "cannot read secret file {}: {err} (relative paths start from {start})",
-                            path.display()
-                        )
-                    })?;
+                let (mut bytes, opened) = crate::files::read_where(
+                    &path,
+                    crate::files::MAX_SECRET,
+                    crate::files::READ_TIMEOUT,
+                )
+                .map_err(|err| {
+                    let start = match self.rules {
+                        Some(rules) => format!(
+                            "the secrets folder {} (--secrets-dir)",
+                            rules.root().display()
+                        ),
+                        None => "the manifest's folder".to_owned(),
+                    };
+                    format!(
+                        "cannot read secret file {}: {err} (relative paths start from {start})",
+                        path.display()
+                    )
+                })?;
+                // Checked again on what was opened: a symlink or folder
+                // swapped in since the check cannot lead out.
+                if let (Some(rules), Some(opened)) = (self.rules, opened) {
+                    rules.check_opened(&path, &opened)?;
+                }
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     bytes.pop();
                 }

@@ -408,9 +408,10 @@ async fn reload_loop(
         };
         tracing::debug!(?changes, "reloading plugins");
         if let Err(err) = registry.reload(runtime, &folder.dir, changes).await {
-            if folder.identity.is_some() && identity(&folder.dir).is_none() {
-                // Gone: the folder check says so once, and reloads it all
-                // when it is back.
+            if identity(&folder.dir).is_none() {
+                // Gone: the folder check says so (once), and reloads it all
+                // when it is back; retrying every second meanwhile would
+                // only repeat the error.
                 folder.check(pending).await;
                 continue;
             }
