@@ -114,6 +114,16 @@ impl IngressPolicy {
         })
     }
 
+    /// True when `other` has the same allowlist and rates as written, so the
+    /// live buckets of one can serve for the other across a reload.
+    pub fn same_limits(&self, other: &IngressPolicy) -> bool {
+        self.allow == other.allow
+            && self.route.as_ref().map(|(text, _)| text)
+                == other.route.as_ref().map(|(text, _)| text)
+            && self.per_ip.as_ref().map(|(text, _)| text)
+                == other.per_ip.as_ref().map(|(text, _)| text)
+    }
+
     /// Checks `client` against the allowlist, then takes a token from each
     /// bucket. The allowlist comes first so refused clients cannot drain the
     /// route's bucket; the client's bucket before the route's so one client

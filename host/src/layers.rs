@@ -14,7 +14,9 @@ use std::path::Path;
 /// use the modules of the layers before its own, never its own layer's
 /// others or later ones.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["units", "secret", "telemetry", "ingress"]),
+    ("units", &["units"]),
+    ("reading the operator's files", &["files"]),
+    ("leaves", &["secret", "telemetry", "ingress"]),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),
     ("configuration", &["config"]),

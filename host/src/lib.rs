@@ -20,7 +20,9 @@
 //!   [`runtime`] (the wasmtime engine, instances, host imports),
 //!   [`inbox`] (the durable store behind a typed API), [`verify`] (signature
 //!   schemes, pure functions).
-//! - Leaves: [`secret`] (`env:`/`file:` references), [`units`] (sizes and
+//! - Leaves: [`files`] (reading the operator's files: regular files only,
+//!   never blocking, capped and timed), [`secret`] (`env:`/`file:`
+//!   references and the rules for manifests), [`units`] (sizes and
 //!   durations), [`ingress`] (client addresses, allowlists, rate limits),
 //!   [`telemetry`] (delivery totals and Prometheus metrics).
 //!
@@ -34,6 +36,7 @@ pub mod check;
 pub mod config;
 pub mod console;
 pub mod delivery;
+pub mod files;
 pub mod inbox;
 pub mod ingress;
 pub mod queue;
@@ -110,9 +113,9 @@ pub async fn run(
         outbound: outbound.clone(),
         kv: Some(inbox.clone()),
     })?);
-    let registry = Arc::new(Registry::new());
     // Watch before the first load, so that nothing written during it is missed.
     let watcher = watch::Watcher::new(&config.plugins_dir, config.watch)?;
+    let registry = Arc::new(Registry::with_secret_rules(config.secret_rules()?));
     let report = registry.load_dir(&runtime, &config.plugins_dir).await?;
     if report.loaded.is_empty() {
         tracing::warn!(

@@ -30,9 +30,22 @@
 //!   goes live as soon as the route is free (the owner removed or moved). At
 //!   start-up every plugin is new and they are placed in name order, so the
 //!   first by name wins.
-//! - Writers are serialised by one async mutex (start-up, the watcher and
-//!   SIGHUP may overlap); after each reload, routes and errors are published
-//!   together in one `ArcSwap`, so a reader never sees half a reload.
+//! - Reloads take turns (start-up, the watcher, SIGHUP and the admin API
+//!   may overlap) on one async mutex. The per-name state is behind a plain
+//!   mutex held only to copy or update it, never across file I/O or a
+//!   compile; every file is read through [`crate::files`] (regular files
+//!   only, opened without blocking, capped, timed), so a FIFO or a hung
+//!   file system costs one reload at most [`crate::files::READ_TIMEOUT`]
+//!   per file, never the host. After each reload, routes and errors are
+//!   published together in one `ArcSwap`, so a reader never sees half a
+//!   reload.
+//! - Verification is never dropped from a running route by a reload of any
+//!   kind (file event, SIGHUP, `POST /plugins/reload`) unless the new
+//!   manifest says `unverified = true`. A re-parsed manifest whose
+//!   `[ingress]` limits did not change keeps the running version's
+//!   rate-limit buckets.
+//! - Manifest `env:`/`file:` references are read under [`SecretRules`]:
+//!   `file:` inside the secrets folder, none of the host's own secrets.
 //! - Removing `NAME.wasm` unroutes the plugin at once; deliveries already
 //!   running hold their own `Arc` of it and finish on it.
 
@@ -49,7 +62,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Manifest;
 use crate::runtime::{CallError, CallLimits, Grants, Prepared, Runtime};
-use crate::secret::SecretResolver;
+use crate::secret::{SecretResolver, SecretRules};
 use crate::telemetry::{LoadTotals, PluginStats, PluginTotals};
 
 /// SHA-256 of a file's contents.
@@ -192,8 +205,9 @@ pub struct LoadReport {
     pub failed: BTreeMap<String, LoadError>,
 }
 
-/// Per-name state, writer side only.
-#[derive(Default)]
+/// Per-name state, writer side only. Cheap to clone (a build works on a
+/// copy, so the state is never locked across I/O).
+#[derive(Default, Clone)]
 struct Entry {
     /// The version serving requests.
     live: Option<Arc<Plugin>>,
@@ -229,15 +243,35 @@ struct Published {
 #[derive(Default)]
 pub struct Registry {
     published: ArcSwap<Published>,
-    entries: tokio::sync::Mutex<BTreeMap<String, Entry>>,
+    /// Held for a whole reload: reloads take turns.
+    turn: tokio::sync::Mutex<()>,
+    /// Locked only to copy or update entries, never across an `.await`.
+    entries: std::sync::Mutex<BTreeMap<String, Entry>>,
+    /// What manifest references may read; `None`: `file:` inside the
+    /// plugin folder, no `HOOKHOST_*` variable.
+    secret_rules: Option<SecretRules>,
     loaded: AtomicU64,
     failed: AtomicU64,
 }
 
 impl Registry {
-    /// An empty registry: every route is 404 until a load.
+    /// An empty registry: every route is 404 until a load. Manifests may
+    /// read `file:` secrets inside the plugin folder only.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty registry whose manifests' references are read under
+    /// `rules` (the host's `--secrets-dir` and its own secrets).
+    pub fn with_secret_rules(rules: SecretRules) -> Self {
+        Self {
+            secret_rules: Some(rules),
+            ..Self::default()
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The plugin serving `path`, if any. Lock-free.
@@ -283,21 +317,34 @@ impl Registry {
         dir: &Path,
         changes: Changes,
     ) -> anyhow::Result<LoadReport> {
-        let mut entries = self.entries.lock().await;
+        let _turn = self.turn.lock().await;
         let force = changes == Changes::Refresh;
         let names = match changes {
             Changes::Names(names) => names,
             Changes::Folder | Changes::Refresh => {
-                let mut names = scan(dir)?;
-                names.extend(entries.keys().cloned());
+                let listed = {
+                    let dir = dir.to_owned();
+                    tokio::task::spawn_blocking(move || scan(&dir))
+                        .await
+                        .context("listing the plugin folder panicked")??
+                };
+                let mut names = listed;
+                names.extend(self.entries().keys().cloned());
                 names
             }
+        };
+        let rules = match &self.secret_rules {
+            Some(rules) => rules.clone(),
+            None => SecretRules::new(dir).map_err(|why| anyhow::anyhow!("plugin folder: {why}"))?,
         };
 
         let mut report = LoadReport::default();
         for name in names {
+            let snapshot = self.entries().get(&name).cloned().unwrap_or_default();
+            let step = build(runtime, dir, &rules, &name, &snapshot, force).await;
+            let mut entries = self.entries();
             let entry = entries.entry(name.clone()).or_default();
-            match build(runtime, dir, &name, entry, force).await {
+            match step {
                 Step::Unchanged => {}
                 Step::Removed => {
                     if let Some(entry) = entries.remove(&name)
@@ -326,6 +373,7 @@ impl Registry {
             }
         }
 
+        let mut entries = self.entries();
         for placement in place(&mut entries) {
             match placement {
                 Placement::Live { plugin, replaced } => {
@@ -385,7 +433,14 @@ impl PluginTotals for Registry {
 
 /// Reads, checks and compiles plugin `name`'s files, unless they are the
 /// ones `entry` last tried (and `force` is off).
-async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, force: bool) -> Step {
+async fn build(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    rules: &SecretRules,
+    name: &str,
+    entry: &Entry,
+    force: bool,
+) -> Step {
     let wasm_path = dir.join(format!("{name}.wasm"));
     let manifest_path = dir.join(format!("{name}.toml"));
     let files = {
@@ -424,7 +479,7 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
     }
 
     let previous = entry.newest();
-    let manifest = match (&files.manifest, previous) {
+    let mut manifest = match (&files.manifest, previous) {
         (Some((_, digest)), Some(previous))
             if !force && previous.manifest_digest == Some(*digest) =>
         {
@@ -433,21 +488,38 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
         (None, Some(previous)) if previous.manifest_digest.is_none() => previous.manifest.clone(),
         (None, _) => Manifest::default_for(name),
         (Some((bytes, _)), _) => {
-            let Ok(text) = std::str::from_utf8(bytes) else {
+            let Ok(text) = String::from_utf8(bytes.clone()) else {
                 return failed(&manifest_path, "is not UTF-8 text".into());
             };
-            // `file:` secrets are relative to the manifest's folder.
-            match Manifest::parse(name, text, &SecretResolver::new(dir)) {
-                Ok(manifest) => manifest,
-                Err(reason) => return failed(&manifest_path, reason),
+            let (rules, owned) = (rules.clone(), name.to_owned());
+            // `file:` secrets are read (bounded, but still I/O): off the
+            // async threads.
+            let parsed = tokio::task::spawn_blocking(move || {
+                Manifest::parse(&owned, &text, &SecretResolver::for_manifest(&rules))
+            })
+            .await;
+            match parsed {
+                Ok(Ok(manifest)) => manifest,
+                Ok(Err(reason)) => return failed(&manifest_path, reason),
+                Err(panic) => {
+                    return failed(&manifest_path, format!("validation panicked: {panic}"));
+                }
             }
         }
     };
+    // The rate-limit buckets of the running version carry over when its
+    // limits did not change: a reload is not a way to reset them.
+    if let Some(running) = entry.live.as_ref().or(previous)
+        && !Arc::ptr_eq(&running.manifest.ingress, &manifest.ingress)
+        && running.manifest.ingress.same_limits(&manifest.ingress)
+    {
+        manifest.ingress = running.manifest.ingress.clone();
+    }
 
-    // Losing verification is never a side effect of a file event (a manifest
-    // deleted, or renamed away mid-deploy): the verified version stays until
-    // an operator confirms with SIGHUP.
-    if !force
+    // Losing verification is never a side effect of a reload (a manifest
+    // deleted, or renamed away mid-deploy, then SIGHUP): the verified
+    // version stays until the manifest itself says `unverified = true`.
+    if !manifest.unverified
         && manifest.verify.is_none()
         && let Some(live) = entry.live.as_ref()
         && let Some(scheme) = live.manifest.verify.as_ref()
@@ -460,7 +532,7 @@ async fn build(runtime: &Arc<Runtime>, dir: &Path, name: &str, entry: &Entry, fo
         return failed(
             file,
             format!(
-                "would serve {} unverified (its {name}.toml is gone or has no [verify] table, the running version verifies `{}`); restore the manifest, or send SIGHUP to accept the change",
+                "would serve {} unverified (its {name}.toml is gone or has no [verify] table, the running version verifies `{}`); restore the manifest's [verify] table, or write `unverified = true` in {name}.toml to serve the route unverified on purpose",
                 live.manifest.route,
                 scheme.name()
             ),
@@ -536,13 +608,13 @@ struct Files {
 }
 
 fn read_files(wasm: &Path, manifest: &Path) -> Result<Files, LoadError> {
-    let read = |path: &Path| match std::fs::read(path) {
+    let read = |path: &Path, limit| match crate::files::read(path, limit) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(LoadError::new(path, format!("cannot read: {err}"))),
+        Err(crate::files::ReadError::NotFound) => Ok(None),
+        Err(err) => Err(LoadError::new(path, err.to_string())),
     };
-    let wasm = read(wasm)?;
-    let manifest = read(manifest)?;
+    let wasm = read(wasm, crate::files::MAX_COMPONENT)?;
+    let manifest = read(manifest, crate::files::MAX_MANIFEST)?;
     Ok(Files {
         component_digest: wasm.as_deref().map(sha256).unwrap_or_default(),
         wasm,

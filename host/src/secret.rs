@@ -4,15 +4,20 @@
 //!
 //! Owns [`SecretRef`] (a reference as written), [`SecretResolver`] (reads
 //! it, with `file:` paths relative to a base folder and an injectable
-//! environment for tests) and [`Secret`] (bytes that never show up in
+//! environment for tests), [`SecretRules`] (what a plugin manifest may
+//! reference: `file:` only inside the secrets folder, none of the host's
+//! own variables or files) and [`Secret`] (bytes that never show up in
 //! `Debug`). Used by webhook verification, plugin manifests (`[config]`) and
-//! the admin token alike, so every secret is read by the same rules.
-//! Does not own which references a caller accepts (the admin token refuses
-//! literals; a manifest warns about them) or what a missing secret means.
+//! the admin token alike, so every secret is read by the same rules; the
+//! host's own settings (the admin token) are read without [`SecretRules`].
+//! Files are read through [`crate::files`] (regular files only, capped,
+//! never blocking). Does not own which references a caller accepts (the
+//! admin token refuses literals; a manifest warns about them) or what a
+//! missing secret means.
 
 use std::env::VarError;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -60,11 +65,127 @@ impl fmt::Debug for SecretRef {
     }
 }
 
+/// The prefix of the host's own environment variables (`HOOKHOST_LISTEN`,
+/// `HOOKHOST_ADMIN_TOKEN`, ...), which no manifest may read.
+pub const HOST_ENV_PREFIX: &str = "HOOKHOST_";
+
+/// What a plugin manifest's references may read. A manifest is written by
+/// whoever deploys a plugin, who is not necessarily trusted with the host's
+/// own secrets: `file:` stays inside one folder (canonicalised, so neither
+/// `..` nor a symlink leads out of it), and the host's own variables and
+/// secret files are refused.
+#[derive(Debug, Clone)]
+pub struct SecretRules {
+    /// The canonical secrets folder (`--secrets-dir`, default the plugin
+    /// folder): relative `file:` paths start here, and every `file:` must
+    /// end up inside it.
+    root: PathBuf,
+    /// Variables refused besides `HOOKHOST_*` (the admin token's).
+    denied_vars: Vec<String>,
+    /// Files refused even inside the root (the admin token's, the TLS
+    /// key), canonical where they exist.
+    denied_files: Vec<PathBuf>,
+}
+
+impl SecretRules {
+    /// Rules for manifests whose `file:` references must stay inside `root`.
+    /// Fails if `root` cannot be opened (it must exist: it is canonicalised).
+    pub fn new(root: &Path) -> Result<Self, String> {
+        let root = root
+            .canonicalize()
+            .map_err(|err| format!("secrets folder {}: {err}", root.display()))?;
+        Ok(Self {
+            root,
+            denied_vars: Vec::new(),
+            denied_files: Vec::new(),
+        })
+    }
+
+    /// Also refuses what `reference` (one of the host's own settings, e.g.
+    /// the admin token's `env:VAR` or `file:PATH`) names; a relative path
+    /// starts from the working directory, as the host reads it.
+    pub fn deny_host_secret(mut self, reference: &str) -> Self {
+        match SecretRef::new(reference).source() {
+            Source::Env(var) if !var.is_empty() => self.denied_vars.push(var.to_owned()),
+            Source::File(path) if !path.is_empty() => self = self.deny_file(Path::new(path)),
+            _ => {}
+        }
+        self
+    }
+
+    /// Also refuses the file at `path` (e.g. the TLS private key).
+    pub fn deny_file(mut self, path: &Path) -> Self {
+        self.denied_files
+            .push(path.canonicalize().unwrap_or_else(|_| path.to_owned()));
+        self
+    }
+
+    /// The canonical secrets folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn check_var(&self, var: &str) -> Result<(), String> {
+        if var.starts_with(HOST_ENV_PREFIX) || self.denied_vars.iter().any(|d| d == var) {
+            return Err(format!(
+                "`env:{var}` is one of the host's own variables (`{HOST_ENV_PREFIX}*` and the admin token's), \
+                 which a plugin manifest may not read; give the plugin a variable of its own \
+                 (e.g. `env:GITHUB_WEBHOOK_SECRET`) or a file in the secrets folder ({})",
+                self.root.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The same rules for the file that was really opened for `path`.
+    fn check_opened(&self, path: &Path, opened: &Path) -> Result<(), String> {
+        if !opened.starts_with(&self.root) || self.denied_files.iter().any(|d| d == opened) {
+            return Err(format!(
+                "`file:{}` changed while it was read (it now leads to {}); a plugin manifest may only read \
+                 files in the secrets folder {}",
+                path.display(),
+                opened.display(),
+                self.root.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The canonical file `path` names, if the rules allow it.
+    fn check_file(&self, path: &str) -> Result<PathBuf, String> {
+        let joined = self.root.join(path);
+        let canonical = joined.canonicalize().map_err(|err| {
+            format!(
+                "cannot read secret file {}: {err} (relative paths start from the secrets folder {}, set by --secrets-dir)",
+                joined.display(),
+                self.root.display()
+            )
+        })?;
+        if !canonical.starts_with(&self.root) {
+            return Err(format!(
+                "`file:{path}` is outside the secrets folder {} (it resolves to {}); a plugin manifest may only \
+                 read files in that folder: move the file there, or point --secrets-dir at the folder that holds it",
+                self.root.display(),
+                canonical.display()
+            ));
+        }
+        if self.denied_files.contains(&canonical) {
+            return Err(format!(
+                "`file:{path}` is one of the host's own secrets (the admin token or the TLS key), which a plugin \
+                 manifest may not read; give the plugin a file of its own"
+            ));
+        }
+        Ok(canonical)
+    }
+}
+
 /// Reads `env:` and `file:` secret references. Environment lookup is
 /// injectable so tests need not touch the process environment.
 pub struct SecretResolver<'a> {
     manifest_dir: &'a Path,
     env: &'a dyn Fn(&str) -> Result<String, VarError>,
+    /// `None` for the host's own settings (full access).
+    rules: Option<&'a SecretRules>,
 }
 
 fn process_env(name: &str) -> Result<String, VarError> {
@@ -78,6 +199,7 @@ impl<'a> SecretResolver<'a> {
         SecretResolver {
             manifest_dir,
             env: &process_env,
+            rules: None,
         }
     }
 
@@ -85,7 +207,28 @@ impl<'a> SecretResolver<'a> {
         manifest_dir: &'a Path,
         env: &'a dyn Fn(&str) -> Result<String, VarError>,
     ) -> Self {
-        SecretResolver { manifest_dir, env }
+        SecretResolver {
+            manifest_dir,
+            env,
+            rules: None,
+        }
+    }
+
+    /// Reads a plugin manifest's references under `rules`: relative `file:`
+    /// paths start from the secrets folder, and what the rules refuse is an
+    /// error naming the reference and the fix.
+    pub fn for_manifest(rules: &'a SecretRules) -> Self {
+        SecretResolver {
+            manifest_dir: rules.root(),
+            env: &process_env,
+            rules: Some(rules),
+        }
+    }
+
+    /// This resolver, checking `rules` too.
+    pub fn with_rules(mut self, rules: &'a SecretRules) -> Self {
+        self.rules = Some(rules);
+        self
     }
 
     /// The bytes `reference` names (a literal is itself), or what is wrong
@@ -95,27 +238,41 @@ impl<'a> SecretResolver<'a> {
             Source::Env("") => {
                 Err("`env:` needs a variable name, e.g. `env:WEBHOOK_SECRET`".into())
             }
-            Source::Env(var) => match (self.env)(var) {
-                Ok(value) if value.is_empty() => {
-                    Err(format!("environment variable {var} is empty"))
+            Source::Env(var) => {
+                if let Some(rules) = self.rules {
+                    rules.check_var(var)?;
                 }
-                Ok(value) => Ok(value.into_bytes()),
-                Err(VarError::NotPresent) => Err(format!(
-                    "environment variable {var} is not set (set it, or use `file:PATH`)"
-                )),
-                Err(VarError::NotUnicode(_)) => Err(format!(
-                    "environment variable {var} is not valid UTF-8 (use `file:PATH` for binary secrets)"
-                )),
-            },
+                self.read_env(var)
+            }
             Source::File("") => Err("`file:` needs a path, e.g. `file:secrets/github`".into()),
             Source::File(path) => {
-                let path = self.manifest_dir.join(path);
-                let mut bytes = std::fs::read(&path).map_err(|err| {
+                let path = match self.rules {
+                    Some(rules) => rules.check_file(path)?,
+                    None => self.manifest_dir.join(path),
+                };
+                let (mut bytes, opened) = crate::files::read_where(
+                    &path,
+                    crate::files::MAX_SECRET,
+                    crate::files::READ_TIMEOUT,
+                )
+                .map_err(|err| {
+                    let start = match self.rules {
+                        Some(rules) => format!(
+                            "the secrets folder {} (--secrets-dir)",
+                            rules.root().display()
+                        ),
+                        None => "the manifest's folder".to_owned(),
+                    };
                     format!(
-                        "cannot read secret file {}: {err} (relative paths start from the manifest's folder)",
+                        "cannot read secret file {}: {err} (relative paths start from {start})",
                         path.display()
                     )
                 })?;
+                // Checked again on what was opened: a symlink or folder
+                // swapped in since the check cannot lead out.
+                if let (Some(rules), Some(opened)) = (self.rules, opened) {
+                    rules.check_opened(&path, &opened)?;
+                }
                 while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     bytes.pop();
                 }
@@ -126,6 +283,19 @@ impl<'a> SecretResolver<'a> {
             }
             Source::Literal("") => Err("is empty".into()),
             Source::Literal(text) => Ok(text.as_bytes().to_vec()),
+        }
+    }
+
+    fn read_env(&self, var: &str) -> Result<Vec<u8>, String> {
+        match (self.env)(var) {
+            Ok(value) if value.is_empty() => Err(format!("environment variable {var} is empty")),
+            Ok(value) => Ok(value.into_bytes()),
+            Err(VarError::NotPresent) => Err(format!(
+                "environment variable {var} is not set (set it, or use `file:PATH`)"
+            )),
+            Err(VarError::NotUnicode(_)) => Err(format!(
+                "environment variable {var} is not valid UTF-8 (use `file:PATH` for binary secrets)"
+            )),
         }
     }
 }
@@ -167,7 +337,7 @@ impl From<&str> for Secret {
 /// A bearer token (the admin API's), read from a reference that is never
 /// the token itself. `Debug` never shows it.
 #[derive(Clone)]
-pub struct Token(Vec<u8>);
+pub struct Token(Vec<u8>, Option<String>);
 
 impl Token {
     /// Reads the token from `env:VAR` or `file:PATH` (trailing newlines
@@ -182,14 +352,21 @@ impl Token {
                     .into(),
             );
         }
+        let source = reference.0.clone();
         SecretResolver::new(Path::new("."))
             .read(&reference)
-            .map(Self)
+            .map(|bytes| Self(bytes, Some(source)))
     }
 
     /// A token with these bytes (tests, embedding).
     pub fn new(token: impl Into<Vec<u8>>) -> Self {
-        Self(token.into())
+        Self(token.into(), None)
+    }
+
+    /// The `env:VAR` or `file:PATH` it was read from, if any: what
+    /// [`SecretRules::deny_host_secret`] keeps away from plugin manifests.
+    pub fn reference(&self) -> Option<&str> {
+        self.1.as_deref()
     }
 
     /// The `Authorization` header value that carries this token, marked
@@ -254,6 +431,69 @@ mod tests {
                 .contains("cannot read secret file")
         );
         assert_eq!(read("").unwrap_err(), "is empty");
+    }
+
+    #[test]
+    fn manifest_rules_keep_files_in_the_root_and_off_host_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("secrets");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("ok"), "fine\n").unwrap();
+        std::fs::write(root.join("admin"), "admin\n").unwrap();
+        std::fs::write(dir.path().join("outside"), "no\n").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("link")).unwrap();
+        let admin = format!("file:{}", root.join("admin").display());
+        let rules = SecretRules::new(&root)
+            .unwrap()
+            .deny_host_secret(&admin)
+            .deny_host_secret("env:ADMIN_TOKEN_VAR");
+        let env = |_: &str| Ok("value".to_owned());
+        let resolver = SecretResolver::with_env(rules.root(), &env).with_rules(&rules);
+        let read = |text: &str| resolver.read(&SecretRef::new(text));
+        assert_eq!(read("file:ok").unwrap(), b"fine");
+        assert_eq!(
+            read(&format!("file:{}", root.join("ok").display())).unwrap(),
+            b"fine"
+        );
+        assert!(
+            read("file:sub/../ok")
+                .unwrap_err()
+                .contains("cannot read secret file")
+        );
+        for outside in [
+            "file:../outside",
+            "file:link",
+            "file:/proc/self/environ",
+            "file:/etc/passwd",
+        ] {
+            let err = read(outside).unwrap_err();
+            assert!(
+                err.contains("is outside the secrets folder"),
+                "{outside}: {err}"
+            );
+        }
+        let err = read("file:admin").unwrap_err();
+        assert!(err.contains("host's own secrets"), "{err}");
+        for var in [
+            "HOOKHOST_ADMIN_TOKEN",
+            "HOOKHOST_ANYTHING",
+            "ADMIN_TOKEN_VAR",
+        ] {
+            let err = read(&format!("env:{var}")).unwrap_err();
+            assert!(
+                err.contains("one of the host's own variables"),
+                "{var}: {err}"
+            );
+        }
+        assert_eq!(read("env:PLUGIN_VAR").unwrap(), b"value");
+        // Without rules (the host's own settings), everything is readable.
+        let host = SecretResolver::with_env(dir.path(), &env);
+        assert_eq!(host.read(&SecretRef::new("file:outside")).unwrap(), b"no");
+        assert_eq!(
+            host.read(&SecretRef::new("env:HOOKHOST_ADMIN_TOKEN"))
+                .unwrap(),
+            b"value"
+        );
     }
 
     #[test]

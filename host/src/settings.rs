@@ -59,6 +59,14 @@ pub struct ServeSettings {
     #[arg(long, default_value = defaults::PLUGINS, value_name = "DIR")]
     pub plugins: PathBuf,
 
+    /// The only folder plugin manifests may read `file:` secrets and config
+    /// values from (relative paths start here; `..` and symlinks cannot
+    /// lead out) [default: the plugin folder]. The host's own variables
+    /// (`HOOKHOST_*`) and secrets (admin token, TLS key) are never readable
+    /// by a manifest.
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+
     /// Folder for host state: the inbox (`inbox.db`, queued events) and the
     /// compile cache. One host per folder.
     #[arg(long, default_value = defaults::DATA, value_name = "DIR")]
@@ -540,6 +548,7 @@ impl Resolved {
     pub fn host_config(&self) -> anyhow::Result<HostConfig> {
         let s = self.settings.clone();
         let mut config = HostConfig::new(s.plugins, s.data);
+        config.secrets_dir = s.secrets_dir;
         config.max_body = s.max_body;
         config.max_concurrency = s.max_concurrency;
         config.spare_instances = s.spare_instances;
@@ -594,6 +603,7 @@ impl Resolved {
         let duration = |d: &Duration| text(&humantime::format_duration(*d));
         line("listen", text(&s.listen));
         line("plugins", path(&s.plugins));
+        line("secrets_dir", s.secrets_dir.as_deref().and_then(path));
         line("data", path(&s.data));
         line("max_body", Some(s.max_body.to_string()));
         line("max_concurrency", Some(s.max_concurrency.to_string()));

@@ -37,6 +37,14 @@
 //!   files are skipped by their hash. SIGHUP reloads the whole folder and also
 //!   re-validates unchanged manifests, whose `env:`/`file:` secrets may have
 //!   changed.
+//! - The folder itself may go away (`rm -rf plugins`, a volume unmounted,
+//!   a deploy that swaps the folder): an OS watch on it then silently
+//!   watches nothing. Every [`FOLDER_CHECK`] the reload task compares the
+//!   folder's identity (device and inode) with the one it watches. When it
+//!   is gone, the log says so once (the plugins loaded keep serving, since
+//!   nothing new can be read); when it is back, or was replaced by another
+//!   folder of the same name, the OS watch is made again on the new folder
+//!   and the whole folder is reloaded.
 //! - [`Reloader::stop`] (host shutdown) aborts the task, which owns the OS
 //!   watcher: dropping it ends notify's thread.
 
@@ -66,6 +74,10 @@ pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(2);
 /// (or the debounce, if shorter). Two `mv` commands from a script are a few
 /// milliseconds apart.
 pub const SETTLED_DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// How often the reload task checks that the folder it watches is still
+/// the one at its path.
+pub const FOLDER_CHECK: Duration = Duration::from_secs(1);
 
 /// Plugin names touched since the last reload; shared by the watcher (adds)
 /// and the reload task (takes).
@@ -157,6 +169,8 @@ pub struct Watcher {
     dir: PathBuf,
     pending: Arc<Pending>,
     source: Source,
+    /// The folder watched, as [`identity`] says.
+    identity: Option<Identity>,
 }
 
 enum Source {
@@ -174,32 +188,18 @@ impl Watcher {
         std::fs::read_dir(dir)
             .with_context(|| format!("cannot read plugin folder {}", dir.display()))?;
         let pending = Arc::new(Pending::default());
+        let identity = identity(dir);
         let source = match mode {
-            WatchMode::Notify => {
-                let sink = pending.clone();
-                let mut watcher =
-                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                        on_event(&sink, event)
-                    })
-                    .context(
-                        "cannot start watching the plugin folder (use --poll if the OS cannot)",
-                    )?;
-                watcher
-                    .watch(dir, notify::RecursiveMode::NonRecursive)
-                    .with_context(|| {
-                        format!(
-                            "cannot watch plugin folder {} (on Linux, raise fs.inotify.max_user_instances or max_user_watches, or use --poll)",
-                            dir.display()
-                        )
-                    })?;
-                Source::Notify(watcher)
+            WatchMode::Notify => Source::Notify(watch_os(dir, &pending)?),
+            WatchMode::Poll(interval) => {
+                Source::Poll(interval, Listing::read(dir).unwrap_or_default())
             }
-            WatchMode::Poll(interval) => Source::Poll(interval, Listing::read(dir)),
         };
         Ok(Self {
             dir: dir.to_owned(),
             pending,
             source,
+            identity,
         })
     }
 
@@ -215,21 +215,126 @@ impl Watcher {
             dir,
             pending,
             source,
+            identity,
         } = self;
-        let task =
-            tokio::spawn(async move {
-                // Owned here so that aborting this task stops the OS watch or
-                // the polling task too.
-                let _watch: Box<dyn Send> =
-                    match source {
-                        Source::Notify(watcher) => Box::new(watcher),
-                        Source::Poll(interval, listing) => Box::new(AbortOnDrop(tokio::spawn(
-                            poll(dir.clone(), interval, listing, pending.clone()),
-                        ))),
-                    };
-                reload_loop(&dir, &pending, &registry, &runtime, debounce).await;
-            });
+        let task = tokio::spawn(async move {
+            // Owned here so that aborting this task stops the OS watch or
+            // the polling task too.
+            let (os_watch, _poll) = match source {
+                Source::Notify(watcher) => (Some(watcher), None),
+                Source::Poll(interval, listing) => (
+                    None,
+                    Some(AbortOnDrop(tokio::spawn(poll(
+                        dir.clone(),
+                        interval,
+                        listing,
+                        pending.clone(),
+                    )))),
+                ),
+            };
+            let folder = Folder {
+                dir: dir.clone(),
+                identity,
+                notify: os_watch.is_some(),
+                os_watch,
+            };
+            reload_loop(folder, &pending, &registry, &runtime, debounce).await;
+        });
         Reloader { task }
+    }
+}
+
+/// Starts an OS watch of `dir` that feeds `pending`.
+fn watch_os(dir: &Path, pending: &Arc<Pending>) -> anyhow::Result<notify::RecommendedWatcher> {
+    let sink = pending.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        on_event(&sink, event)
+    })
+    .context("cannot start watching the plugin folder (use --poll if the OS cannot)")?;
+    watcher
+        .watch(dir, notify::RecursiveMode::NonRecursive)
+        .with_context(|| {
+            format!(
+                "cannot watch plugin folder {} (on Linux, raise fs.inotify.max_user_instances or max_user_watches, or use --poll)",
+                dir.display()
+            )
+        })?;
+    Ok(watcher)
+}
+
+/// Which folder a path names: device and inode, `None` if there is no
+/// folder there (or it cannot be looked at).
+type Identity = (u64, u64);
+
+fn identity(dir: &Path) -> Option<Identity> {
+    let metadata = std::fs::metadata(dir).ok().filter(|m| m.is_dir())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some((metadata.dev(), metadata.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        Some((0, 0))
+    }
+}
+
+/// The watched folder, as the reload task keeps track of it.
+struct Folder {
+    dir: PathBuf,
+    /// The folder the OS watch (or the polling) is on; `None` while the
+    /// path names no folder.
+    identity: Option<Identity>,
+    /// Notify mode (else polling, which looks at the path every time and
+    /// needs no new watch).
+    notify: bool,
+    /// The OS watch, in notify mode; replaced when the folder is.
+    os_watch: Option<notify::RecommendedWatcher>,
+}
+
+impl Folder {
+    /// Compares the folder at the path with the one watched; says in the
+    /// log when it is gone (once) and when it is back, then watches the new
+    /// one and asks for a reload of it all.
+    async fn check(&mut self, pending: &Arc<Pending>) {
+        let now = {
+            let dir = self.dir.clone();
+            // A stat can hang on a network file system: off the async threads.
+            tokio::task::spawn_blocking(move || identity(&dir))
+                .await
+                .unwrap_or(None)
+        };
+        if now == self.identity {
+            return;
+        }
+        let folder = self.dir.display();
+        let Some(now) = now else {
+            tracing::warn!(
+                folder = %folder,
+                "plugin folder is gone: the plugins loaded keep serving, nothing is reloaded until it is back (checked every second)"
+            );
+            self.identity = None;
+            self.os_watch = None;
+            return;
+        };
+        if self.notify {
+            // The old watch follows the old folder (moved away, or deleted
+            // and so watching nothing): watch the one at the path now.
+            match watch_os(&self.dir, pending) {
+                Ok(watcher) => self.os_watch = Some(watcher),
+                Err(err) => {
+                    // Tried again at the next check.
+                    tracing::warn!(folder = %folder, error = %format!("{err:#}"), "plugin folder is back but cannot be watched yet");
+                    self.os_watch = None;
+                    self.identity = None;
+                    return;
+                }
+            }
+        }
+        tracing::info!(folder = %folder, "plugin folder is back (or was replaced): watching it again and loading what is in it");
+        self.identity = Some(now);
+        pending.add(None, Progress::Writing);
     }
 }
 
@@ -262,13 +367,15 @@ impl Drop for Reloader {
 }
 
 async fn reload_loop(
-    dir: &Path,
-    pending: &Pending,
+    mut folder: Folder,
+    pending: &Arc<Pending>,
     registry: &Registry,
     runtime: &Arc<Runtime>,
     debounce: Duration,
 ) {
     let mut hangup = Hangup::new();
+    let mut checks = tokio::time::interval_at(Instant::now() + FOLDER_CHECK, FOLDER_CHECK);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let changes = tokio::select! {
             () = pending.wake.notified() => {
@@ -288,14 +395,26 @@ async fn reload_loop(
                 }
             }
             () = hangup.recv() => {
-                tracing::info!(folder = %dir.display(), "SIGHUP received: reloading every plugin and manifest");
+                tracing::info!(folder = %folder.dir.display(), "SIGHUP received: reloading every plugin and manifest");
                 // Whatever was pending is covered by the full reload.
                 let _ = pending.take();
                 Changes::Refresh
             }
+            _ = checks.tick() => {
+                // Wakes the branch above (a rescan) when the folder is back.
+                folder.check(pending).await;
+                continue;
+            }
         };
         tracing::debug!(?changes, "reloading plugins");
-        if let Err(err) = registry.reload(runtime, dir, changes).await {
+        if let Err(err) = registry.reload(runtime, &folder.dir, changes).await {
+            if identity(&folder.dir).is_none() {
+                // Gone: the folder check says so (once), and reloads it all
+                // when it is back; retrying every second meanwhile would
+                // only repeat the error.
+                folder.check(pending).await;
+                continue;
+            }
             tracing::error!(error = %format!("{err:#}"), "plugin folder not reloaded; every plugin keeps serving; retrying in 1 s");
             // The folder could not be listed (EMFILE, a transient EACCES):
             // the changes taken above must not be lost, so rescan it all.
@@ -374,11 +493,13 @@ impl Stamp {
 struct Listing(HashMap<PathBuf, (String, Stamp)>);
 
 impl Listing {
-    /// An unreadable folder lists as empty: every plugin file then shows up as
-    /// removed, and the registry (which lists the folder itself) reports it.
-    fn read(dir: &Path) -> Self {
+    /// `None` when the folder cannot be listed (gone, or unreadable): the
+    /// folder check reports a missing folder, and the registry (which lists
+    /// the folder itself) an unreadable one.
+    fn read(dir: &Path) -> Option<Self> {
         let mut listing = HashMap::new();
-        if let Ok(entries) = std::fs::read_dir(dir) {
+        {
+            let entries = std::fs::read_dir(dir).ok()?;
             for entry in entries.flatten() {
                 let path = entry.path();
                 let Some((name, _)) = plugin_file(&path) else {
@@ -390,7 +511,7 @@ impl Listing {
                 }
             }
         }
-        Self(listing)
+        Some(Self(listing))
     }
 
     /// Names whose files appeared, disappeared or changed since `before`.
@@ -419,8 +540,10 @@ async fn poll(dir: PathBuf, interval: Duration, mut listing: Listing, pending: A
         let next = {
             let dir = dir.clone();
             match tokio::task::spawn_blocking(move || Listing::read(&dir)).await {
-                Ok(next) => next,
-                Err(_) => continue,
+                Ok(Some(next)) => next,
+                // Keep comparing with the last listing: a folder that is
+                // back shows what changed while it was away.
+                Ok(None) | Err(_) => continue,
             }
         };
         // A stamp that changed may belong to a file still being written.
@@ -598,7 +721,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plugin = dir.path().join("p.wasm");
         std::fs::write(&plugin, b"one").unwrap();
-        let before = Listing::read(dir.path());
+        let before = Listing::read(dir.path()).unwrap();
         assert!(before.changed_since(&before).is_empty());
 
         // `mv` of a file written earlier: same size, mtime not newer.
@@ -612,12 +735,12 @@ mod tests {
             .set_modified(old)
             .unwrap();
         std::fs::rename(&staged, &plugin).unwrap();
-        let after = Listing::read(dir.path());
+        let after = Listing::read(dir.path()).unwrap();
         assert_eq!(after.changed_since(&before), ["p".to_owned()].into());
 
         std::fs::write(dir.path().join("q.toml"), b"").unwrap();
         std::fs::remove_file(&plugin).unwrap();
-        let last = Listing::read(dir.path());
+        let last = Listing::read(dir.path()).unwrap();
         assert_eq!(
             last.changed_since(&after),
             ["p".to_owned(), "q".to_owned()].into()

@@ -234,7 +234,7 @@ pub(crate) mod config {
             &[plugin_with(
                 "settings",
                 GUEST_CONFIG,
-                "[config]\ntoken = \"env:HOOKHOST_TEST_CONFIG_TOKEN\"\ninline = \"inline-hunter2\"\n",
+                "[config]\ntoken = \"env:PLUGIN_TEST_CONFIG_TOKEN\"\ninline = \"inline-hunter2\"\n",
             )],
         );
         // A broken manifest's error must not quote a value either.
@@ -250,7 +250,7 @@ pub(crate) mod config {
         command
             .args(["--max-concurrency", "4", "--cache-dir"])
             .arg(crate::support::shared_cache())
-            .env("HOOKHOST_TEST_CONFIG_TOKEN", secret);
+            .env("PLUGIN_TEST_CONFIG_TOKEN", secret);
         let mut host = Binary::start(command);
         let answer = reqwest::Client::new()
             .post(host.url("/hooks/settings"))

@@ -765,8 +765,9 @@ async fn figures() {
 }
 
 /// Losing `[verify]` (manifest deleted, emptied mid-write, or rewritten
-/// without it) never happens as a side effect of a file event: the verified
-/// version keeps serving until an operator confirms with SIGHUP.
+/// without it) never happens as a side effect of a reload, SIGHUP
+/// included: the verified version keeps serving until the manifest says
+/// `unverified = true`.
 #[tokio::test]
 async fn a_verified_route_never_goes_unverified_by_a_file_event() {
     let (_dir, plugins, data) = folders();
@@ -800,8 +801,89 @@ async fn a_verified_route_never_goes_unverified_by_a_file_event() {
     host.signal("HUP");
     eventually(
         PATIENCE,
-        "SIGHUP accepts the unverified version",
+        "SIGHUP reports the lost [verify] again",
+        || async {
+            (host
+                .log()
+                .matches("would serve /hooks/guarded unverified")
+                .count()
+                >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(unsigned().await, StatusCode::UNAUTHORIZED);
+
+    std::fs::write(&toml, "unverified = true\n").unwrap();
+    eventually(
+        PATIENCE,
+        "`unverified = true` accepts the unverified version",
         || async { (unsigned().await == StatusCode::OK).then_some(()) },
     )
     .await;
+}
+
+/// `POST /plugins/reload` (like SIGHUP) re-validates every manifest, but it
+/// is neither a way to reset rate limits nor to drop verification.
+#[tokio::test]
+async fn forced_reloads_keep_verification_and_unchanged_rate_limits() {
+    let limited = |rate: &str| {
+        format!("[verify]\nscheme = \"token\"\nsecret = \"s3cret\"\n[ingress]\nrate = \"{rate}\"\n")
+    };
+    let first = limited("2/1h");
+    // Polling hourly: only the reload requests make the host look again.
+    let host = TestHost::start_with_admin(&[plugin_with("limited", ECHO, &first)], |config| {
+        config.watch = WatchMode::Poll(Duration::from_secs(3600));
+    })
+    .await;
+    let signed = || {
+        let request = host
+            .client
+            .post(host.url("/hooks/limited"))
+            .header("authorization", "Bearer s3cret")
+            .body("ping");
+        async move { request.send().await.unwrap().status() }
+    };
+    let unsigned = || {
+        let request = host.client.post(host.url("/hooks/limited")).body("ping");
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(signed().await, StatusCode::OK);
+    assert_eq!(signed().await, StatusCode::OK);
+    assert_eq!(signed().await, StatusCode::TOO_MANY_REQUESTS);
+
+    let (status, report) = host.admin_post("/plugins/reload").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        signed().await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the bucket survives a reload that did not change the limit"
+    );
+
+    std::fs::write(host.plugins.join("limited.toml"), limited("3/1h")).unwrap();
+    host.admin_post("/plugins/reload").await;
+    assert_eq!(
+        signed().await,
+        StatusCode::OK,
+        "a changed limit starts afresh"
+    );
+
+    std::fs::remove_file(host.plugins.join("limited.toml")).unwrap();
+    let (_, report) = host.admin_post("/plugins/reload").await;
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["name"], "limited");
+    let reason = failed[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("would serve /hooks/limited unverified")
+            && reason.contains("write `unverified = true` in limited.toml"),
+        "{reason}"
+    );
+    assert_eq!(unsigned().await, StatusCode::UNAUTHORIZED);
+
+    std::fs::write(host.plugins.join("limited.toml"), "unverified = true\n").unwrap();
+    let (_, report) = host.admin_post("/plugins/reload").await;
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
+    assert_eq!(unsigned().await, StatusCode::OK);
+    host.stop().await;
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::inbox::InboxConfig;
-use crate::secret::Token;
+use crate::secret::{SecretRules, Token};
 use crate::units::MIB;
 
 /// The defaults of `hookhost serve` as its flags (and `--help`) write them.
@@ -78,6 +78,9 @@ pub struct HostConfig {
     pub plugins_dir: PathBuf,
     /// Folder for host state (compile cache, later the inbox).
     pub data_dir: PathBuf,
+    /// The only folder whose files plugin manifests' `file:` references may
+    /// read (`--secrets-dir`); `None` is the plugin folder.
+    pub secrets_dir: Option<PathBuf>,
     /// Where compiled plugins are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
@@ -122,6 +125,26 @@ pub struct HostConfig {
     pub admin_token: Option<Token>,
 }
 
+impl HostConfig {
+    /// What plugin manifests' `env:`/`file:` references may read: `file:`
+    /// inside `secrets_dir` (default the plugin folder), none of the host's
+    /// own variables (`HOOKHOST_*`, the admin token's) or secret files (the
+    /// admin token's, the TLS key). Fails if the folder cannot be opened.
+    pub fn secret_rules(&self) -> anyhow::Result<SecretRules> {
+        let root = self.secrets_dir.as_ref().unwrap_or(&self.plugins_dir);
+        let mut rules = SecretRules::new(root).map_err(|why| {
+            anyhow::anyhow!("{why} (set by --secrets-dir, default the plugin folder)")
+        })?;
+        if let Some(reference) = self.admin_token.as_ref().and_then(Token::reference) {
+            rules = rules.deny_host_secret(reference);
+        }
+        if let Some(tls) = &self.tls {
+            rules = rules.deny_file(&tls.key);
+        }
+        Ok(rules)
+    }
+}
+
 /// PEM files for HTTPS.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -138,6 +161,7 @@ impl HostConfig {
         let data_dir = data_dir.into();
         Self {
             plugins_dir: plugins_dir.into(),
+            secrets_dir: None,
             cache_dir: Some(data_dir.join("cache")),
             data_dir,
             max_body: DEFAULT_MAX_BODY,

@@ -18,7 +18,7 @@ use crate::ingress::{IngressPolicy, RawIngress};
 use crate::runtime::kv::{self, KvLimits};
 use crate::runtime::outbound::{self, HostPattern, HttpGrant, OutboundPolicy};
 use crate::runtime::{Grants, MAX_MEMORY, PluginConfig};
-use crate::secret::{SecretRef, SecretResolver};
+use crate::secret::{SecretRef, SecretResolver, SecretRules};
 use crate::units::{MIB, parse_duration, parse_size};
 use crate::verify::{self, RawVerify, Scheme};
 
@@ -72,6 +72,9 @@ pub struct RawManifest {
     /// How instances are used: a fresh one per delivery unless the plugin
     /// opts into reuse.
     pub instance: Option<RawInstance>,
+    /// `true`: the route is unverified on purpose. Needed for a reload to
+    /// take `[verify]` away from a route that is serving verified.
+    pub unverified: Option<bool>,
 }
 
 /// The `[instance]` table of a manifest.
@@ -223,6 +226,9 @@ pub struct Manifest {
     /// `[instance] max_deliveries`: most deliveries one instance serves; 1
     /// is a fresh instance per delivery.
     pub max_deliveries: u32,
+    /// `unverified = true`: the manifest says the route is unverified on
+    /// purpose, so a reload may drop verification from a running route.
+    pub unverified: bool,
 }
 
 /// A manifest that could not be read or does not validate.
@@ -252,6 +258,7 @@ impl Manifest {
             config: Arc::default(),
             kv: KvLimits::default(),
             max_deliveries: 1,
+            unverified: false,
         }
     }
 
@@ -266,18 +273,23 @@ impl Manifest {
         }
     }
 
-    /// Reads and validates the manifest at `path` for plugin `name`.
+    /// Reads and validates the manifest at `path` for plugin `name`, under
+    /// the rules of a host with the default `--secrets-dir` (the manifest's
+    /// own folder): what `hookhost check` uses.
     pub fn load(name: &str, path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ManifestError {
-            path: path.to_owned(),
-            message: format!("cannot read manifest: {err}"),
-        })?;
-        // `file:` secrets are relative to the manifest's folder.
-        let dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse(name, &text, &SecretResolver::new(dir)).map_err(|message| ManifestError {
+        let error = |message: String| ManifestError {
             path: path.to_owned(),
             message,
-        })
+        };
+        let bytes = crate::files::read(path, crate::files::MAX_MANIFEST)
+            .map_err(|err| error(format!("cannot read manifest: {err}")))?;
+        let text = String::from_utf8(bytes).map_err(|_| error("is not UTF-8 text".into()))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let rules = SecretRules::new(dir).map_err(error)?;
+        Self::parse(name, &text, &SecretResolver::for_manifest(&rules)).map_err(error)
     }
 
     /// Parses and validates manifest text, resolving secret references with
@@ -388,6 +400,13 @@ impl Manifest {
             }
             None => defaults.concurrency,
         };
+        let unverified = raw.unverified.unwrap_or(false);
+        if unverified && verify.is_some() {
+            return Err(
+                "`unverified = true` and a `[verify]` table contradict each other; remove one"
+                    .into(),
+            );
+        }
         if mode == Mode::Sync && (raw.retry.is_some() || raw.queue.is_some()) {
             tracing::warn!(
                 plugin = name,
@@ -408,6 +427,7 @@ impl Manifest {
             config: Arc::new(parse_config(raw.config, secrets)?),
             kv: parse_kv(raw.kv.as_ref())?,
             max_deliveries: parse_instance(raw.instance.as_ref())?,
+            unverified,
         })
     }
 }
@@ -681,8 +701,17 @@ fn verify_values(text: &str) -> Vec<String> {
     out
 }
 
-/// Checks a route: an absolute path without query, fragment or spaces.
+/// Checks a route: an absolute ASCII path without query, fragment or spaces.
 fn check_route(route: &str) -> Result<String, String> {
+    // A request path arrives percent-encoded ASCII, and routes are matched
+    // byte for byte: a route with other characters could never be reached.
+    if !route.is_ascii() {
+        return Err(format!(
+            "\"{route}\" has characters other than ASCII, so no request can ever reach it \
+             (request paths arrive percent-encoded); use ASCII letters, digits, `-`, `_`, `.` and `/` \
+             (e.g. \"/hooks/orders\")"
+        ));
+    }
     if !route.starts_with('/') {
         return Err(format!(
             "\"{route}\" must start with `/`, e.g. \"/hooks/github\""
@@ -1056,6 +1085,27 @@ mod tests {
         assert!(err.contains("4GiB"), "{err}");
         let err = parse("gh", "route = \"/a?b\"\n").unwrap_err();
         assert!(err.contains("plain path"), "{err}");
+    }
+
+    #[test]
+    fn routes_are_ascii_and_unverified_is_said_on_purpose() {
+        let err = parse("p", "route = \"/hooks/café\"\n").unwrap_err();
+        assert!(
+            err.starts_with("`route`:") && err.contains("other than ASCII"),
+            "{err}"
+        );
+        assert!(parse("p", "route = \"/hooks/caf%C3%A9\"\n").is_ok());
+        assert!(!parse("p", "route = \"/p\"\n").unwrap().unverified);
+        assert!(parse("p", "unverified = true\n").unwrap().unverified);
+        let err = parse(
+            "p",
+            "unverified = true\n[verify]\nscheme = \"token\"\nsecret = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("`unverified = true`") && err.contains("remove one"),
+            "{err}"
+        );
     }
 
     #[test]
