@@ -7,12 +7,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, decode_base64, decode_hex, header_value,
-    required_header,
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, decode_base64,
+    decode_hex, header_value, required_header,
 };
 
 pub(crate) const NAME: &str = "hmac";
@@ -85,7 +85,7 @@ impl Scheme for GenericHmac {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &self.header,
@@ -100,13 +100,14 @@ impl Scheme for GenericHmac {
             .and_then(|e| self.encoding.decode(e))
             .ok_or_else(|| Refusal::MalformedSignature(self.header.clone()))?;
         if mac::any_key_matches(self.algorithm, &self.secrets, &[input.body], &[tag]) {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, body: &[u8], _uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, _uri, _now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let tag = mac::compute(self.algorithm, key, &[body]);
         let mut headers = HeaderMap::new();
@@ -118,7 +119,7 @@ impl Scheme for GenericHmac {
                 self.encoding.encode(tag.as_bytes())
             ))?,
         );
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 

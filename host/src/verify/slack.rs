@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, Window, check_timestamp, decode_hex, header_value,
-    parse_unix_seconds, required_header, tolerance_secs,
+    Input, Outgoing, Refusal, ReplayKey, Scheme, Secret, SignError, Signed, Verdict, Window,
+    check_timestamp, decode_hex, header_value, parse_unix_seconds, required_header, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "slack";
@@ -42,7 +42,7 @@ impl Scheme for Slack {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let signature = required_header(
             input.headers,
             &SIGNATURE,
@@ -67,13 +67,23 @@ impl Scheme for Slack {
             &signed_parts(timestamp, input.body),
             &[tag],
         ) {
-            Ok(())
+            // Nothing in every Slack request is a signed id: a replay of the
+            // same signature and timestamp is what the host's cache refuses.
+            Ok(Verdict::Deliver {
+                signed_id: None,
+                replay: Some(ReplayKey::new(
+                    NAME,
+                    &[timestamp.as_bytes(), signature.as_bytes()],
+                    ts.saturating_add(self.tolerance),
+                )),
+            })
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, body: &[u8], _uri: &Uri, now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, _uri, now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let timestamp = now.to_string();
         let tag = mac::compute(Algorithm::Sha256, key, &signed_parts(&timestamp, body));
@@ -83,7 +93,7 @@ impl Scheme for Slack {
             SIGNATURE,
             header_value(&format!("{VERSION}={}", hex::encode(tag.as_bytes())))?,
         );
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 
@@ -198,6 +208,30 @@ mod tests {
             testutil::deliver(&scheme, b"{}", NOW - 900, &scheme, b"{}", NOW),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_delivery_carries_a_replay_key_that_expires_with_its_window() {
+        let scheme = slack(vec![Secret::from("s")]);
+        let uri = testutil::URI.parse().unwrap();
+        let headers = scheme.sign(b"{}", &uri, NOW).unwrap();
+        let Ok(Verdict::Deliver {
+            signed_id: None,
+            replay: Some(key),
+        }) = testutil::verdict_at(&scheme, &headers, b"{}", NOW)
+        else {
+            panic!("expected a replay key");
+        };
+        assert_eq!(key.expires, NOW + 300);
+        let again = testutil::verdict_at(&scheme, &headers, b"{}", NOW + 10).unwrap();
+        let later = scheme.sign(b"{}", &uri, NOW + 1).unwrap();
+        let other = testutil::verdict_at(&scheme, &later, b"{}", NOW + 1).unwrap();
+        let key_of = |v: Verdict| match v {
+            Verdict::Deliver { replay, .. } => replay,
+            Verdict::Answer(_) => None,
+        };
+        assert_eq!(key_of(again), Some(key.clone()));
+        assert_ne!(key_of(other), Some(key));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, Window, check_timestamp, decode_base64,
-    header_value, parse_unix_seconds, required_header, tolerance_secs,
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, Window, check_timestamp,
+    decode_base64, header_value, parse_unix_seconds, required_header, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "standard-webhooks";
@@ -112,7 +112,7 @@ impl Scheme for StandardWebhooks {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let h = input.headers;
         let (sig_name, signature) = header_or_svix(
             h,
@@ -166,7 +166,11 @@ impl Scheme for StandardWebhooks {
             &signed_parts(id, &timestamp, input.body),
             &candidates,
         ) {
-            Ok(())
+            // The id is signed: the host dedupes on it, whatever its length.
+            Ok(Verdict::Deliver {
+                signed_id: Some(id.to_owned()),
+                replay: None,
+            })
         } else {
             Err(Refusal::BadSignature)
         }
@@ -176,14 +180,15 @@ impl Scheme for StandardWebhooks {
     /// (`msg_` + 32 hex digits of their SHA-256): the same body sent in the
     /// same second gets the same id, a resend a second later is a new
     /// message. Use [`StandardWebhooks::sign_with_id`] to choose the id.
-    fn sign(&self, body: &[u8], _uri: &Uri, now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, _uri, now) = (out.body, out.uri, out.now);
         let digest = Sha256::new()
             .chain_update(now.to_string())
             .chain_update(b".")
             .chain_update(body)
             .finalize();
         let id = format!("msg_{}", hex::encode(&digest[..16]));
-        self.sign_with_id(&id, body, now)
+        Signed::post(out, self.sign_with_id(&id, body, now)?)
     }
 }
 
@@ -351,6 +356,20 @@ mod tests {
             Err(Refusal::TimestampOutsideTolerance {
                 age: -900,
                 tolerance: 300
+            })
+        );
+    }
+
+    #[test]
+    fn the_signed_message_id_is_the_delivery_id() {
+        let scheme = standard(vec![Secret::from(SECRET)]);
+        let long = "msg_".to_owned() + &"x".repeat(300);
+        let headers = scheme.sign_with_id(&long, b"{}", NOW).unwrap();
+        assert_eq!(
+            testutil::verdict_at(&scheme, &headers, b"{}", NOW),
+            Ok(Verdict::Deliver {
+                signed_id: Some(long),
+                replay: None
             })
         );
     }

@@ -26,7 +26,8 @@ use subtle::ConstantTimeEq;
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, decode_base64, header_value, required_header,
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, decode_base64,
+    header_value, required_header,
 };
 
 pub(crate) const NAME: &str = "twilio";
@@ -201,7 +202,7 @@ impl Scheme for Twilio {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &SIGNATURE,
@@ -232,14 +233,15 @@ impl Scheme for Twilio {
             )
         });
         if matched {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
     /// `uri` must be absolute unless `url` is configured.
-    fn sign(&self, body: &[u8], uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, uri, _now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let url = match (&self.url, uri.scheme_str(), uri.authority()) {
             (Some(_), _, _) => self
@@ -255,7 +257,7 @@ impl Scheme for Twilio {
         if !body.is_empty() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(FORM));
         }
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 
@@ -292,12 +294,9 @@ mod tests {
 
     fn verify(scheme: &Twilio, headers: &HeaderMap, uri: &str, body: &[u8]) -> Result<(), Refusal> {
         let uri: Uri = uri.parse().unwrap();
-        scheme.verify(&Input {
-            headers,
-            body,
-            uri: &uri,
-            now: NOW,
-        })
+        scheme
+            .verify(&Input::post(headers, body, &uri, NOW))
+            .map(|_| ())
     }
 
     /// The vector's form body, its signature header, a form content type,
