@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
 use super::mac::{self, Algorithm};
@@ -196,6 +196,7 @@ impl Scheme for StandardWebhooks {
 mod tests {
     use super::super::testutil::{self, NOW, name, signed_with, verify_at};
     use super::*;
+    use http::Uri;
 
     const FIVE_MINUTES: Duration = Duration::from_secs(300);
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
