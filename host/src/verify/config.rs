@@ -239,7 +239,19 @@ pub fn build(
 
     // Every check above is pure; reading secrets comes last so that a
     // manifest's mistakes are reported before its environment's.
-    let secrets = resolve_secrets(raw, scheme, resolver)?;
+    let secrets = if scheme == standard_webhooks::NAME
+        && public_keys.is_some()
+        && raw.secret.is_none()
+        && raw.secrets.is_none()
+    {
+        // `v1a` only: the sender signs with its private key alone.
+        Resolved {
+            fields: Vec::new(),
+            values: Vec::new(),
+        }
+    } else {
+        resolve_secrets(raw, scheme, resolver)?
+    };
 
     let built: Arc<dyn Scheme> = match scheme {
         github::NAME => Arc::new(Github::new(secrets.into_values())),
@@ -252,8 +264,13 @@ pub fn build(
         shopify::NAME => Arc::new(Shopify::new(secrets.into_values())),
         standard_webhooks::NAME => {
             let fields = secrets.fields.clone();
-            let scheme = StandardWebhooks::new(secrets.into_values(), tolerance)
+            let mut scheme = StandardWebhooks::new(secrets.into_values(), tolerance)
                 .map_err(|err| ConfigError::invalid(&fields[err.index], &err))?;
+            if let Some((field, keys)) = public_keys {
+                scheme = scheme
+                    .with_public_keys(&keys)
+                    .map_err(|err| ConfigError::invalid(&field(err.index), &err))?;
+            }
             Arc::new(scheme)
         }
         token::NAME => {
