@@ -23,6 +23,7 @@ use super::github::{self, Github};
 use super::gitlab::{self, Gitlab};
 use super::graph::{self, Graph};
 use super::meta::{self, Meta};
+use super::sendgrid::{self, Sendgrid};
 use super::shopify::{self, Shopify};
 use super::slack::{self, Slack};
 use super::standard_webhooks::{self, StandardWebhooks};
@@ -162,17 +163,18 @@ pub fn build(
                 discord::NAME,
                 twitch::NAME,
                 zoom::NAME,
+                sendgrid::NAME,
             ],
         ),
         (
             "public_key",
             raw.public_key.is_some(),
-            &[discord::NAME, standard_webhooks::NAME],
+            &[discord::NAME, standard_webhooks::NAME, sendgrid::NAME],
         ),
         (
             "public_keys",
             raw.public_keys.is_some(),
-            &[discord::NAME, standard_webhooks::NAME],
+            &[discord::NAME, standard_webhooks::NAME, sendgrid::NAME],
         ),
         (
             "header",
@@ -246,12 +248,20 @@ pub fn build(
                 "`verify.public_key` is required for scheme `{scheme}` (the sender's public key \
                  as it shows it, e.g. `public_key = \"<{}>\"`; `public_keys = [...]` while \
                  rotating)",
-                discord::KEY_FORMAT
+                if scheme == sendgrid::NAME {
+                    sendgrid::KEY_FORMAT
+                } else {
+                    discord::KEY_FORMAT
+                }
             ),
         })?;
         let built: Arc<dyn Scheme> = match scheme {
             discord::NAME => Arc::new(
                 Discord::new(&keys, tolerance)
+                    .map_err(|err| ConfigError::invalid(&field(err.index), &err))?,
+            ),
+            sendgrid::NAME => Arc::new(
+                Sendgrid::new(&keys, tolerance)
                     .map_err(|err| ConfigError::invalid(&field(err.index), &err))?,
             ),
             other => unreachable!("key-pair scheme `{other}` is listed but not built"),
@@ -337,7 +347,7 @@ pub fn build(
 }
 
 /// Schemes that verify with a public key only.
-const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME];
+const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME, sendgrid::NAME];
 
 /// The field name of each public key (`public_key` or `public_keys[i]`).
 type KeyField = fn(usize) -> String;
@@ -614,6 +624,12 @@ mod tests {
                     raw.public_key = Some(DISCORD_KEY.into());
                 }
                 "meta" => raw.verify_token = Some(SecretRef::new("tok")),
+                "sendgrid" => {
+                    raw.secret = None;
+                    raw.public_key = Some(
+                        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into(),
+                    );
+                }
                 _ => {}
             }
             let scheme = build_with_env(&raw, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -639,7 +655,7 @@ mod tests {
         assert_eq!(
             error(&raw("githb")),
             "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
-             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph)"
+             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid)"
         );
     }
 

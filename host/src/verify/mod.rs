@@ -68,6 +68,7 @@ mod graph;
 mod keys;
 mod mac;
 mod meta;
+mod sendgrid;
 mod shopify;
 mod signing;
 mod slack;
@@ -98,6 +99,7 @@ pub use graph::Graph;
 pub use keys::{KeyCache, KeySource, NoKeys};
 pub use mac::Algorithm;
 pub use meta::Meta;
+pub use sendgrid::Sendgrid;
 pub use shopify::Shopify;
 pub use signing::{KeyError, Outgoing, PrivateKey, Signed};
 pub use slack::Slack;
@@ -412,6 +414,7 @@ pub fn scheme_names() -> &'static [&'static str] {
         zoom::NAME,
         meta::NAME,
         graph::NAME,
+        sendgrid::NAME,
     ]
 }
 
