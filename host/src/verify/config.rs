@@ -22,10 +22,15 @@ use super::generic::{self, Encoding, GenericHmac};
 use super::github::{self, Github};
 use super::gitlab::{self, Gitlab};
 use super::graph::{self, Graph};
+use super::hubspot::{self, Hubspot};
+use super::linear::{self, Linear};
+use super::mailgun::{self, Mailgun};
 use super::meta::{self, Meta};
+use super::paddle::{self, Paddle};
 use super::sendgrid::{self, Sendgrid};
 use super::shopify::{self, Shopify};
 use super::slack::{self, Slack};
+use super::square::{self, Square};
 use super::standard_webhooks::{self, StandardWebhooks};
 use super::stripe::{self, Stripe};
 use super::token::{self, Token};
@@ -164,6 +169,10 @@ pub fn build(
                 twitch::NAME,
                 zoom::NAME,
                 sendgrid::NAME,
+                hubspot::NAME,
+                linear::NAME,
+                paddle::NAME,
+                mailgun::NAME,
             ],
         ),
         (
@@ -188,7 +197,11 @@ pub fn build(
         ),
         ("algorithm", raw.algorithm.is_some(), &[generic::NAME]),
         ("encoding", raw.encoding.is_some(), &[generic::NAME]),
-        ("url", raw.url.is_some(), &[twilio::NAME]),
+        (
+            "url",
+            raw.url.is_some(),
+            &[twilio::NAME, square::NAME, hubspot::NAME],
+        ),
     ];
     for (field, is_set, users) in scheme_specific {
         if is_set && !users.contains(&scheme) {
@@ -201,11 +214,21 @@ pub fn build(
         .as_deref()
         .map(parse_tolerance)
         .transpose()?
-        .unwrap_or(if scheme == twitch::NAME {
-            twitch::DEFAULT_TOLERANCE
-        } else {
-            DEFAULT_TOLERANCE
+        .unwrap_or(match scheme {
+            twitch::NAME => twitch::DEFAULT_TOLERANCE,
+            linear::NAME => linear::DEFAULT_TOLERANCE,
+            paddle::NAME => paddle::DEFAULT_TOLERANCE,
+            _ => DEFAULT_TOLERANCE,
         });
+    if scheme == square::NAME && raw.url.is_none() {
+        return Err(ConfigError {
+            field: "verify.url".into(),
+            message: "`verify.url` is required for scheme `square`: Square signs the notification \
+                      URL, e.g. `url = \"https://example.com/hooks/square\"` exactly as in its \
+                      dashboard"
+                .into(),
+        });
+    }
     if scheme == meta::NAME && raw.verify_token.is_none() {
         return Err(ConfigError {
             field: "verify.verify_token".into(),
@@ -222,7 +245,18 @@ pub fn build(
         return Err(missing_hmac_header());
     }
     if let Some(url) = raw.url.as_deref() {
-        twilio::check_url(url).map_err(|err| ConfigError::invalid("url", err))?;
+        // Square signs its URL whole, query included; the others take the
+        // query from the request.
+        if scheme == square::NAME {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|_| ConfigError::invalid("url", twilio::InvalidUrl::NotAbsolute))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+                return Err(ConfigError::invalid("url", twilio::InvalidUrl::NotAbsolute));
+            }
+        } else {
+            twilio::check_url(url).map_err(|err| ConfigError::invalid("url", err))?;
+        }
     }
 
     let public_keys = public_keys(raw)?;
@@ -337,6 +371,18 @@ pub fn build(
             ))
         }
         graph::NAME => Arc::new(Graph::new(secrets.into_values())),
+        square::NAME => Arc::new(Square::new(
+            secrets.into_values(),
+            raw.url.clone().expect("checked above"),
+        )),
+        hubspot::NAME => Arc::new(Hubspot::new(
+            secrets.into_values(),
+            raw.url.clone(),
+            tolerance,
+        )),
+        linear::NAME => Arc::new(Linear::new(secrets.into_values(), tolerance)),
+        paddle::NAME => Arc::new(Paddle::new(secrets.into_values(), tolerance)),
+        mailgun::NAME => Arc::new(Mailgun::new(secrets.into_values(), tolerance)),
         twilio::NAME => Arc::new(
             Twilio::new(secrets.into_values(), raw.url.as_deref())
                 .map_err(|err| ConfigError::invalid("url", err))?,
@@ -624,6 +670,7 @@ mod tests {
                     raw.public_key = Some(DISCORD_KEY.into());
                 }
                 "meta" => raw.verify_token = Some(SecretRef::new("tok")),
+                "square" => raw.url = Some("https://example.com/hooks/square".into()),
                 "sendgrid" => {
                     raw.secret = None;
                     raw.public_key = Some(
@@ -655,7 +702,7 @@ mod tests {
         assert_eq!(
             error(&raw("githb")),
             "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
-             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid)"
+             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid, square, hubspot, linear, paddle, mailgun)"
         );
     }
 

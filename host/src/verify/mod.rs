@@ -65,13 +65,18 @@ mod generic;
 mod github;
 mod gitlab;
 mod graph;
+mod hubspot;
 mod keys;
+mod linear;
 mod mac;
+mod mailgun;
 mod meta;
+mod paddle;
 mod sendgrid;
 mod shopify;
 mod signing;
 mod slack;
+mod square;
 mod standard_webhooks;
 mod stripe;
 mod token;
@@ -96,13 +101,18 @@ pub use generic::{Encoding, GenericHmac};
 pub use github::Github;
 pub use gitlab::Gitlab;
 pub use graph::Graph;
+pub use hubspot::Hubspot;
 pub use keys::{KeyCache, KeySource, NoKeys};
+pub use linear::Linear;
 pub use mac::Algorithm;
+pub use mailgun::Mailgun;
 pub use meta::Meta;
+pub use paddle::Paddle;
 pub use sendgrid::Sendgrid;
 pub use shopify::Shopify;
 pub use signing::{KeyError, Outgoing, PrivateKey, Signed};
 pub use slack::Slack;
+pub use square::Square;
 pub use standard_webhooks::{InvalidKey, StandardWebhooks};
 pub use stripe::Stripe;
 pub use token::Token;
@@ -415,6 +425,11 @@ pub fn scheme_names() -> &'static [&'static str] {
         meta::NAME,
         graph::NAME,
         sendgrid::NAME,
+        square::NAME,
+        hubspot::NAME,
+        linear::NAME,
+        paddle::NAME,
+        mailgun::NAME,
     ]
 }
 
