@@ -78,6 +78,11 @@ pub struct RawVerify {
     pub public_key: Option<String>,
     /// Several public keys, any of which may match: for rotation.
     pub public_keys: Option<Vec<String>>,
+    /// `hmac` only: the signed string, e.g. `"{timestamp}.{body}"`.
+    /// Default: the body alone.
+    pub template: Option<String>,
+    /// `hmac` only: the header carrying `{timestamp}` (Unix seconds).
+    pub timestamp_header: Option<String>,
     /// `meta` only: the verify token typed next to the callback URL in the
     /// app dashboard (`env:`/`file:` like any secret). Required.
     pub verify_token: Option<SecretRef>,
@@ -156,7 +161,13 @@ pub fn build(
         })?;
 
     // Fields that only some schemes read; set elsewhere, they are mistakes.
-    let scheme_specific: [(&str, bool, &[&str]); 9] = [
+    let scheme_specific: [(&str, bool, &[&str]); 11] = [
+        ("template", raw.template.is_some(), &[generic::NAME]),
+        (
+            "timestamp_header",
+            raw.timestamp_header.is_some(),
+            &[generic::NAME],
+        ),
         ("verify_token", raw.verify_token.is_some(), &[meta::NAME]),
         (
             "tolerance",
@@ -173,6 +184,7 @@ pub fn build(
                 linear::NAME,
                 paddle::NAME,
                 mailgun::NAME,
+                generic::NAME,
             ],
         ),
         (
@@ -259,6 +271,32 @@ pub fn build(
         }
     }
 
+    let timestamp_header = raw
+        .timestamp_header
+        .as_deref()
+        .map(|text| {
+            HeaderName::from_bytes(text.as_bytes()).map_err(|_| {
+                ConfigError::invalid(
+                    "timestamp_header",
+                    format!("`{text}` is not a valid HTTP header name"),
+                )
+            })
+        })
+        .transpose()?;
+    if raw.template.is_none() && timestamp_header.is_some() {
+        return Err(ConfigError::invalid(
+            "timestamp_header",
+            "is only read by a `template` that uses `{timestamp}`: set `template` or remove it",
+        ));
+    }
+    let template = raw
+        .template
+        .as_deref()
+        .map(|text| {
+            generic::Template::parse(text, timestamp_header.clone(), tolerance)
+                .map_err(|err| ConfigError::invalid("template", err))
+        })
+        .transpose()?;
     let public_keys = public_keys(raw)?;
     // Key-pair schemes take no secret; a secret given to one is a mistake.
     if KEY_PAIR_SCHEMES.contains(&scheme) {
@@ -348,13 +386,19 @@ pub fn build(
                 prefix,
             ))
         }
-        generic::NAME => Arc::new(GenericHmac::new(
-            secrets.into_values(),
-            header.ok_or_else(missing_hmac_header)?,
-            algorithm.unwrap_or(Algorithm::Sha256),
-            encoding.unwrap_or(Encoding::Hex),
-            prefix.unwrap_or_default(),
-        )),
+        generic::NAME => {
+            let mut scheme = GenericHmac::new(
+                secrets.into_values(),
+                header.ok_or_else(missing_hmac_header)?,
+                algorithm.unwrap_or(Algorithm::Sha256),
+                encoding.unwrap_or(Encoding::Hex),
+                prefix.unwrap_or_default(),
+            );
+            if let Some(template) = template {
+                scheme = scheme.with_template(template);
+            }
+            Arc::new(scheme)
+        }
         twitch::NAME => Arc::new(Twitch::new(secrets.into_values(), tolerance)),
         zoom::NAME => Arc::new(Zoom::new(secrets.into_values(), tolerance)),
         meta::NAME => {
@@ -632,6 +676,38 @@ mod tests {
             ..raw("github")
         };
         assert!(error(&elsewhere).starts_with("`verify.public_key` is only used by scheme"));
+    }
+
+    #[test]
+    fn hmac_templates_are_checked_at_load() {
+        let templated = RawVerify {
+            header: Some("X-Signature".into()),
+            template: Some("{timestamp}.{body}".into()),
+            timestamp_header: Some("X-Timestamp".into()),
+            tolerance: Some("2m".into()),
+            ..raw("hmac")
+        };
+        assert!(build_with_env(&templated, &[]).is_ok());
+        let no_header = RawVerify {
+            timestamp_header: None,
+            ..templated.clone()
+        };
+        assert_eq!(
+            error(&no_header),
+            "`verify.template`: uses `{timestamp}`: set `timestamp_header` to the header that carries it"
+        );
+        let typo = RawVerify {
+            template: Some("{timestmp}.{body}".into()),
+            ..templated.clone()
+        };
+        assert!(error(&typo).starts_with("`verify.template`: unknown placeholder `{timestmp}`"));
+        let stray = RawVerify {
+            template: None,
+            ..templated
+        };
+        assert!(
+            error(&stray).starts_with("`verify.timestamp_header`: is only read by a `template`")
+        );
     }
 
     #[test]
