@@ -30,6 +30,7 @@ use super::paddle::{self, Paddle};
 use super::sendgrid::{self, Sendgrid};
 use super::shopify::{self, Shopify};
 use super::slack::{self, Slack};
+use super::sns::{self, Sns};
 use super::square::{self, Square};
 use super::standard_webhooks::{self, StandardWebhooks};
 use super::stripe::{self, Stripe};
@@ -83,6 +84,12 @@ pub struct RawVerify {
     pub template: Option<String>,
     /// `hmac` only: the header carrying `{timestamp}` (Unix seconds).
     pub timestamp_header: Option<String>,
+    /// `sns` only: hosts `SigningCertURL` and `SubscribeURL` may name
+    /// (`*` is one DNS label). Default `["sns.*.amazonaws.com"]`.
+    pub cert_hosts: Option<Vec<String>>,
+    /// `sns` only: confirm a `SubscriptionConfirmation` by fetching its
+    /// `SubscribeURL`. Default false (answered, left for the operator).
+    pub confirm: Option<bool>,
     /// `meta` only: the verify token typed next to the callback URL in the
     /// app dashboard (`env:`/`file:` like any secret). Required.
     pub verify_token: Option<SecretRef>,
@@ -161,7 +168,9 @@ pub fn build(
         })?;
 
     // Fields that only some schemes read; set elsewhere, they are mistakes.
-    let scheme_specific: [(&str, bool, &[&str]); 11] = [
+    let scheme_specific: [(&str, bool, &[&str]); 13] = [
+        ("cert_hosts", raw.cert_hosts.is_some(), &[sns::NAME]),
+        ("confirm", raw.confirm.is_some(), &[sns::NAME]),
         ("template", raw.template.is_some(), &[generic::NAME]),
         (
             "timestamp_header",
@@ -298,6 +307,43 @@ pub fn build(
         })
         .transpose()?;
     let public_keys = public_keys(raw)?;
+    if KEY_URL_SCHEMES.contains(&scheme) {
+        if raw.secret.is_some() || raw.secrets.is_some() {
+            let field = if raw.secret.is_some() {
+                "secret"
+            } else {
+                "secrets"
+            };
+            return Err(ConfigError::invalid(
+                field,
+                format!(
+                    "scheme `{scheme}` verifies with keys the sender publishes, not a shared \
+                     secret: remove it"
+                ),
+            ));
+        }
+        let built: Arc<dyn Scheme> = match scheme {
+            sns::NAME => {
+                let hosts: Vec<String> = match &raw.cert_hosts {
+                    Some(hosts) if hosts.is_empty() => {
+                        return Err(ConfigError::invalid("cert_hosts", "list at least one host"));
+                    }
+                    Some(hosts) => hosts.clone(),
+                    None => sns::DEFAULT_CERT_HOSTS
+                        .iter()
+                        .map(|h| h.to_string())
+                        .collect(),
+                };
+                Arc::new(
+                    Sns::new(&hosts, raw.confirm.unwrap_or(false)).map_err(|err| {
+                        ConfigError::invalid(&format!("cert_hosts[{}]", err.index), &err)
+                    })?,
+                )
+            }
+            other => unreachable!("key-URL scheme `{other}` is listed but not built"),
+        };
+        return Ok(built);
+    }
     // Key-pair schemes take no secret; a secret given to one is a mistake.
     if KEY_PAIR_SCHEMES.contains(&scheme) {
         if raw.secret.is_some() || raw.secrets.is_some() {
@@ -435,6 +481,9 @@ pub fn build(
     };
     Ok(built)
 }
+
+/// Schemes whose keys the host fetches from a URL (no secret).
+const KEY_URL_SCHEMES: &[&str] = &[sns::NAME];
 
 /// Schemes that verify with a public key only.
 const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME, sendgrid::NAME];
@@ -747,6 +796,7 @@ mod tests {
                 }
                 "meta" => raw.verify_token = Some(SecretRef::new("tok")),
                 "square" => raw.url = Some("https://example.com/hooks/square".into()),
+                "sns" => raw.secret = None,
                 "sendgrid" => {
                     raw.secret = None;
                     raw.public_key = Some(
@@ -778,7 +828,7 @@ mod tests {
         assert_eq!(
             error(&raw("githb")),
             "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
-             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid, square, hubspot, linear, paddle, mailgun)"
+             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid, square, hubspot, linear, paddle, mailgun, sns)"
         );
     }
 

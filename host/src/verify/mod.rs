@@ -76,6 +76,7 @@ mod sendgrid;
 mod shopify;
 mod signing;
 mod slack;
+mod sns;
 mod square;
 mod standard_webhooks;
 mod stripe;
@@ -112,6 +113,7 @@ pub use sendgrid::Sendgrid;
 pub use shopify::Shopify;
 pub use signing::{KeyError, Outgoing, PrivateKey, Signed};
 pub use slack::Slack;
+pub use sns::Sns;
 pub use square::Square;
 pub use standard_webhooks::{InvalidKey, StandardWebhooks};
 pub use stripe::Stripe;
@@ -430,6 +432,7 @@ pub fn scheme_names() -> &'static [&'static str] {
         linear::NAME,
         paddle::NAME,
         mailgun::NAME,
+        sns::NAME,
     ]
 }
 
