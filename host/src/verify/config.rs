@@ -27,6 +27,7 @@ use super::linear::{self, Linear};
 use super::mailgun::{self, Mailgun};
 use super::meta::{self, Meta};
 use super::paddle::{self, Paddle};
+use super::pubsub::{self, Pubsub};
 use super::sendgrid::{self, Sendgrid};
 use super::shopify::{self, Shopify};
 use super::slack::{self, Slack};
@@ -90,6 +91,14 @@ pub struct RawVerify {
     /// `sns` only: confirm a `SubscriptionConfirmation` by fetching its
     /// `SubscribeURL`. Default false (answered, left for the operator).
     pub confirm: Option<bool>,
+    /// `pubsub` only: where Google's signing keys are published. Default
+    /// Google's (`https://www.googleapis.com/oauth2/v3/certs`).
+    pub jwks_url: Option<String>,
+    /// `pubsub` only: the `aud` the push subscription puts in its tokens.
+    /// Required.
+    pub audience: Option<String>,
+    /// `pubsub` only: the service account the tokens must be for.
+    pub email: Option<String>,
     /// `meta` only: the verify token typed next to the callback URL in the
     /// app dashboard (`env:`/`file:` like any secret). Required.
     pub verify_token: Option<SecretRef>,
@@ -168,7 +177,10 @@ pub fn build(
         })?;
 
     // Fields that only some schemes read; set elsewhere, they are mistakes.
-    let scheme_specific: [(&str, bool, &[&str]); 13] = [
+    let scheme_specific: [(&str, bool, &[&str]); 16] = [
+        ("jwks_url", raw.jwks_url.is_some(), &[pubsub::NAME]),
+        ("audience", raw.audience.is_some(), &[pubsub::NAME]),
+        ("email", raw.email.is_some(), &[pubsub::NAME]),
         ("cert_hosts", raw.cert_hosts.is_some(), &[sns::NAME]),
         ("confirm", raw.confirm.is_some(), &[sns::NAME]),
         ("template", raw.template.is_some(), &[generic::NAME]),
@@ -340,6 +352,30 @@ pub fn build(
                     })?,
                 )
             }
+            pubsub::NAME => {
+                let audience = raw.audience.clone().ok_or_else(|| ConfigError {
+                    field: "verify.audience".into(),
+                    message: "`verify.audience` is required for scheme `pubsub`: the audience \
+                              set on the push subscription, e.g. \
+                              `audience = \"https://example.com/hooks/push\"`"
+                        .into(),
+                })?;
+                let jwks_url = raw
+                    .jwks_url
+                    .clone()
+                    .unwrap_or_else(|| pubsub::DEFAULT_JWKS_URL.to_owned());
+                let uri: http::Uri = jwks_url
+                    .parse()
+                    .map_err(|_| ConfigError::invalid("jwks_url", "not an absolute http(s) URL"))?;
+                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none()
+                {
+                    return Err(ConfigError::invalid(
+                        "jwks_url",
+                        "not an absolute http(s) URL",
+                    ));
+                }
+                Arc::new(Pubsub::new(jwks_url, audience, raw.email.clone()))
+            }
             other => unreachable!("key-URL scheme `{other}` is listed but not built"),
         };
         return Ok(built);
@@ -483,7 +519,7 @@ pub fn build(
 }
 
 /// Schemes whose keys the host fetches from a URL (no secret).
-const KEY_URL_SCHEMES: &[&str] = &[sns::NAME];
+const KEY_URL_SCHEMES: &[&str] = &[sns::NAME, pubsub::NAME];
 
 /// Schemes that verify with a public key only.
 const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME, sendgrid::NAME];
@@ -797,6 +833,10 @@ mod tests {
                 "meta" => raw.verify_token = Some(SecretRef::new("tok")),
                 "square" => raw.url = Some("https://example.com/hooks/square".into()),
                 "sns" => raw.secret = None,
+                "pubsub" => {
+                    raw.secret = None;
+                    raw.audience = Some("https://example.com/hooks/push".into());
+                }
                 "sendgrid" => {
                     raw.secret = None;
                     raw.public_key = Some(
@@ -828,7 +868,7 @@ mod tests {
         assert_eq!(
             error(&raw("githb")),
             "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
-             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid, square, hubspot, linear, paddle, mailgun, sns)"
+             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid, square, hubspot, linear, paddle, mailgun, sns, pubsub)"
         );
     }
 

@@ -72,6 +72,7 @@ mod mac;
 mod mailgun;
 mod meta;
 mod paddle;
+mod pubsub;
 mod sendgrid;
 mod shopify;
 mod signing;
@@ -109,6 +110,7 @@ pub use mac::Algorithm;
 pub use mailgun::Mailgun;
 pub use meta::Meta;
 pub use paddle::Paddle;
+pub use pubsub::Pubsub;
 pub use sendgrid::Sendgrid;
 pub use shopify::Shopify;
 pub use signing::{KeyError, Outgoing, PrivateKey, Signed};
@@ -433,6 +435,7 @@ pub fn scheme_names() -> &'static [&'static str] {
         paddle::NAME,
         mailgun::NAME,
         sns::NAME,
+        pubsub::NAME,
     ]
 }
 
