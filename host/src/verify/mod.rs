@@ -87,6 +87,8 @@ mod twitch;
 mod zoom;
 
 #[cfg(test)]
+mod sdk;
+#[cfg(test)]
 mod testutil;
 
 use std::fmt;
