@@ -41,17 +41,30 @@
 //!   `KeyUnavailable` right after a fetch is final. `Err(BadVerifyToken)`
 //!   is a 403; every other refusal is a 401 with [`Refusal::reason`].
 //!
-//! | scheme              | signature                                            | timestamp window |
-//! |---------------------|------------------------------------------------------|------------------|
-//! | `github`            | `X-Hub-Signature-256: sha256=HEX`, HMAC-SHA256(body) | none             |
-//! | `gitlab`            | `X-Gitlab-Token` equals the secret                   | none             |
-//! | `stripe`            | `Stripe-Signature: t=TS,v1=HEX…`, of `TS.body`       | both ways        |
-//! | `slack`             | `X-Slack-Signature: v0=HEX`, of `v0:TS:body`         | both ways        |
-//! | `shopify`           | `X-Shopify-Hmac-Sha256: BASE64`, of the body         | none             |
-//! | `standard-webhooks` | `webhook-signature: v1,BASE64…`, of `ID.TS.body`     | both ways        |
-//! | `token`             | a header equals prefix + secret                      | none             |
-//! | `hmac`              | a header carries prefix + HEX/BASE64 of the body     | none             |
-//! | `twilio`            | `X-Twilio-Signature: BASE64`, HMAC-SHA1(URL+params)  | none             |
+//! | scheme              | signature                                                  | window    |
+//! |---------------------|------------------------------------------------------------|-----------|
+//! | `github`            | `X-Hub-Signature-256: sha256=HEX`, HMAC-SHA256(body)       | none      |
+//! | `gitlab`            | `X-Gitlab-Token` equals the secret                         | none      |
+//! | `stripe`            | `Stripe-Signature: t=TS,v1=HEX…`, of `TS.body`             | both ways |
+//! | `slack`             | `X-Slack-Signature: v0=HEX`, of `v0:TS:body`               | both ways |
+//! | `shopify`           | `X-Shopify-Hmac-Sha256: BASE64`, of the body               | none      |
+//! | `standard-webhooks` | `webhook-signature: v1,B64 v1a,B64…`, of `ID.TS.body`      | both ways |
+//! | `token`             | a header equals prefix + secret                            | none      |
+//! | `hmac`              | a header carries the MAC of the body or of a template      | optional  |
+//! | `twilio`            | `X-Twilio-Signature: BASE64`, HMAC-SHA1(URL+params)        | none      |
+//! | `discord`           | `X-Signature-Ed25519`, Ed25519 of `TS` + body              | both ways |
+//! | `twitch`            | `…-Message-Signature: sha256=HEX`, of id + TS + body       | both ways |
+//! | `zoom`              | `x-zm-signature: v0=HEX`, of `v0:TS:body`                  | both ways |
+//! | `meta`              | `X-Hub-Signature-256`; GET `hub.challenge` check           | none      |
+//! | `graph`             | every `value[].clientState` equals the secret              | none      |
+//! | `sendgrid`          | ECDSA P-256 (base64 DER) of `TS` + body                    | both ways |
+//! | `square`            | `x-square-hmacsha256-signature`, of URL + body             | none      |
+//! | `hubspot`           | `X-HubSpot-Signature-v3`, of method + URI + body + TS      | both ways |
+//! | `linear`            | `Linear-Signature: HEX` of the body, TS inside it          | both ways |
+//! | `paddle`            | `Paddle-Signature: ts=…;h1=HEX`, of `TS:body`              | both ways |
+//! | `mailgun`           | `signature` object in the body, of TS + token              | both ways |
+//! | `sns`               | RSA (SHA1/SHA256) of the canonical string, fetched cert    | none      |
+//! | `pubsub`            | `Authorization: Bearer` RS256 JWT, fetched JWKS            | `exp`     |
 //!
 //! docs/verification.md has the full table, handshakes and keys included.
 //! Every scheme accepts a list of secrets or public keys (rotation: any may
