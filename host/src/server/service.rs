@@ -298,10 +298,12 @@ impl App {
             return Ok(None);
         };
         let input = crate::verify::Input {
+            method: &parts.method,
             headers: &parts.headers,
             body,
             uri: &parts.uri,
             now: (received_at / 1000) as i64,
+            keys: &crate::verify::NoKeys,
         };
         if let Err(refusal) = scheme.verify(&input) {
             plugin.stats.record(Outcome::Refused);

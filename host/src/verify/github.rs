@@ -3,10 +3,13 @@
 //! The legacy SHA-1 `X-Hub-Signature` header is ignored on purpose: GitHub
 //! sends both, and accepting SHA-1 would only weaken the check.
 
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 
 use super::mac::{self, Algorithm};
-use super::{Input, Refusal, Scheme, Secret, SignError, decode_hex, header_value, required_header};
+use super::{
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, decode_hex, header_value,
+    required_header,
+};
 
 pub(crate) const NAME: &str = "github";
 const SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
@@ -28,7 +31,7 @@ impl Scheme for Github {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &SIGNATURE,
@@ -40,13 +43,14 @@ impl Scheme for Github {
             .and_then(decode_hex)
             .ok_or(Refusal::MalformedSignature(SIGNATURE))?;
         if mac::any_key_matches(Algorithm::Sha256, &self.secrets, &[input.body], &[tag]) {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, body: &[u8], _uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, _uri, _now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let tag = mac::compute(Algorithm::Sha256, key, &[body]);
         let mut headers = HeaderMap::new();
@@ -54,7 +58,7 @@ impl Scheme for Github {
             SIGNATURE,
             header_value(&format!("{PREFIX}{}", hex::encode(tag.as_bytes())))?,
         );
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 

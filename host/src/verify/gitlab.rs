@@ -1,9 +1,11 @@
 //! GitLab: `X-Gitlab-Token` carries the secret itself; the body is not signed.
 
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 
 use super::token::SecretToken;
-use super::{Input, Refusal, Scheme, Secret, SignError, required_header};
+use super::{
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, required_header,
+};
 
 pub(crate) const NAME: &str = "gitlab";
 const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");
@@ -26,7 +28,7 @@ impl Scheme for Gitlab {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &TOKEN,
@@ -34,17 +36,18 @@ impl Scheme for Gitlab {
             Refusal::MalformedSignature,
         )?;
         if self.tokens.iter().any(|t| t.matches(value.as_bytes())) {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, _body: &[u8], _uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (_body, _uri, _now) = (out.body, out.uri, out.now);
         let token = self.tokens.first().ok_or(SignError::NoSecret)?;
         let mut headers = HeaderMap::new();
         headers.insert(TOKEN, token.header_value(b"")?);
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 

@@ -3,11 +3,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, decode_base64, header_value, required_header,
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, decode_base64,
+    header_value, required_header,
 };
 
 pub(crate) const NAME: &str = "shopify";
@@ -29,7 +30,7 @@ impl Scheme for Shopify {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &SIGNATURE,
@@ -38,18 +39,19 @@ impl Scheme for Shopify {
         )?;
         let tag = decode_base64(value).ok_or(Refusal::MalformedSignature(SIGNATURE))?;
         if mac::any_key_matches(Algorithm::Sha256, &self.secrets, &[input.body], &[tag]) {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, body: &[u8], _uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, _uri, _now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let tag = mac::compute(Algorithm::Sha256, key, &[body]);
         let mut headers = HeaderMap::new();
         headers.insert(SIGNATURE, header_value(&STANDARD.encode(tag.as_bytes()))?);
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 

@@ -4,17 +4,19 @@
 //! Stripe attaches one `v1` per active secret while an endpoint secret is
 //! being rolled, so any `v1` may match. Other schemes (such as `v0`) are
 //! ignored, as Stripe advises, so a sender cannot downgrade to a weaker one.
-//! Like Stripe's own libraries, only stale timestamps are refused: a sender
-//! clock running ahead is tolerated.
+//! Timestamps more than the tolerance away from now are refused both ways:
+//! a captured request cannot be replayed later, nor pre-dated to outlive
+//! the window. The event's `id` (inside the signed body) is the delivery id.
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, Window, check_timestamp, decode_hex, header_value,
-    parse_unix_seconds, required_header, tolerance_secs,
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, Window,
+    body_string_field, check_timestamp, decode_hex, header_value, parse_unix_seconds,
+    required_header, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "stripe";
@@ -47,7 +49,7 @@ impl Scheme for Stripe {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &SIGNATURE,
@@ -80,20 +82,27 @@ impl Scheme for Stripe {
         if candidates.is_empty() {
             return Err(Refusal::MalformedSignature(SIGNATURE));
         }
-        check_timestamp(ts, input.now, self.tolerance, Window::PastOnly)?;
+        check_timestamp(ts, input.now, self.tolerance, Window::BothWays)?;
         if mac::any_key_matches(
             Algorithm::Sha256,
             &self.secrets,
             &signed_parts(timestamp, input.body),
             &candidates,
         ) {
-            Ok(())
+            // Stripe's event id (`evt_…`) is inside the signed body: a
+            // captured request re-sent with a new `Idempotency-Key` or any
+            // other header is still the same event.
+            Ok(Verdict::Deliver {
+                signed_id: body_string_field(input.body, "id"),
+                replay: None,
+            })
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, body: &[u8], _uri: &Uri, now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, _uri, now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let timestamp = now.to_string();
         let tag = mac::compute(Algorithm::Sha256, key, &signed_parts(&timestamp, body));
@@ -102,7 +111,7 @@ impl Scheme for Stripe {
             SIGNATURE,
             header_value(&format!("t={timestamp},v1={}", hex::encode(tag.as_bytes())))?,
         );
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 
@@ -223,11 +232,42 @@ mod tests {
     }
 
     #[test]
-    fn future_timestamp_is_accepted_like_stripe_does() {
+    fn future_timestamp_is_refused() {
         let scheme = stripe(vec![Secret::from("whsec_a")]);
         assert_eq!(
             testutil::deliver(&scheme, b"{}", NOW + 900, &scheme, b"{}", NOW),
+            Err(Refusal::TimestampOutsideTolerance {
+                age: -900,
+                tolerance: 300
+            })
+        );
+        assert_eq!(
+            testutil::deliver(&scheme, b"{}", NOW + 300, &scheme, b"{}", NOW),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn the_signed_event_id_is_the_delivery_id() {
+        let scheme = stripe(vec![Secret::from("whsec_a")]);
+        let body = br#"{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","object":"event"}"#;
+        let headers = scheme
+            .sign(body, &testutil::URI.parse().unwrap(), NOW)
+            .unwrap();
+        assert_eq!(
+            testutil::verdict_at(&scheme, &headers, body, NOW),
+            Ok(Verdict::Deliver {
+                signed_id: Some("evt_1NG8Du2eZvKYlo2CUI79vXWy".into()),
+                replay: None
+            })
+        );
+        // A body without an id (or not JSON) still verifies, with no id.
+        let headers = scheme
+            .sign(b"[1]", &testutil::URI.parse().unwrap(), NOW)
+            .unwrap();
+        assert_eq!(
+            testutil::verdict_at(&scheme, &headers, b"[1]", NOW),
+            Ok(Verdict::deliver())
         );
     }
 

@@ -4,7 +4,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde_json::Value;
 
-use super::{Input, Refusal, Scheme};
+use super::{Input, Refusal, Scheme, Verdict};
 
 /// Published vectors, kept inside the repository so tests need nothing else.
 const VECTORS: &str = include_str!("testdata/vectors.json");
@@ -55,20 +55,29 @@ pub(crate) fn name(text: &'static str) -> HeaderName {
     HeaderName::from_static(text)
 }
 
-/// Verifies a request to [`URI`].
+/// Verifies a `POST` to [`URI`], returning the whole verdict.
+pub(crate) fn verdict_at(
+    scheme: &dyn Scheme,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<Verdict, Refusal> {
+    let uri: Uri = URI.parse().expect("valid URI");
+    scheme.verify(&Input::post(headers, body, &uri, now))
+}
+
+/// Verifies a `POST` to [`URI`] that must be a delivery (not a
+/// handshake); `Ok(())` whatever its signed id or replay key.
 pub(crate) fn verify_at(
     scheme: &dyn Scheme,
     headers: &HeaderMap,
     body: &[u8],
     now: i64,
 ) -> Result<(), Refusal> {
-    let uri: Uri = URI.parse().expect("valid URI");
-    scheme.verify(&Input {
-        headers,
-        body,
-        uri: &uri,
-        now,
-    })
+    match verdict_at(scheme, headers, body, now)? {
+        Verdict::Deliver { .. } => Ok(()),
+        Verdict::Answer(handshake) => panic!("expected a delivery, got {handshake:?}"),
+    }
 }
 
 /// Signs `signed` with `signer` at `signed_at`, then has `verifier` check

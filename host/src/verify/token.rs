@@ -1,11 +1,13 @@
 //! A shared token in a header (default `Authorization: Bearer <secret>`);
 //! the body is not signed.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Input, Refusal, Scheme, Secret, SignError, required_header};
+use super::{
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, required_header,
+};
 
 pub(crate) const NAME: &str = "token";
 pub(crate) const DEFAULT_HEADER: HeaderName = http::header::AUTHORIZATION;
@@ -23,6 +25,10 @@ impl SecretToken {
     pub(crate) fn new(secret: Secret) -> Self {
         let digest = Sha256::digest(secret.expose()).into();
         SecretToken { secret, digest }
+    }
+
+    pub(crate) fn expose(&self) -> &[u8] {
+        self.secret.expose()
     }
 
     pub(crate) fn matches(&self, presented: &[u8]) -> bool {
@@ -70,7 +76,7 @@ impl Scheme for Token {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &self.header,
@@ -84,20 +90,21 @@ impl Scheme for Token {
         }
         let presented = &value[prefix.len()..];
         if self.tokens.iter().any(|t| t.matches(presented)) {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
-    fn sign(&self, _body: &[u8], _uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (_body, _uri, _now) = (out.body, out.uri, out.now);
         let token = self.tokens.first().ok_or(SignError::NoSecret)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             self.header.clone(),
             token.header_value(self.prefix.as_bytes())?,
         );
-        Ok(headers)
+        Signed::post(out, headers)
     }
 
     /// The configured header carries the secret itself.

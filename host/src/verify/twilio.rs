@@ -26,7 +26,8 @@ use subtle::ConstantTimeEq;
 
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Refusal, Scheme, Secret, SignError, decode_base64, header_value, required_header,
+    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, decode_base64,
+    header_value, required_header,
 };
 
 pub(crate) const NAME: &str = "twilio";
@@ -124,8 +125,8 @@ fn port_variants(url: &str) -> Vec<String> {
     variants
 }
 
-/// Form pairs, percent-decoded, sorted by name then value with duplicates
-/// dropped: the order and set Twilio's libraries sign.
+/// Form pairs, percent-decoded, sorted by name then value. Repeated pairs
+/// are kept: what a sender repeated is part of what it signed.
 fn sorted_form(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = body
         .split(|&b| b == b'&')
@@ -136,13 +137,12 @@ fn sorted_form(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         })
         .collect();
     pairs.sort();
-    pairs.dedup();
     pairs
 }
 
 /// `application/x-www-form-urlencoded` decoding; a `%` not followed by two
 /// hex digits is kept as is, as browsers and Python do.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(input: &[u8]) -> Vec<u8> {
     let hex = |b: &u8| (*b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -185,6 +185,33 @@ fn signed_parts<'a>(url: &'a str, form: &'a [(Vec<u8>, Vec<u8>)]) -> Vec<&'a [u8
     parts
 }
 
+/// The messages Twilio's libraries build when a name repeats: every pair
+/// (above), the name once followed by all its values (twilio-node), and
+/// every distinct pair (twilio-python). Without repeated names they are one
+/// and the same message.
+fn signed_variants<'a>(url: &'a str, form: &'a [(Vec<u8>, Vec<u8>)]) -> Vec<Vec<&'a [u8]>> {
+    let mut variants = vec![signed_parts(url, form)];
+    if form.windows(2).any(|w| w[0].0 == w[1].0) {
+        let mut grouped = vec![url.as_bytes()];
+        for (i, (name, value)) in form.iter().enumerate() {
+            if i == 0 || form[i - 1].0 != *name {
+                grouped.push(name);
+            }
+            grouped.push(value);
+        }
+        variants.push(grouped);
+        let mut distinct = vec![url.as_bytes()];
+        for (i, (name, value)) in form.iter().enumerate() {
+            if i == 0 || form[i - 1] != form[i] {
+                distinct.push(name);
+                distinct.push(value);
+            }
+        }
+        variants.push(distinct);
+    }
+    variants
+}
+
 /// Whether the `bodySHA256` query parameter vouches for `body`.
 fn body_hash_matches(uri: &Uri, body: &[u8]) -> Option<bool> {
     let query = uri.query()?;
@@ -201,7 +228,7 @@ impl Scheme for Twilio {
         NAME
     }
 
-    fn verify(&self, input: &Input<'_>) -> Result<(), Refusal> {
+    fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
         let value = required_header(
             input.headers,
             &SIGNATURE,
@@ -224,22 +251,20 @@ impl Scheme for Twilio {
             .ok_or(Refusal::BadSignature)?;
         let candidates = [tag];
         let matched = port_variants(&url).iter().any(|url| {
-            mac::any_key_matches(
-                Algorithm::Sha1,
-                &self.secrets,
-                &signed_parts(url, &form),
-                &candidates,
-            )
+            signed_variants(url, &form).iter().any(|parts| {
+                mac::any_key_matches(Algorithm::Sha1, &self.secrets, parts, &candidates)
+            })
         });
         if matched {
-            Ok(())
+            Ok(Verdict::deliver())
         } else {
             Err(Refusal::BadSignature)
         }
     }
 
     /// `uri` must be absolute unless `url` is configured.
-    fn sign(&self, body: &[u8], uri: &Uri, _now: i64) -> Result<HeaderMap, SignError> {
+    fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
+        let (body, uri, _now) = (out.body, out.uri, out.now);
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let url = match (&self.url, uri.scheme_str(), uri.authority()) {
             (Some(_), _, _) => self
@@ -255,7 +280,7 @@ impl Scheme for Twilio {
         if !body.is_empty() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(FORM));
         }
-        Ok(headers)
+        Signed::post(out, headers)
     }
 }
 
@@ -292,12 +317,9 @@ mod tests {
 
     fn verify(scheme: &Twilio, headers: &HeaderMap, uri: &str, body: &[u8]) -> Result<(), Refusal> {
         let uri: Uri = uri.parse().unwrap();
-        scheme.verify(&Input {
-            headers,
-            body,
-            uri: &uri,
-            now: NOW,
-        })
+        scheme
+            .verify(&Input::post(headers, body, &uri, NOW))
+            .map(|_| ())
     }
 
     /// The vector's form body, its signature header, a form content type,
@@ -477,6 +499,59 @@ mod tests {
     }
 
     #[test]
+    fn repeated_form_pairs_are_signed_not_dropped() {
+        let scheme = Twilio::new(vec![Secret::from("12345")], None).unwrap();
+        let url = "https://mycompany.com/myapp.php";
+        let sign = |parts: &[&[u8]]| {
+            STANDARD.encode(mac::compute(Algorithm::Sha1, &Secret::from("12345"), parts).as_bytes())
+        };
+        let body = b"To=%2B1&MediaUrl=b&MediaUrl=a&MediaUrl=a";
+        let every = sign(&[
+            url.as_bytes(),
+            b"MediaUrl",
+            b"a",
+            b"MediaUrl",
+            b"a",
+            b"MediaUrl",
+            b"b",
+            b"To",
+            b"+1",
+        ]);
+        let node = sign(&[url.as_bytes(), b"MediaUrl", b"a", b"a", b"b", b"To", b"+1"]);
+        let python = sign(&[
+            url.as_bytes(),
+            b"MediaUrl",
+            b"a",
+            b"MediaUrl",
+            b"b",
+            b"To",
+            b"+1",
+        ]);
+        for signature in [&every, &node, &python] {
+            let headers = testutil::headers(&[
+                ("x-twilio-signature", signature),
+                ("content-type", FORM),
+                ("host", "mycompany.com"),
+            ]);
+            assert_eq!(verify(&scheme, &headers, url, body), Ok(()), "{signature}");
+        }
+        // Dropping a repeated pair from the body changes what was signed
+        // for the every-pair and Node constructions.
+        let fewer = b"To=%2B1&MediaUrl=b&MediaUrl=a";
+        for signature in [&every, &node] {
+            let headers = testutil::headers(&[
+                ("x-twilio-signature", signature),
+                ("content-type", FORM),
+                ("host", "mycompany.com"),
+            ]);
+            assert_eq!(
+                verify(&scheme, &headers, url, fewer),
+                Err(Refusal::BadSignature)
+            );
+        }
+    }
+
+    #[test]
     fn signing_needs_a_full_url() {
         let scheme = twilio(vec![Secret::from("s")]);
         assert_eq!(
@@ -534,6 +609,7 @@ mod tests {
         assert_eq!(
             sorted_form(b"b=2&a=1&&b=1&a=1&c"),
             [
+                (b"a".to_vec(), b"1".to_vec()),
                 (b"a".to_vec(), b"1".to_vec()),
                 (b"b".to_vec(), b"1".to_vec()),
                 (b"b".to_vec(), b"2".to_vec()),
