@@ -14,7 +14,10 @@ use std::path::Path;
 /// use the modules of the layers before its own, never its own layer's
 /// others or later ones.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["units", "secret", "telemetry", "ingress"]),
+    (
+        "leaves",
+        &["units", "secret", "telemetry", "ingress", "fetch"],
+    ),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),
     ("configuration", &["config"]),

@@ -88,6 +88,9 @@ pub struct HostConfig {
     pub tls: Option<TlsFiles>,
     /// Most client connections open at once.
     pub max_connections: usize,
+    /// An extra trust root (PEM) for the host's own HTTPS fetches (signing
+    /// keys, SNS confirmations), besides the webpki roots.
+    pub verify_ca: Option<PathBuf>,
     /// The durable inbox for queue-mode routes (and sync-mode dedupe).
     pub inbox: InboxConfig,
     /// Bearer token the admin API requires; `None` serves it only on
@@ -124,6 +127,7 @@ impl HostConfig {
             body_timeout: Duration::from_secs(30),
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            verify_ca: None,
             inbox: InboxConfig::default(),
             admin_token: None,
         }

@@ -15,6 +15,8 @@
 //! The accept loop serves any [`Handler`]: the webhook [`App`] here, and the
 //! admin API ([`crate::admin`]) on its own listener.
 
+mod keys;
+mod replay;
 mod response;
 mod service;
 pub mod tls;
@@ -32,6 +34,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+pub use keys::Keys;
 pub use service::{App, Limits};
 
 /// Answers requests; every outcome is a response.

@@ -13,7 +13,7 @@ use http_body_util::Full;
 use crate::inbox::StoreError;
 use crate::ingress;
 use crate::runtime::{CallError, Response};
-use crate::verify::Refusal;
+use crate::verify::{Handshake, Refusal};
 
 /// Response header carrying the delivery id on every answer, so a sender (or
 /// an operator with curl) can find the delivery in the logs.
@@ -41,6 +41,9 @@ pub enum Failure {
     /// Queue mode: the delivery could not be stored durably, so it was not
     /// accepted.
     Store(StoreError),
+    /// A key the scheme needs (or an SNS subscription confirmation) could
+    /// not be fetched: the sender should retry, the request was not refused.
+    Fetch(crate::fetch::FetchError),
 }
 
 pub(super) fn status_of(failure: &Failure) -> StatusCode {
@@ -49,11 +52,14 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Failure::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Failure::BodyRead(_) => StatusCode::BAD_REQUEST,
+        // A subscription GET with the wrong verify token (Meta) is refused
+        // 403, as the provider documents; every other refusal is 401.
+        Failure::Unverified(Refusal::BadVerifyToken) => StatusCode::FORBIDDEN,
         Failure::Unverified(_) => StatusCode::UNAUTHORIZED,
         Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
         Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-        Failure::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::Store(_) | Failure::Fetch(_) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Plugin(err) => err.classify().status,
     }
 }
@@ -76,6 +82,7 @@ impl Failure {
             Failure::Store(_) => {
                 "could not store the delivery; it was not accepted, try again".into()
             }
+            Failure::Fetch(_) => "cannot fetch what verification needs, try again".into(),
             Failure::Plugin(err) => match err {
                 // The plugin's own message is meant for the sender.
                 CallError::Retry(message) => format!("plugin asked to retry: {message}"),
@@ -103,6 +110,9 @@ impl Failure {
             Failure::Ingress(refused) => tracing::info!(reason = %refused, "refused at ingress"),
             Failure::BodyTimeout(limit) => tracing::info!(limit = ?limit, "body read timed out"),
             Failure::Store(err) => tracing::error!(error = %err, "delivery not accepted"),
+            Failure::Fetch(err) => {
+                tracing::warn!(error = %err, "fetch failed; sender told to retry")
+            }
             _ => {}
         }
         let body = serde_json::json!({
@@ -124,7 +134,9 @@ impl Failure {
             Failure::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Failure::Plugin(CallError::Retry(_) | CallError::Capacity) | Failure::Store(_) => {
+            Failure::Plugin(CallError::Retry(_) | CallError::Capacity)
+            | Failure::Store(_)
+            | Failure::Fetch(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {
@@ -155,6 +167,30 @@ pub fn duplicate(delivery_id: &str) -> http::Response<Full<Bytes>> {
         serde_json::json!({ "id": delivery_id, "duplicate": true }),
         delivery_id,
     )
+}
+
+/// A handshake answered exactly as its provider documents: the scheme's
+/// status, content type and body, and `nosniff` so a challenge echoed back
+/// is never read as HTML by a browser.
+pub fn handshake(handshake: &Handshake, delivery_id: &str) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(handshake.body.clone()));
+    // Schemes answer with the provider's documented statuses (200, 204).
+    *response.status_mut() = StatusCode::from_u16(handshake.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    if !handshake.content_type.is_empty() {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(handshake.content_type),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(id) = HeaderValue::from_str(delivery_id) {
+        headers.insert(DELIVERY_HEADER, id);
+    }
+    response
 }
 
 fn json_answer(
