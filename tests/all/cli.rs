@@ -6,7 +6,8 @@ use std::time::Duration;
 use hookhost_test_artifacts::{ECHO, GUEST_LOGGER, GUEST_SLEEPER};
 
 use crate::support::{
-    Binary, blocking, folders, hookhost_command, install, plugin, plugin_with, serve_command,
+    Binary, blocking, folders, hookhost, hookhost_command, install, plugin, plugin_with,
+    serve_command,
 };
 
 #[test]
@@ -411,4 +412,37 @@ fn send_signs_twilio_for_the_public_url_the_manifest_names() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(stdout.contains("CallSid=CA1"), "{stdout}");
+}
+
+#[test]
+fn check_vectors_runs_the_published_vectors_against_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("gh.toml");
+    std::fs::write(
+        &good,
+        "[verify]\nscheme = \"github\"\nsecret = \"env:UNUSED_BY_VECTORS\"\n",
+    )
+    .unwrap();
+    let ran = hookhost(&["check", "--vectors", "--manifest", good.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        stdout.contains("ok      github vector: GitHub docs"),
+        "{stdout}"
+    );
+
+    // Twilio signs the public URL: a manifest naming another one fails.
+    let bad = dir.path().join("sms.toml");
+    std::fs::write(
+        &bad,
+        "[verify]\nscheme = \"twilio\"\nsecret = \"x\"\nurl = \"https://other.example.com/sms\"\n",
+    )
+    .unwrap();
+    let ran = hookhost(&["check", "--vectors", "--manifest", bad.to_str().unwrap()]);
+    assert_eq!(ran.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("FAILED"));
 }
