@@ -17,6 +17,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
+use super::discord::{self, Discord};
 use super::generic::{self, Encoding, GenericHmac};
 use super::github::{self, Github};
 use super::gitlab::{self, Gitlab};
@@ -61,6 +62,12 @@ pub struct RawVerify {
     /// `twilio` only: the public URL Twilio calls, without query. Default:
     /// rebuilt from the request's `Host` and `X-Forwarded-Proto` headers.
     pub url: Option<String>,
+    /// Key-pair schemes (`discord`, `standard-webhooks` `v1a`): the
+    /// sender's public key, as the sender shows it. Configuration, not a
+    /// secret: written inline.
+    pub public_key: Option<String>,
+    /// Several public keys, any of which may match: for rotation.
+    pub public_keys: Option<Vec<String>>,
 }
 
 /// A manifest field that cannot be used, with what to do about it.
@@ -136,11 +143,26 @@ pub fn build(
         })?;
 
     // Fields that only some schemes read; set elsewhere, they are mistakes.
-    let scheme_specific: [(&str, bool, &[&str]); 6] = [
+    let scheme_specific: [(&str, bool, &[&str]); 8] = [
         (
             "tolerance",
             raw.tolerance.is_some(),
-            &[stripe::NAME, slack::NAME, standard_webhooks::NAME],
+            &[
+                stripe::NAME,
+                slack::NAME,
+                standard_webhooks::NAME,
+                discord::NAME,
+            ],
+        ),
+        (
+            "public_key",
+            raw.public_key.is_some(),
+            &[discord::NAME, standard_webhooks::NAME],
+        ),
+        (
+            "public_keys",
+            raw.public_keys.is_some(),
+            &[discord::NAME, standard_webhooks::NAME],
         ),
         (
             "header",
@@ -179,9 +201,57 @@ pub fn build(
         twilio::check_url(url).map_err(|err| ConfigError::invalid("url", err))?;
     }
 
+    let public_keys = public_keys(raw)?;
+    // Key-pair schemes take no secret; a secret given to one is a mistake.
+    if KEY_PAIR_SCHEMES.contains(&scheme) {
+        if raw.secret.is_some() || raw.secrets.is_some() {
+            let field = if raw.secret.is_some() {
+                "secret"
+            } else {
+                "secrets"
+            };
+            return Err(ConfigError::invalid(
+                field,
+                format!(
+                    "scheme `{scheme}` verifies with the sender's public key: remove it and set \
+                     `public_key = \"…\"`"
+                ),
+            ));
+        }
+        let (field, keys) = public_keys.ok_or_else(|| ConfigError {
+            field: "verify.public_key".into(),
+            message: format!(
+                "`verify.public_key` is required for scheme `{scheme}` (the sender's public key \
+                 as it shows it, e.g. `public_key = \"<{}>\"`; `public_keys = [...]` while \
+                 rotating)",
+                discord::KEY_FORMAT
+            ),
+        })?;
+        let built: Arc<dyn Scheme> = match scheme {
+            discord::NAME => Arc::new(
+                Discord::new(&keys, tolerance)
+                    .map_err(|err| ConfigError::invalid(&field(err.index), &err))?,
+            ),
+            other => unreachable!("key-pair scheme `{other}` is listed but not built"),
+        };
+        return Ok(built);
+    }
+
     // Every check above is pure; reading secrets comes last so that a
     // manifest's mistakes are reported before its environment's.
-    let secrets = resolve_secrets(raw, scheme, resolver)?;
+    let secrets = if scheme == standard_webhooks::NAME
+        && public_keys.is_some()
+        && raw.secret.is_none()
+        && raw.secrets.is_none()
+    {
+        // `v1a` only: the sender signs with its private key alone.
+        Resolved {
+            fields: Vec::new(),
+            values: Vec::new(),
+        }
+    } else {
+        resolve_secrets(raw, scheme, resolver)?
+    };
 
     let built: Arc<dyn Scheme> = match scheme {
         github::NAME => Arc::new(Github::new(secrets.into_values())),
@@ -194,8 +264,13 @@ pub fn build(
         shopify::NAME => Arc::new(Shopify::new(secrets.into_values())),
         standard_webhooks::NAME => {
             let fields = secrets.fields.clone();
-            let scheme = StandardWebhooks::new(secrets.into_values(), tolerance)
+            let mut scheme = StandardWebhooks::new(secrets.into_values(), tolerance)
                 .map_err(|err| ConfigError::invalid(&fields[err.index], &err))?;
+            if let Some((field, keys)) = public_keys {
+                scheme = scheme
+                    .with_public_keys(&keys)
+                    .map_err(|err| ConfigError::invalid(&field(err.index), &err))?;
+            }
             Arc::new(scheme)
         }
         token::NAME => {
@@ -221,6 +296,29 @@ pub fn build(
         other => unreachable!("scheme `{other}` is listed in scheme_names() but not built"),
     };
     Ok(built)
+}
+
+/// Schemes that verify with a public key only.
+const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME];
+
+/// The field name of each public key (`public_key` or `public_keys[i]`).
+type KeyField = fn(usize) -> String;
+
+/// `public_key` or `public_keys`, with a way to name the entry at an index.
+fn public_keys(raw: &RawVerify) -> Result<Option<(KeyField, Vec<String>)>, ConfigError> {
+    match (&raw.public_key, &raw.public_keys) {
+        (Some(_), Some(_)) => Err(ConfigError {
+            field: "verify".into(),
+            message: "`verify`: set `public_key` or `public_keys`, not both".into(),
+        }),
+        (None, None) => Ok(None),
+        (Some(one), None) => Ok(Some((|_| "public_key".to_owned(), vec![one.clone()]))),
+        (None, Some(list)) if list.is_empty() => Err(ConfigError::invalid(
+            "public_keys",
+            "list at least one public key",
+        )),
+        (None, Some(list)) => Ok(Some((|i| format!("public_keys[{i}]"), list.clone()))),
+    }
 }
 
 /// Resolved secrets, with the manifest field each came from.
@@ -395,6 +493,53 @@ mod tests {
             .to_string()
     }
 
+    /// The Ed25519 public key of the seed `[1; 32]`.
+    const DISCORD_KEY: &str = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
+
+    #[test]
+    fn key_pair_schemes_take_public_keys_not_secrets() {
+        let with_secret = raw("discord");
+        assert!(
+            error(&with_secret).starts_with(
+                "`verify.secret`: scheme `discord` verifies with the sender's public key"
+            ),
+            "{}",
+            error(&with_secret)
+        );
+        let neither = RawVerify {
+            secret: None,
+            ..raw("discord")
+        };
+        assert!(
+            error(&neither).starts_with("`verify.public_key` is required for scheme `discord`")
+        );
+        let bad = RawVerify {
+            secret: None,
+            public_keys: Some(vec![DISCORD_KEY.into(), "nothex".into()]),
+            ..raw("discord")
+        };
+        assert_eq!(
+            error(&bad),
+            "`verify.public_keys[1]`: not an Ed25519 public key (expected 64 hex digits, the \
+             application's public key)"
+        );
+        let both = RawVerify {
+            secret: None,
+            public_key: Some(DISCORD_KEY.into()),
+            public_keys: Some(vec![DISCORD_KEY.into()]),
+            ..raw("discord")
+        };
+        assert_eq!(
+            error(&both),
+            "`verify`: set `public_key` or `public_keys`, not both"
+        );
+        let elsewhere = RawVerify {
+            public_key: Some(DISCORD_KEY.into()),
+            ..raw("github")
+        };
+        assert!(error(&elsewhere).starts_with("`verify.public_key` is only used by scheme"));
+    }
+
     #[test]
     fn every_scheme_name_builds() {
         for name in scheme_names() {
@@ -403,6 +548,10 @@ mod tests {
                 "hmac" => raw.header = Some("X-Signature".into()),
                 "standard-webhooks" => {
                     raw.secret = Some(SecretRef::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+                }
+                "discord" => {
+                    raw.secret = None;
+                    raw.public_key = Some(DISCORD_KEY.into());
                 }
                 _ => {}
             }
@@ -429,7 +578,7 @@ mod tests {
         assert_eq!(
             error(&raw("githb")),
             "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
-             standard-webhooks, token, hmac, twilio)"
+             standard-webhooks, token, hmac, twilio, discord)"
         );
     }
 
@@ -509,11 +658,10 @@ mod tests {
             tolerance: Some("5m".into()),
             ..raw("shopify")
         };
-        assert_eq!(
-            error(&tolerance),
-            "`verify.tolerance` is only used by scheme `stripe`, `slack` or `standard-webhooks` (this one is \
-             `shopify`): remove it"
-        );
+        assert!(error(&tolerance).starts_with(
+            "`verify.tolerance` is only used by scheme `stripe`, `slack`, `standard-webhooks`"
+        ));
+        assert!(error(&tolerance).ends_with("(this one is `shopify`): remove it"));
         let url = RawVerify {
             url: Some("https://x.com".into()),
             ..raw("slack")

@@ -59,6 +59,8 @@
 //! constant time.
 
 mod config;
+mod discord;
+mod ed25519;
 mod generic;
 mod github;
 mod gitlab;
@@ -83,6 +85,8 @@ use http::{HeaderMap, HeaderName, Method, Uri};
 /// Schemes hold their keys as [`Secret`]s; the type is the `secret` module's.
 pub use crate::secret::Secret;
 pub use config::{ConfigError, DEFAULT_TOLERANCE, RawVerify, build};
+pub use discord::Discord;
+pub use ed25519::InvalidPublicKey;
 pub use generic::{Encoding, GenericHmac};
 pub use github::Github;
 pub use gitlab::Gitlab;
@@ -395,6 +399,7 @@ pub fn scheme_names() -> &'static [&'static str] {
         token::NAME,
         generic::NAME,
         twilio::NAME,
+        discord::NAME,
     ]
 }
 

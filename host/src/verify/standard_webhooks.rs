@@ -5,20 +5,27 @@
 //! The secret is `whsec_<base64 key>`: the key is the decoded bytes, not the
 //! string (unlike Stripe). A secret without the prefix is taken as the base64
 //! key. `svix-*` headers are accepted where a `webhook-*` one is absent.
-//! Signatures of other versions (`v1a`, asymmetric) are ignored, and
-//! timestamps too far in the past or the future are refused.
+//! With `public_key = "whpk_<base64>"` (or `public_keys`), `v1a,<base64>`
+//! Ed25519 signatures over the same message are accepted too; `v1` and
+//! `v1a` entries may share one header, and any one that verifies is
+//! enough. Other versions are ignored, and timestamps too far in the past
+//! or the future are refused. The signed `webhook-id` is the delivery id.
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, HeaderName, Uri};
+use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
+use ed25519_dalek::VerifyingKey;
+
+use super::ed25519::{self, InvalidPublicKey};
 use super::mac::{self, Algorithm};
 use super::{
-    Input, Outgoing, Refusal, Scheme, Secret, SignError, Signed, Verdict, Window, check_timestamp,
-    decode_base64, header_value, parse_unix_seconds, required_header, tolerance_secs,
+    Input, Outgoing, PrivateKey, Refusal, Scheme, Secret, SignError, Signed, Verdict, Window,
+    check_timestamp, decode_base64, header_value, parse_unix_seconds, required_header,
+    tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "standard-webhooks";
@@ -41,7 +48,15 @@ pub struct InvalidKey {
 #[derive(Debug)]
 pub struct StandardWebhooks {
     keys: Vec<Secret>,
+    public_keys: Vec<VerifyingKey>,
     tolerance: i64,
+}
+
+/// What `public_key` must look like, for configuration errors.
+pub(crate) const PUBLIC_KEY_FORMAT: &str = "`whpk_` followed by the base64 Ed25519 public key";
+
+fn decode_public_key(text: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(text.strip_prefix("whpk_")?).ok()
 }
 
 impl StandardWebhooks {
@@ -54,22 +69,47 @@ impl StandardWebhooks {
             .collect::<Result<_, _>>()?;
         Ok(StandardWebhooks {
             keys,
+            public_keys: Vec::new(),
             tolerance: tolerance_secs(tolerance),
         })
     }
 
+    /// Also accepts `v1a` signatures by any of these `whpk_…` keys.
+    pub fn with_public_keys(mut self, keys: &[String]) -> Result<Self, InvalidPublicKey> {
+        self.public_keys = ed25519::parse_keys(keys, decode_public_key, PUBLIC_KEY_FORMAT)?;
+        Ok(self)
+    }
+
     /// Like [`Scheme::sign`], with the message id chosen by the caller.
     pub fn sign_with_id(&self, id: &str, body: &[u8], now: i64) -> Result<HeaderMap, SignError> {
-        let key = self.keys.first().ok_or(SignError::NoSecret)?;
+        self.sign_id_with(id, body, now, None)
+    }
+
+    /// Signs `v1` with the first secret, or `v1a` with `key` when given.
+    fn sign_id_with(
+        &self,
+        id: &str,
+        body: &[u8],
+        now: i64,
+        key: Option<&PrivateKey>,
+    ) -> Result<HeaderMap, SignError> {
         let timestamp = now.to_string();
-        let tag = mac::compute(Algorithm::Sha256, key, &signed_parts(id, &timestamp, body));
+        let parts = signed_parts(id, &timestamp, body);
+        let signature = match key {
+            Some(key) => format!(
+                "v1a,{}",
+                STANDARD.encode(ed25519::sign(key.ed25519()?, &parts))
+            ),
+            None => {
+                let key = self.keys.first().ok_or(SignError::NoSecret)?;
+                let tag = mac::compute(Algorithm::Sha256, key, &parts);
+                format!("v1,{}", STANDARD.encode(tag.as_bytes()))
+            }
+        };
         let mut headers = HeaderMap::new();
         headers.insert(ID, header_value(id)?);
         headers.insert(TIMESTAMP, header_value(&timestamp)?);
-        headers.insert(
-            SIGNATURE,
-            header_value(&format!("v1,{}", STANDARD.encode(tag.as_bytes())))?,
-        );
+        headers.insert(SIGNATURE, header_value(&signature)?);
         Ok(headers)
     }
 }
@@ -142,30 +182,37 @@ impl Scheme for StandardWebhooks {
         let ts = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(ts_name))?;
 
         let mut v1 = Vec::new();
+        let mut v1a = Vec::new();
         for entry in signature.split(' ').filter(|e| !e.is_empty()) {
             let (version, value) = entry
                 .split_once(',')
                 .ok_or_else(|| Refusal::MalformedSignature(sig_name.clone()))?;
-            if version == "v1" {
-                v1.push(value);
+            match version {
+                "v1" if !self.keys.is_empty() => v1.push(value),
+                "v1a" if !self.public_keys.is_empty() => v1a.push(value),
+                _ => {}
             }
         }
-        if v1.is_empty() {
+        if v1.is_empty() && v1a.is_empty() {
             return Err(Refusal::MissingSignature(sig_name));
         }
         // An undecodable entry cannot match; malformed only if none is usable.
         let candidates: Vec<Vec<u8>> = v1.iter().filter_map(|s| decode_base64(s)).collect();
-        if candidates.is_empty() {
+        let asymmetric: Vec<[u8; 64]> = v1a
+            .iter()
+            .filter_map(|s| decode_base64(s)?.try_into().ok())
+            .collect();
+        if candidates.is_empty() && asymmetric.is_empty() {
             return Err(Refusal::MalformedSignature(sig_name));
         }
         check_timestamp(ts, input.now, self.tolerance, Window::BothWays)?;
         let timestamp = ts.to_string();
-        if mac::any_key_matches(
-            Algorithm::Sha256,
-            &self.keys,
-            &signed_parts(id, &timestamp, input.body),
-            &candidates,
-        ) {
+        let parts = signed_parts(id, &timestamp, input.body);
+        let matched = mac::any_key_matches(Algorithm::Sha256, &self.keys, &parts, &candidates)
+            || asymmetric
+                .iter()
+                .any(|sig| ed25519::any_key_verifies(&self.public_keys, &parts, sig));
+        if matched {
             // The id is signed: the host dedupes on it, whatever its length.
             Ok(Verdict::Deliver {
                 signed_id: Some(id.to_owned()),
@@ -188,7 +235,7 @@ impl Scheme for StandardWebhooks {
             .chain_update(body)
             .finalize();
         let id = format!("msg_{}", hex::encode(&digest[..16]));
-        Signed::post(out, self.sign_with_id(&id, body, now)?)
+        Signed::post(out, self.sign_id_with(&id, body, now, out.key)?)
     }
 }
 
@@ -196,6 +243,7 @@ impl Scheme for StandardWebhooks {
 mod tests {
     use super::super::testutil::{self, NOW, name, signed_with, verify_at};
     use super::*;
+    use http::Uri;
 
     const FIVE_MINUTES: Duration = Duration::from_secs(300);
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -357,6 +405,112 @@ mod tests {
                 age: -900,
                 tolerance: 300
             })
+        );
+    }
+
+    fn ed_key(seed: u8) -> PrivateKey {
+        PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[seed; 32]))
+    }
+
+    fn whpk(key: &PrivateKey) -> String {
+        let public = key.ed25519().unwrap().verifying_key();
+        format!("whpk_{}", STANDARD.encode(public.as_bytes()))
+    }
+
+    fn signed_v1a(key: &PrivateKey, body: &[u8], at: i64) -> HeaderMap {
+        let uri: Uri = testutil::URI.parse().unwrap();
+        let scheme = standard(vec![]);
+        scheme
+            .sign_request(&Outgoing::new(body, &uri, at).with_key(key))
+            .unwrap()
+            .headers
+    }
+
+    #[test]
+    fn v1a_ed25519_signatures_verify_with_the_public_key() {
+        let key = ed_key(3);
+        let scheme = standard(vec![]).with_public_keys(&[whpk(&key)]).unwrap();
+        let headers = signed_v1a(&key, b"{}", NOW);
+        assert!(
+            headers["webhook-signature"]
+                .to_str()
+                .unwrap()
+                .starts_with("v1a,")
+        );
+        assert_eq!(verify_at(&scheme, &headers, b"{}", NOW), Ok(()));
+        assert_eq!(
+            verify_at(&scheme, &headers, b"{ }", NOW),
+            Err(Refusal::BadSignature)
+        );
+        let other = standard(vec![])
+            .with_public_keys(&[whpk(&ed_key(4))])
+            .unwrap();
+        assert_eq!(
+            verify_at(&other, &headers, b"{}", NOW),
+            Err(Refusal::BadSignature)
+        );
+        assert!(matches!(
+            verify_at(&scheme, &headers, b"{}", NOW + 301),
+            Err(Refusal::TimestampOutsideTolerance { .. })
+        ));
+        // Without a public key, a v1a-only header has nothing to check.
+        assert_eq!(
+            verify_at(&standard(vec![Secret::from(SECRET)]), &headers, b"{}", NOW),
+            Err(Refusal::MissingSignature(name("webhook-signature")))
+        );
+    }
+
+    #[test]
+    fn v1_and_v1a_may_share_one_header() {
+        let key = ed_key(3);
+        let both = standard(vec![Secret::from(SECRET)])
+            .with_public_keys(&[whpk(&key)])
+            .unwrap();
+        let hmac = both.sign_with_id("msg_1", b"{}", NOW).unwrap();
+        let uri: Uri = testutil::URI.parse().unwrap();
+        let ed = both
+            .sign_request(&Outgoing::new(b"{}", &uri, NOW).with_key(&key))
+            .unwrap()
+            .headers;
+        let ed = ed["webhook-signature"].to_str().unwrap().to_owned();
+        let v1 = hmac["webhook-signature"].to_str().unwrap().to_owned();
+        // Each entry verifies alone in the shared header; a wrong v1 beside
+        // a good v1a is still accepted, as the reference libraries do.
+        let ed_id = both
+            .sign_request(&Outgoing::new(b"{}", &uri, NOW).with_key(&key))
+            .unwrap()
+            .headers["webhook-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bad_v1 = format!("v1,{}", STANDARD.encode([0u8; 32]));
+        let headers = with(
+            signed_with(
+                &both,
+                b"{}",
+                "webhook-signature",
+                Some(&format!("{bad_v1} {ed}")),
+            ),
+            "webhook-id",
+            &ed_id,
+        );
+        assert_eq!(verify_at(&both, &headers, b"{}", NOW), Ok(()));
+        let headers = with(
+            signed_with(
+                &both,
+                b"{}",
+                "webhook-signature",
+                Some(&format!("{ed} {v1}")),
+            ),
+            "webhook-id",
+            "msg_1",
+        );
+        // The v1a was signed for another id, the v1 for msg_1: v1 matches.
+        assert_eq!(verify_at(&both, &headers, b"{}", NOW), Ok(()));
+        assert!(
+            standard(vec![])
+                .with_public_keys(&["whsec_abc".into()])
+                .is_err()
         );
     }
 
