@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod examples;
 mod guests;
+mod handshakes;
 mod health;
 mod inbox;
 mod ingress;

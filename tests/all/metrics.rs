@@ -12,7 +12,7 @@ use crate::support::{TestHost, eventually, plugin, plugin_with, wait_for};
 /// Scrapes `/metrics`, checking that every line is a comment or a sample
 /// (the parser alone skips what it cannot read) and that the exposition ends
 /// with OpenMetrics' `# EOF`.
-async fn scrape(host: &TestHost) -> Scrape {
+pub(crate) async fn scrape(host: &TestHost) -> Scrape {
     let response = host
         .client
         .get(host.admin_url("/metrics"))
@@ -38,7 +38,7 @@ async fn scrape(host: &TestHost) -> Scrape {
 }
 
 /// The value of the sample `name` whose labels include `labels`.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     scrape
         .samples
         .iter()

@@ -124,17 +124,10 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
                 .map_err(|err| anyhow::anyhow!("--key: {err}"))?;
             // A key-pair scheme is configured as its manifest would be, with
             // the public key of `--key` (the lines `hookhost keygen` prints).
-            let mut raw: hookhost::verify::RawVerify = match &public_key {
-                Some(public_key) => toml::from_str(&format!(
-                    "scheme = {}\npublic_key = {}\n",
-                    toml::Value::String(scheme.clone()),
-                    toml::Value::String(public_key.clone())
-                ))
-                .map_err(|err| anyhow::anyhow!("--scheme {scheme} --key: {err}"))?,
-                None => hookhost::verify::RawVerify {
-                    scheme,
-                    ..Default::default()
-                },
+            let mut raw = hookhost::verify::RawVerify {
+                scheme,
+                public_key,
+                ..Default::default()
             };
             raw.secret = secret;
             raw.header = args.signature_header;
