@@ -21,12 +21,17 @@ use super::discord::{self, Discord};
 use super::generic::{self, Encoding, GenericHmac};
 use super::github::{self, Github};
 use super::gitlab::{self, Gitlab};
+use super::graph::{self, Graph};
+use super::meta::{self, Meta};
+use super::sendgrid::{self, Sendgrid};
 use super::shopify::{self, Shopify};
 use super::slack::{self, Slack};
 use super::standard_webhooks::{self, StandardWebhooks};
 use super::stripe::{self, Stripe};
 use super::token::{self, Token};
 use super::twilio::{self, Twilio};
+use super::twitch::{self, Twitch};
+use super::zoom::{self, Zoom};
 use super::{Algorithm, Scheme, Secret, scheme_names};
 use crate::secret::{SecretRef, SecretResolver};
 
@@ -68,6 +73,9 @@ pub struct RawVerify {
     pub public_key: Option<String>,
     /// Several public keys, any of which may match: for rotation.
     pub public_keys: Option<Vec<String>>,
+    /// `meta` only: the verify token typed next to the callback URL in the
+    /// app dashboard (`env:`/`file:` like any secret). Required.
+    pub verify_token: Option<SecretRef>,
 }
 
 /// A manifest field that cannot be used, with what to do about it.
@@ -143,7 +151,8 @@ pub fn build(
         })?;
 
     // Fields that only some schemes read; set elsewhere, they are mistakes.
-    let scheme_specific: [(&str, bool, &[&str]); 8] = [
+    let scheme_specific: [(&str, bool, &[&str]); 9] = [
+        ("verify_token", raw.verify_token.is_some(), &[meta::NAME]),
         (
             "tolerance",
             raw.tolerance.is_some(),
@@ -152,17 +161,20 @@ pub fn build(
                 slack::NAME,
                 standard_webhooks::NAME,
                 discord::NAME,
+                twitch::NAME,
+                zoom::NAME,
+                sendgrid::NAME,
             ],
         ),
         (
             "public_key",
             raw.public_key.is_some(),
-            &[discord::NAME, standard_webhooks::NAME],
+            &[discord::NAME, standard_webhooks::NAME, sendgrid::NAME],
         ),
         (
             "public_keys",
             raw.public_keys.is_some(),
-            &[discord::NAME, standard_webhooks::NAME],
+            &[discord::NAME, standard_webhooks::NAME, sendgrid::NAME],
         ),
         (
             "header",
@@ -189,7 +201,19 @@ pub fn build(
         .as_deref()
         .map(parse_tolerance)
         .transpose()?
-        .unwrap_or(DEFAULT_TOLERANCE);
+        .unwrap_or(if scheme == twitch::NAME {
+            twitch::DEFAULT_TOLERANCE
+        } else {
+            DEFAULT_TOLERANCE
+        });
+    if scheme == meta::NAME && raw.verify_token.is_none() {
+        return Err(ConfigError {
+            field: "verify.verify_token".into(),
+            message: "`verify.verify_token` is required for scheme `meta`: the token Meta sends \
+                      in its subscription check, e.g. `verify_token = \"env:META_VERIFY_TOKEN\"`"
+                .into(),
+        });
+    }
     let header = raw.header.as_deref().map(parse_header).transpose()?;
     let prefix = raw.prefix.as_deref().map(check_prefix).transpose()?;
     let algorithm = raw.algorithm.as_deref().map(parse_algorithm).transpose()?;
@@ -224,12 +248,20 @@ pub fn build(
                 "`verify.public_key` is required for scheme `{scheme}` (the sender's public key \
                  as it shows it, e.g. `public_key = \"<{}>\"`; `public_keys = [...]` while \
                  rotating)",
-                discord::KEY_FORMAT
+                if scheme == sendgrid::NAME {
+                    sendgrid::KEY_FORMAT
+                } else {
+                    discord::KEY_FORMAT
+                }
             ),
         })?;
         let built: Arc<dyn Scheme> = match scheme {
             discord::NAME => Arc::new(
                 Discord::new(&keys, tolerance)
+                    .map_err(|err| ConfigError::invalid(&field(err.index), &err))?,
+            ),
+            sendgrid::NAME => Arc::new(
+                Sendgrid::new(&keys, tolerance)
                     .map_err(|err| ConfigError::invalid(&field(err.index), &err))?,
             ),
             other => unreachable!("key-pair scheme `{other}` is listed but not built"),
@@ -289,6 +321,22 @@ pub fn build(
             encoding.unwrap_or(Encoding::Hex),
             prefix.unwrap_or_default(),
         )),
+        twitch::NAME => Arc::new(Twitch::new(secrets.into_values(), tolerance)),
+        zoom::NAME => Arc::new(Zoom::new(secrets.into_values(), tolerance)),
+        meta::NAME => {
+            let reference = raw.verify_token.as_ref().expect("checked above");
+            let token = resolve(resolver, "verify_token", reference)?;
+            let check = Resolved {
+                fields: vec!["verify_token".into()],
+                values: vec![token],
+            };
+            check_header_safe(&check, b"")?;
+            Arc::new(Meta::new(
+                secrets.into_values(),
+                check.values.into_iter().next().expect("one token"),
+            ))
+        }
+        graph::NAME => Arc::new(Graph::new(secrets.into_values())),
         twilio::NAME => Arc::new(
             Twilio::new(secrets.into_values(), raw.url.as_deref())
                 .map_err(|err| ConfigError::invalid("url", err))?,
@@ -299,7 +347,7 @@ pub fn build(
 }
 
 /// Schemes that verify with a public key only.
-const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME];
+const KEY_PAIR_SCHEMES: &[&str] = &[discord::NAME, sendgrid::NAME];
 
 /// The field name of each public key (`public_key` or `public_keys[i]`).
 type KeyField = fn(usize) -> String;
@@ -541,6 +589,28 @@ mod tests {
     }
 
     #[test]
+    fn meta_needs_a_verify_token() {
+        assert!(
+            error(&raw("meta")).starts_with("`verify.verify_token` is required for scheme `meta`")
+        );
+        let unset = RawVerify {
+            verify_token: Some(SecretRef::new("env:META_TOKEN")),
+            ..raw("meta")
+        };
+        assert_eq!(
+            error(&unset),
+            "`verify.verify_token`: environment variable META_TOKEN is not set (set it, or use `file:PATH`)"
+        );
+        let elsewhere = RawVerify {
+            verify_token: Some(SecretRef::new("t")),
+            ..raw("github")
+        };
+        assert!(
+            error(&elsewhere).starts_with("`verify.verify_token` is only used by scheme `meta`")
+        );
+    }
+
+    #[test]
     fn every_scheme_name_builds() {
         for name in scheme_names() {
             let mut raw = raw(name);
@@ -552,6 +622,13 @@ mod tests {
                 "discord" => {
                     raw.secret = None;
                     raw.public_key = Some(DISCORD_KEY.into());
+                }
+                "meta" => raw.verify_token = Some(SecretRef::new("tok")),
+                "sendgrid" => {
+                    raw.secret = None;
+                    raw.public_key = Some(
+                        "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".into(),
+                    );
                 }
                 _ => {}
             }
@@ -578,7 +655,7 @@ mod tests {
         assert_eq!(
             error(&raw("githb")),
             "`verify.scheme`: unknown scheme `githb` (expected one of github, gitlab, stripe, slack, shopify, \
-             standard-webhooks, token, hmac, twilio, discord)"
+             standard-webhooks, token, hmac, twilio, discord, twitch, zoom, meta, graph, sendgrid)"
         );
     }
 

@@ -64,8 +64,11 @@ mod ed25519;
 mod generic;
 mod github;
 mod gitlab;
+mod graph;
 mod keys;
 mod mac;
+mod meta;
+mod sendgrid;
 mod shopify;
 mod signing;
 mod slack;
@@ -73,6 +76,8 @@ mod standard_webhooks;
 mod stripe;
 mod token;
 mod twilio;
+mod twitch;
+mod zoom;
 
 #[cfg(test)]
 mod testutil;
@@ -90,8 +95,11 @@ pub use ed25519::InvalidPublicKey;
 pub use generic::{Encoding, GenericHmac};
 pub use github::Github;
 pub use gitlab::Gitlab;
+pub use graph::Graph;
 pub use keys::{KeyCache, KeySource, NoKeys};
 pub use mac::Algorithm;
+pub use meta::Meta;
+pub use sendgrid::Sendgrid;
 pub use shopify::Shopify;
 pub use signing::{KeyError, Outgoing, PrivateKey, Signed};
 pub use slack::Slack;
@@ -99,6 +107,8 @@ pub use standard_webhooks::{InvalidKey, StandardWebhooks};
 pub use stripe::Stripe;
 pub use token::Token;
 pub use twilio::{InvalidUrl, Twilio};
+pub use twitch::Twitch;
+pub use zoom::Zoom;
 
 /// What a scheme sees of a request.
 #[derive(Clone, Copy)]
@@ -400,6 +410,11 @@ pub fn scheme_names() -> &'static [&'static str] {
         generic::NAME,
         twilio::NAME,
         discord::NAME,
+        twitch::NAME,
+        zoom::NAME,
+        meta::NAME,
+        graph::NAME,
+        sendgrid::NAME,
     ]
 }
 
@@ -482,6 +497,29 @@ fn body_string_field(body: &[u8], field: &str) -> Option<String> {
         },
         _ => None,
     }
+}
+
+/// The first value of query parameter `name`, percent-decoded as a form
+/// (`+` is a space). `None` when absent or not UTF-8.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (twilio::percent_decode(key.as_bytes()) == name.as_bytes())
+                .then(|| twilio::percent_decode(value.as_bytes()))
+        })
+        .next()
+        .and_then(|value| String::from_utf8(value).ok())
+}
+
+/// HMAC-SHA256 under the first of `keys`, as lowercase hex: what the
+/// `sha256=`/`v0=` schemes send.
+fn hex_hmac_sha256(keys: &[Secret], parts: &[&[u8]]) -> Result<String, SignError> {
+    let key = keys.first().ok_or(SignError::NoSecret)?;
+    Ok(hex::encode(
+        mac::compute(mac::Algorithm::Sha256, key, parts).as_bytes(),
+    ))
 }
 
 /// A header value for a signature we computed; hex and base64 always fit.

@@ -1,21 +1,29 @@
 //! Slack: `X-Slack-Signature: v0=<hex>`, HMAC-SHA256 of `"v0:{ts}:{body}"`
 //! where `ts` is `X-Slack-Request-Timestamp`. Timestamps too far in the past
 //! or the future are refused, as Slack's SDKs do.
+//!
+//! A verified Events API `url_verification` is answered
+//! `200 {"challenge": …}` (handshake `slack-url-verification`). An event
+//! callback's `event_id` (inside the signed body) is its delivery id; other
+//! requests (slash commands, interactivity forms) carry a replay key.
 
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
 
 use super::mac::{self, Algorithm};
+use super::signing::unknown_handshake;
 use super::{
-    Input, Outgoing, Refusal, ReplayKey, Scheme, Secret, SignError, Signed, Verdict, Window,
-    check_timestamp, decode_hex, header_value, parse_unix_seconds, required_header, tolerance_secs,
+    Handshake, Input, Outgoing, Refusal, ReplayKey, Scheme, Secret, SignError, Signed, Verdict,
+    Window, body_string_field, check_timestamp, decode_hex, header_value, parse_unix_seconds,
+    required_header, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "slack";
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
 const VERSION: &str = "v0";
+const URL_VERIFICATION: &str = "slack-url-verification";
 
 #[derive(Debug)]
 pub struct Slack {
@@ -37,9 +45,32 @@ fn signed_parts<'a>(timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] {
     [VERSION.as_bytes(), b":", timestamp.as_bytes(), b":", body]
 }
 
+/// The answer to a `url_verification` body, if it is one.
+fn url_verification(body: &[u8]) -> Option<Result<Verdict, Refusal>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if value.get("type")?.as_str()? != "url_verification" {
+        return None;
+    }
+    Some(
+        match value.get("challenge").and_then(serde_json::Value::as_str) {
+            Some(challenge) => Ok(Verdict::Answer(Handshake::json(
+                URL_VERIFICATION,
+                &serde_json::json!({ "challenge": challenge }),
+            ))),
+            None => Err(Refusal::MalformedBody(
+                "a url_verification without `challenge`",
+            )),
+        },
+    )
+}
+
 impl Scheme for Slack {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn handshakes(&self) -> &'static [&'static str] {
+        &[URL_VERIFICATION]
     }
 
     fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
@@ -67,8 +98,18 @@ impl Scheme for Slack {
             &signed_parts(timestamp, input.body),
             &[tag],
         ) {
-            // Nothing in every Slack request is a signed id: a replay of the
-            // same signature and timestamp is what the host's cache refuses.
+            if let Some(answer) = url_verification(input.body) {
+                return answer;
+            }
+            // Events carry a signed `event_id` (Slack keeps it across
+            // retries); forms do not: for them a replay of the same
+            // signature and timestamp is what the host's cache refuses.
+            if let Some(id) = body_string_field(input.body, "event_id") {
+                return Ok(Verdict::Deliver {
+                    signed_id: Some(id),
+                    replay: None,
+                });
+            }
             Ok(Verdict::Deliver {
                 signed_id: None,
                 replay: Some(ReplayKey::new(
@@ -83,7 +124,22 @@ impl Scheme for Slack {
     }
 
     fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
-        let (body, _uri, now) = (out.body, out.uri, out.now);
+        // Slack's documented url_verification body.
+        let handshake_body;
+        let body = match out.handshake {
+            None => out.body,
+            Some(URL_VERIFICATION) => {
+                handshake_body = serde_json::json!({
+                    "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+                    "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                    "type": "url_verification"
+                })
+                .to_string();
+                handshake_body.as_bytes()
+            }
+            Some(other) => return Err(unknown_handshake(other, self.handshakes())),
+        };
+        let now = out.now;
         let key = self.secrets.first().ok_or(SignError::NoSecret)?;
         let timestamp = now.to_string();
         let tag = mac::compute(Algorithm::Sha256, key, &signed_parts(&timestamp, body));
@@ -93,7 +149,11 @@ impl Scheme for Slack {
             SIGNATURE,
             header_value(&format!("{VERSION}={}", hex::encode(tag.as_bytes())))?,
         );
-        Signed::post(out, headers)
+        Ok(Signed::post_body(
+            out,
+            headers,
+            bytes::Bytes::copy_from_slice(body),
+        ))
     }
 }
 
@@ -232,6 +292,49 @@ mod tests {
         };
         assert_eq!(key_of(again), Some(key.clone()));
         assert_ne!(key_of(other), Some(key));
+    }
+
+    #[test]
+    fn url_verification_is_answered_with_the_challenge() {
+        let scheme = slack(vec![Secret::from("s")]);
+        let uri = testutil::URI.parse().unwrap();
+        let request = scheme
+            .sign_request(&Outgoing::new(b"", &uri, NOW).with_handshake(URL_VERIFICATION))
+            .unwrap();
+        let Ok(Verdict::Answer(answer)) =
+            testutil::verdict_at(&scheme, &request.headers, &request.body, NOW)
+        else {
+            panic!("answered");
+        };
+        assert_eq!(
+            (answer.kind, answer.status, answer.content_type),
+            ("slack-url-verification", 200, "application/json")
+        );
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&answer.body).unwrap(),
+            serde_json::json!({"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"})
+        );
+        let forged = slack(vec![Secret::from("other")]);
+        assert_eq!(
+            testutil::verdict_at(&forged, &request.headers, &request.body, NOW),
+            Err(Refusal::BadSignature)
+        );
+    }
+
+    #[test]
+    fn an_event_callback_is_delivered_with_its_signed_event_id() {
+        let scheme = slack(vec![Secret::from("s")]);
+        let body = br#"{"type":"event_callback","event_id":"Ev08MFMKH6","event":{}}"#;
+        let headers = scheme
+            .sign(body, &testutil::URI.parse().unwrap(), NOW)
+            .unwrap();
+        assert_eq!(
+            testutil::verdict_at(&scheme, &headers, body, NOW),
+            Ok(Verdict::Deliver {
+                signed_id: Some("Ev08MFMKH6".into()),
+                replay: None
+            })
+        );
     }
 
     #[test]

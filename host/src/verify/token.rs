@@ -27,6 +27,10 @@ impl SecretToken {
         SecretToken { secret, digest }
     }
 
+    pub(crate) fn expose(&self) -> &[u8] {
+        self.secret.expose()
+    }
+
     pub(crate) fn matches(&self, presented: &[u8]) -> bool {
         let presented: [u8; 32] = Sha256::digest(presented).into();
         presented.ct_eq(&self.digest).into()

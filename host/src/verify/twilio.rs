@@ -143,7 +143,7 @@ fn sorted_form(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// `application/x-www-form-urlencoded` decoding; a `%` not followed by two
 /// hex digits is kept as is, as browsers and Python do.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
+pub(crate) fn percent_decode(input: &[u8]) -> Vec<u8> {
     let hex = |b: &u8| (*b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
