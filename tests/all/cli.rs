@@ -416,7 +416,7 @@ fn send_signs_twilio_for_the_public_url_the_manifest_names() {
 
 #[test]
 fn keygen_then_send_delivers_to_a_key_pair_route() {
-    for scheme in ["discord", "standard-webhooks"] {
+    for scheme in ["discord", "standard-webhooks", "sendgrid"] {
         let (dir, plugins, data) = folders();
         let key = dir.path().join(format!("{scheme}.pem"));
         let keygen = hookhost(&["keygen", "--scheme", scheme, "--out", key.to_str().unwrap()]);

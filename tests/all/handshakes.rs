@@ -9,10 +9,12 @@
 //! from their docs) and signed with the host's own signing code; expected
 //! answers are computed here, independently of the schemes.
 
+use hmac::{KeyInit as _, Mac as _};
 use hookhost::secret::SecretResolver;
 use hookhost::verify::{self, Outgoing, PrivateKey, RawVerify};
 use hookhost_test_artifacts::GUEST_INSPECT;
 use reqwest::StatusCode;
+use serde_json::Value;
 
 use crate::metrics::{scrape, value};
 use crate::support::{TestHost, plugin_with, unix_now, with_headers};
@@ -113,6 +115,12 @@ async fn assert_host_work_only(host: &TestHost, kinds: &[&str]) {
     }
 }
 
+fn hmac_sha256_hex(key: &str, message: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 #[tokio::test]
 async fn discord_ping_is_answered_pong_by_the_host() {
     let key = PrivateKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]));
@@ -152,6 +160,173 @@ async fn discord_ping_is_answered_pong_by_the_host() {
 }
 
 #[tokio::test]
+async fn slack_url_verification_is_answered_with_the_challenge() {
+    let verify = format!("scheme = \"slack\"\nsecret = \"{SECRET}\"\n");
+    let host = start(&verify, &[]).await;
+    let scheme = signer(&verify, &host.plugins);
+    // From Slack's Events API docs.
+    let body = br#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    for route in ROUTES {
+        let headers = scheme
+            .sign(body, &host.url(route).parse().unwrap(), unix_now())
+            .unwrap();
+        let response = post(&host, route, "", &headers, body).await;
+        assert_answered(
+            route,
+            response,
+            StatusCode::OK,
+            Some("application/json"),
+            br#"{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}"#,
+        )
+        .await;
+    }
+    assert_host_work_only(&host, scheme.handshakes()).await;
+    host.stop().await;
+}
+
+/// Twitch's headers for a message of `kind`, signed as Twitch signs:
+/// HMAC-SHA256 over message id + timestamp + body.
+fn twitch_headers(id: &str, kind: &str, body: &[u8]) -> http::HeaderMap {
+    let timestamp = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let mut message = Vec::new();
+    message.extend_from_slice(id.as_bytes());
+    message.extend_from_slice(timestamp.as_bytes());
+    message.extend_from_slice(body);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("twitch-eventsub-message-id", id.parse().unwrap());
+    headers.insert(
+        "twitch-eventsub-message-timestamp",
+        timestamp.parse().unwrap(),
+    );
+    headers.insert("twitch-eventsub-message-type", kind.parse().unwrap());
+    headers.insert(
+        "twitch-eventsub-message-signature",
+        format!("sha256={}", hmac_sha256_hex(SECRET, &message))
+            .parse()
+            .unwrap(),
+    );
+    headers.insert("content-type", "application/json".parse().unwrap());
+    headers
+}
+
+#[tokio::test]
+async fn twitch_callback_verification_and_revocation_are_answered_by_the_host() {
+    let verify = format!("scheme = \"twitch\"\nsecret = \"{SECRET}\"\n");
+    let host = start(&verify, &[]).await;
+    // From Twitch's EventSub docs.
+    let challenge = "pogchamp-kappa-360noscope-vohiyo";
+    let body = format!(
+        r#"{{"challenge":"{challenge}","subscription":{{"id":"f1c2a387-161a-49f9-a165-0f21d7a4e1c4","status":"webhook_callback_verification_pending","type":"channel.follow","version":"1","cost":1,"condition":{{"broadcaster_user_id":"12826"}},"transport":{{"method":"webhook","callback":"https://example.com/webhooks/callback"}},"created_at":"2019-11-16T10:11:12.634234626Z"}}}}"#
+    );
+    for (n, route) in ROUTES.into_iter().enumerate() {
+        let headers = twitch_headers(
+            &format!("e76c6bd4-55c9-4987-8304-da1588d8988{n}"),
+            "webhook_callback_verification",
+            body.as_bytes(),
+        );
+        let response = post(&host, route, "", &headers, body.as_bytes()).await;
+        assert_answered(
+            route,
+            response,
+            StatusCode::OK,
+            Some("text/plain"),
+            challenge.as_bytes(),
+        )
+        .await;
+    }
+    let revoked = r#"{"subscription":{"id":"f1c2a387-161a-49f9-a165-0f21d7a4e1c4","status":"authorization_revoked","type":"channel.follow","cost":1,"version":"1","condition":{"broadcaster_user_id":"12826"},"transport":{"method":"webhook","callback":"https://example.com/webhooks/callback"},"created_at":"2019-11-16T10:11:12.634234626Z"}}"#;
+    for (n, route) in ROUTES.into_iter().enumerate() {
+        let headers = twitch_headers(
+            &format!("84c1e79a-2a4b-4c13-ba0b-4312293e9308{n}"),
+            "revocation",
+            revoked.as_bytes(),
+        );
+        let response = post(&host, route, "", &headers, revoked.as_bytes()).await;
+        assert_answered(route, response, StatusCode::NO_CONTENT, None, b"").await;
+    }
+    let scheme = signer(&verify, &host.plugins);
+    assert_eq!(scheme.handshakes().len(), 2, "{:?}", scheme.handshakes());
+    assert_host_work_only(&host, scheme.handshakes()).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn zoom_url_validation_is_answered_with_the_encrypted_token() {
+    let verify = format!("scheme = \"zoom\"\nsecret = \"{SECRET}\"\n");
+    let host = start(&verify, &[]).await;
+    let scheme = signer(&verify, &host.plugins);
+    // From Zoom's webhook docs.
+    let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let encrypted = hmac_sha256_hex(SECRET, b"qgg8vlvZRS6UYooatFL8Aw");
+    let expected = serde_json::json!({
+        "plainToken": "qgg8vlvZRS6UYooatFL8Aw",
+        "encryptedToken": encrypted,
+    });
+    for route in ROUTES {
+        let headers = scheme
+            .sign(body, &host.url(route).parse().unwrap(), unix_now())
+            .unwrap();
+        let response = post(&host, route, "", &headers, body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let got: Value = response.json().await.unwrap();
+        assert_eq!(got, expected, "{route}");
+    }
+    assert_host_work_only(&host, scheme.handshakes()).await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn meta_subscription_get_is_answered_and_a_wrong_token_is_403() {
+    let verify =
+        format!("scheme = \"meta\"\nsecret = \"{SECRET}\"\nverify_token = \"file:verify.token\"\n");
+    let host = start(
+        &verify,
+        &[("verify.token", b"meta-verify-token\n".to_vec())],
+    )
+    .await;
+    let scheme = signer(&verify, &host.plugins);
+    for route in ROUTES {
+        let url = format!(
+            "{}?hub.mode=subscribe&hub.verify_token=meta-verify-token&hub.challenge=1158201444",
+            host.url(route)
+        );
+        let response = host.client.get(url).send().await.unwrap();
+        assert_answered(
+            route,
+            response,
+            StatusCode::OK,
+            Some("text/plain"),
+            b"1158201444",
+        )
+        .await;
+    }
+    assert_host_work_only(&host, scheme.handshakes()).await;
+
+    // The wrong token is 403, as Meta documents.
+    let url = format!(
+        "{}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1158201444",
+        host.url(ROUTES[0])
+    );
+    let response = host.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body = crate::support::error_body(response).await;
+    assert_eq!(body["error"], "bad verify token");
+
+    // A signed event is still a POST to the plugin.
+    let event = br#"{"object":"page","entry":[]}"#;
+    let headers = scheme
+        .sign(event, &host.url(ROUTES[0]).parse().unwrap(), unix_now())
+        .unwrap();
+    let response = post(&host, ROUTES[0], "", &headers, event).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["verified_by"], "meta");
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn get_is_405_on_every_route_whose_scheme_has_no_get_handshake() {
     let verify = format!("scheme = \"github\"\nsecret = \"{SECRET}\"\n");
     let host = start(&verify, &[]).await;
@@ -161,5 +336,33 @@ async fn get_is_405_on_every_route_whose_scheme_has_no_get_handshake() {
     );
     let response = host.client.get(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn graph_validation_token_is_answered_as_decoded_text() {
+    let verify = format!("scheme = \"graph\"\nsecret = \"{SECRET}\"\n");
+    let host = start(&verify, &[]).await;
+    let scheme = signer(&verify, &host.plugins);
+    for route in ROUTES {
+        // Graph posts an empty body with the token in the query.
+        let response = post(
+            &host,
+            route,
+            "?validationToken=Validation%3A%20Testing%20client%20application%20reachability%20for%20subscription%20Request-Id%3A%2025b90a10",
+            &http::HeaderMap::new(),
+            b"",
+        )
+        .await;
+        assert_answered(
+            route,
+            response,
+            StatusCode::OK,
+            Some("text/plain"),
+            b"Validation: Testing client application reachability for subscription Request-Id: 25b90a10",
+        )
+        .await;
+    }
+    assert_host_work_only(&host, scheme.handshakes()).await;
     host.stop().await;
 }
