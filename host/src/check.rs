@@ -277,6 +277,13 @@ fn run_vector(
         raw.secret = Some(crate::secret::SecretRef::new(secret.to_owned()));
         raw.secrets = None;
     }
+    // Key-pair schemes (SendGrid) publish a public key, not a secret.
+    if let Some(public_key) = vector["public_key"].as_str() {
+        raw.public_key = Some(public_key.to_owned());
+        raw.public_keys = None;
+        raw.secret = None;
+        raw.secrets = None;
+    }
     let mut headers = http::HeaderMap::new();
     for (name, value) in vector["headers"].as_object().into_iter().flatten() {
         let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
