@@ -170,3 +170,233 @@ pub async fn check(wasm: &Path, manifest: Option<&Path>) -> anyhow::Result<Repor
         text,
     })
 }
+
+/// The published signature vectors (the verify module's test data: each
+/// sender's docs or official library tests), compiled in so `check
+/// --vectors` needs nothing else.
+const VECTORS: &str = include_str!("verify/testdata/vectors.json");
+
+/// What `hookhost check --vectors` found.
+#[derive(Debug)]
+pub struct VectorReport {
+    /// One line per vector: `ok`/`FAILED`, and where it comes from.
+    pub text: String,
+    /// How many vectors ran, and how many failed.
+    pub ran: usize,
+    pub failed: usize,
+}
+
+/// Runs the published vectors of the manifest's scheme through the host's
+/// verification, offline: the manifest's `[verify]` table as written (its
+/// `header`, `prefix`, `url`, ...) with each vector's secret in place of
+/// the manifest's, at the vector's own time. A vector fails when the
+/// scheme refuses it. No vector for the scheme is an error (nothing would
+/// be checked).
+pub fn vectors(manifest_path: &Path) -> anyhow::Result<VectorReport> {
+    let text = std::fs::read_to_string(manifest_path)
+        .with_context(|| format!("cannot read {}", manifest_path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .with_context(|| format!("{} is not valid TOML", manifest_path.display()))?;
+    let raw: crate::verify::RawVerify = table
+        .get("verify")
+        .cloned()
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no [verify] table, so there is no scheme to run vectors for",
+                manifest_path.display()
+            )
+        })?
+        .try_into()
+        .with_context(|| format!("{}: the [verify] table", manifest_path.display()))?;
+    let all: serde_json::Value =
+        serde_json::from_str(VECTORS).context("the built-in vectors are not JSON")?;
+    let vectors: Vec<&serde_json::Value> = all["vectors"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter(|v| v["scheme"] == raw.scheme.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if vectors.is_empty() {
+        anyhow::bail!(
+            "no published vectors for scheme `{}` (vectors exist for: {})",
+            raw.scheme,
+            vector_schemes(&all).join(", ")
+        );
+    }
+    let resolver = crate::secret::SecretResolver::new(
+        manifest_path.parent().unwrap_or_else(|| Path::new(".")),
+    );
+    let mut report = VectorReport {
+        text: String::new(),
+        ran: 0,
+        failed: 0,
+    };
+    for vector in vectors {
+        let source = vector["source"].as_str().unwrap_or("unnamed vector");
+        report.ran += 1;
+        match run_vector(&raw, vector, &resolver) {
+            Ok(()) => {
+                let _ = writeln!(report.text, "ok      {} vector: {source}", raw.scheme);
+            }
+            Err(why) => {
+                report.failed += 1;
+                let _ = writeln!(
+                    report.text,
+                    "FAILED  {} vector: {source}: {why}",
+                    raw.scheme
+                );
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn vector_schemes(all: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = all["vectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["scheme"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// One vector through the scheme the manifest describes.
+fn run_vector(
+    raw: &crate::verify::RawVerify,
+    vector: &serde_json::Value,
+    resolver: &crate::secret::SecretResolver<'_>,
+) -> Result<(), String> {
+    use crate::verify::{Input, build};
+    let mut raw = raw.clone();
+    if let Some(secret) = vector["secret"].as_str() {
+        raw.secret = Some(crate::secret::SecretRef::new(secret.to_owned()));
+        raw.secrets = None;
+    }
+    // Key-pair schemes (SendGrid) publish a public key, not a secret.
+    if let Some(public_key) = vector["public_key"].as_str() {
+        raw.public_key = Some(public_key.to_owned());
+        raw.public_keys = None;
+        raw.secret = None;
+        raw.secrets = None;
+    }
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in vector["headers"].as_object().into_iter().flatten() {
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+        let value = http::HeaderValue::from_str(value.as_str().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        headers.append(name, value);
+    }
+    // A form vector (Twilio) is a form body; its URL is where it was sent.
+    let body = match vector["form"].as_object() {
+        Some(form) => {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            form.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        form_encode(k),
+                        form_encode(v.as_str().unwrap_or_default())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
+        }
+        None => vector["body"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec(),
+    };
+    let url: http::Uri = vector["url"]
+        .as_str()
+        .unwrap_or("/")
+        .parse()
+        .map_err(|_| "the vector's url is not a URL".to_owned())?;
+    if let Some(authority) = url.authority() {
+        headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
+        );
+    }
+    let target: http::Uri = url
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()
+        .map_err(|_| "the vector's url has no path".to_owned())?;
+    let scheme = build(&raw, resolver).map_err(|e| e.to_string())?;
+    let now = vector["now"].as_i64().unwrap_or(0);
+    scheme
+        .verify(&Input::post(&headers, &body, &target, now))
+        .map(|_| ())
+        .map_err(|refusal| format!("refused: {refusal}"))
+}
+
+/// `application/x-www-form-urlencoded` for one name or value.
+fn form_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hook.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_published_vectors_pass_for_every_scheme_that_has_them() {
+        let all: serde_json::Value = serde_json::from_str(VECTORS).unwrap();
+        for scheme in vector_schemes(&all) {
+            let (_dir, path) = manifest(&format!(
+                "[verify]\nscheme = \"{scheme}\"\nsecret = \"x\"\n"
+            ));
+            let report = vectors(&path).unwrap();
+            assert!(report.ran > 0, "{scheme}");
+            assert_eq!(report.failed, 0, "{scheme}: {}", report.text);
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_changes_what_is_signed_fails_the_vector() {
+        // Twilio's vector was signed for https://mycompany.com/myapp.php: a
+        // manifest pinning another public URL cannot verify it.
+        let (_dir, path) = manifest(
+            "[verify]\nscheme = \"twilio\"\nsecret = \"x\"\nurl = \"https://other.example.com/sms\"\n",
+        );
+        let report = vectors(&path).unwrap();
+        assert_eq!(report.failed, report.ran, "{}", report.text);
+        assert!(report.text.contains("FAILED"), "{}", report.text);
+    }
+
+    #[test]
+    fn a_scheme_without_vectors_is_an_error_naming_those_with_some() {
+        let (_dir, path) =
+            manifest("[verify]\nscheme = \"hmac\"\nsecret = \"x\"\nheader = \"X-Other\"\n");
+        let err = vectors(&path).unwrap_err().to_string();
+        assert!(err.contains("`hmac`") && err.contains("github"), "{err}");
+    }
+}

@@ -331,6 +331,32 @@ pub fn client_ip(peer: IpAddr, headers: &http::HeaderMap, trusted: &[IpNet]) -> 
     client
 }
 
+/// Headers in which a proxy says what the client asked for (scheme, host).
+/// Schemes that sign the public URL (Twilio) rebuild it from them, so they
+/// are believed only from a trusted proxy, like `X-Forwarded-For`.
+pub const FORWARDED_HEADERS: &[&str] = &["x-forwarded-proto", "x-forwarded-host", "forwarded"];
+
+/// `headers` as a scheme may read them from `peer`: without the
+/// [`FORWARDED_HEADERS`] unless `peer` is a trusted proxy. `None` when
+/// nothing had to go (the common case: no copy is made).
+pub fn forwarded_for_verification(
+    peer: IpAddr,
+    headers: &http::HeaderMap,
+    trusted: &[IpNet],
+) -> Option<http::HeaderMap> {
+    let forwarded = FORWARDED_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    if !forwarded || is_trusted(canonical(peer), trusted) {
+        return None;
+    }
+    let mut kept = headers.clone();
+    for name in FORWARDED_HEADERS {
+        kept.remove(*name);
+    }
+    Some(kept)
+}
+
 fn is_trusted(address: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&address))
 }
@@ -355,6 +381,32 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-forwarded-for", value.parse().unwrap());
         headers
+    }
+
+    #[test]
+    fn forwarded_proto_and_host_reach_verification_only_from_trusted_proxies() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("host", "hooks.example.com".parse().unwrap());
+        headers.insert("x-forwarded-proto", "http".parse().unwrap());
+        headers.insert("x-forwarded-host", "evil.example".parse().unwrap());
+        let trusted = [parse_net("10.0.0.0/8").unwrap()];
+        let kept = forwarded_for_verification(ip("203.0.113.9"), &headers, &trusted).unwrap();
+        assert!(!kept.contains_key("x-forwarded-proto") && !kept.contains_key("x-forwarded-host"));
+        assert_eq!(kept["host"], "hooks.example.com");
+        assert_eq!(
+            forwarded_for_verification(ip("10.0.0.1"), &headers, &trusted),
+            None
+        );
+        // `::ffff:10.0.0.1` is the same trusted proxy.
+        assert_eq!(
+            forwarded_for_verification(ip("::ffff:10.0.0.1"), &headers, &trusted),
+            None
+        );
+        let plain = http::HeaderMap::new();
+        assert_eq!(
+            forwarded_for_verification(ip("203.0.113.9"), &plain, &trusted),
+            None
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("units", &["units"]),
     ("reading the operator's files", &["files"]),
-    ("leaves", &["secret", "telemetry", "ingress"]),
+    ("leaves", &["secret", "telemetry", "ingress", "fetch"]),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),
     ("configuration", &["config"]),

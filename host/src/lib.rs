@@ -24,7 +24,8 @@
 //!   never blocking, capped and timed), [`secret`] (`env:`/`file:`
 //!   references and the rules for manifests), [`units`] (sizes and
 //!   durations), [`ingress`] (client addresses, allowlists, rate limits),
-//!   [`telemetry`] (delivery totals and Prometheus metrics).
+//!   [`telemetry`] (delivery totals and Prometheus metrics), [`fetch`] (the
+//!   host's own HTTPS GETs: signing keys, SNS confirmations).
 //!
 //! The binary (`src/main.rs`) only parses flags and installs logging; each
 //! subcommand has a file of its own in `src/cli/` (`serve` binds the
@@ -37,6 +38,7 @@ pub mod config;
 pub mod console;
 pub mod delivery;
 pub mod files;
+pub mod fetch;
 pub mod inbox;
 pub mod ingress;
 pub mod queue;
@@ -102,6 +104,11 @@ pub async fn run(
             .context("admin listener has no local address")?;
         admin::check_bind(addr, config.admin_token.as_ref())?;
     }
+    // The host's own HTTPS client, for keys the schemes name and SNS
+    // confirmations (built first: a bad `--verify-ca` is a start-up error);
+    // one key cache for every route.
+    let fetcher = fetch::Fetcher::new(config.verify_ca.as_deref())?;
+    let keys = server::Keys::new(fetcher);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
     let inbox = Arc::new(Inbox::open(&config.data_dir, config.inbox.clone())?);
@@ -158,6 +165,7 @@ pub async fn run(
             trusted_proxies: config.trusted_proxies.clone(),
             max_buffered: config.max_buffered,
         },
+        keys,
     ));
     let options = server::ServeOptions {
         grace: config.shutdown_grace,

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
                 Command::Events(command) => cli::events::run(command),
                 Command::Check(args) => cli::check::run(args),
                 Command::New(args) => cli::new::run(args),
+                Command::Keygen(args) => cli::keygen::run(args),
             }
         }
     };

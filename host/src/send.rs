@@ -1,9 +1,12 @@
 //! `hookhost send`: deliver a webhook signed exactly as its sender would sign
-//! it, so users can simulate GitHub, Stripe, Slack, ... against their host.
+//! it, so users can simulate GitHub, Stripe, Slack, Discord, ... against
+//! their host, handshakes included.
 //!
 //! Owns building the signed request and printing the answer. Signing is the
-//! verification module's own code ([`crate::verify::Scheme::sign`]), so what
-//! `send` produces is by construction what `serve` accepts.
+//! verification module's own code ([`crate::verify::Scheme::sign_request`]:
+//! shared secrets, private keys for key-pair schemes, and each scheme's
+//! handshakes), so what `send` produces is by construction what `serve`
+//! accepts.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,7 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::secret::SecretResolver;
-use crate::verify::{self, RawVerify};
+use crate::verify::{self, Outgoing, PrivateKey, RawVerify};
 
 /// What to send.
 #[derive(Debug)]
@@ -31,6 +34,11 @@ pub struct SendRequest {
     /// Signing time (Unix seconds); `None` means now. Lets users test stale
     /// timestamps.
     pub timestamp: Option<i64>,
+    /// The private key of a key-pair scheme (Discord, SendGrid, ...).
+    pub key: Option<PrivateKey>,
+    /// Send this handshake of the scheme (e.g. `discord-ping`) instead of
+    /// `body`.
+    pub handshake: Option<String>,
 }
 
 /// What came back.
@@ -60,37 +68,53 @@ pub async fn send(request: SendRequest) -> anyhow::Result<Answer> {
             .as_secs() as i64,
     };
 
-    let mut builder = Request::builder()
-        .method(Method::POST)
-        .uri(request.url.clone());
-    let headers = builder.headers_mut().expect("a fresh builder has headers");
+    let mut extra = http::HeaderMap::new();
     for (name, value) in request.headers {
-        headers.append(name, value);
+        extra.append(name, value);
     }
-    if let Some(raw) = &request.verify {
-        // Twilio signs the public URL; a host rebuilding it from the request
-        // defaults the protocol to https unless told otherwise.
-        if raw.scheme == "twilio" && !headers.contains_key("x-forwarded-proto") {
-            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let (method, uri, mut headers, body) = match &request.verify {
+        Some(raw) => {
+            // Twilio signs the public URL; a host rebuilding it from the
+            // request defaults the protocol to https unless told otherwise.
+            if raw.scheme == "twilio" && !extra.contains_key("x-forwarded-proto") {
+                extra.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            }
+            let cwd = std::env::current_dir().context("cannot read the current folder")?;
+            let scheme = verify::build(raw, &SecretResolver::new(&cwd))
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            let mut out = Outgoing::new(&request.body, &request.url, now);
+            if let Some(key) = &request.key {
+                out = out.with_key(key);
+            }
+            if let Some(kind) = &request.handshake {
+                out = out.with_handshake(kind);
+            }
+            let signed = scheme
+                .sign_request(&out)
+                .map_err(|err| anyhow::anyhow!("cannot sign with `{}`: {err}", raw.scheme))?;
+            // The user's headers first; the signature's win over them.
+            for (name, value) in &signed.headers {
+                extra.insert(name.clone(), value.clone());
+            }
+            (signed.method, signed.uri, extra, signed.body)
         }
-        let cwd = std::env::current_dir().context("cannot read the current folder")?;
-        let scheme = verify::build(raw, &SecretResolver::new(&cwd))
-            .map_err(|err| anyhow::anyhow!("{err}"))?;
-        let signature = scheme
-            .sign(&request.body, &request.url, now)
-            .map_err(|err| anyhow::anyhow!("cannot sign with `{}`: {err}", raw.scheme))?;
-        for (name, value) in &signature {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    if !headers.contains_key(http::header::CONTENT_TYPE) {
+        None => (
+            Method::POST,
+            request.url.clone(),
+            extra,
+            Bytes::from(request.body),
+        ),
+    };
+    if !headers.contains_key(http::header::CONTENT_TYPE) && !body.is_empty() {
         headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
     }
+    let mut builder = Request::builder().method(method).uri(uri);
+    *builder.headers_mut().expect("a fresh builder has headers") = headers;
     let request = builder
-        .body(Full::new(Bytes::from(request.body)))
+        .body(Full::new(body))
         .context("cannot build the request")?;
 
     let client = Client::builder(TokioExecutor::new()).build_http();
@@ -109,6 +133,30 @@ pub async fn send(request: SendRequest) -> anyhow::Result<Answer> {
         status: parts.status,
         headers: parts.headers,
         body,
+    })
+}
+
+/// The `public_key` manifest value that verifies what `key` signs for
+/// `scheme`, as each provider shows it: Discord's hex, Standard Webhooks'
+/// `whpk_` + base64, SendGrid's base64 SPKI. What `hookhost keygen` prints,
+/// and how `send --key` configures the scheme it signs with.
+pub fn public_key(scheme: &str, key: &PrivateKey) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(match (scheme, key) {
+        ("discord", PrivateKey::Ed25519(key)) => hex::encode(key.verifying_key().to_bytes()),
+        ("standard-webhooks", PrivateKey::Ed25519(key)) => {
+            format!("whpk_{}", b64.encode(key.verifying_key().to_bytes()))
+        }
+        ("sendgrid", PrivateKey::P256(key)) => {
+            use p256::pkcs8::EncodePublicKey as _;
+            let der = key
+                .verifying_key()
+                .to_public_key_der()
+                .context("cannot encode the public key")?;
+            b64.encode(der.as_bytes())
+        }
+        _ => anyhow::bail!("`{scheme}` does not sign with a {} key", key.kind()),
     })
 }
 

@@ -109,7 +109,9 @@ pub struct ServeSettings {
 
     /// A proxy or load balancer whose `X-Forwarded-For` header is believed
     /// (CIDR or address; repeatable, or comma-separated). From anyone else the
-    /// header is ignored and the TCP peer is the client.
+    /// header is ignored and the TCP peer is the client; likewise
+    /// `X-Forwarded-Proto`/`-Host` reach verification (Twilio's URL) only
+    /// from these peers.
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_delimiter = ',',
           value_parser = crate::ingress::parse_net)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
@@ -141,6 +143,12 @@ pub struct ServeSettings {
     /// The PEM private key for `--tls-cert`.
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
+
+    /// Also trust the PEM certificate(s) in this file, besides the webpki
+    /// roots, when the host fetches signing keys (SNS certificates, JWKS)
+    /// or confirms SNS subscriptions: for a private CA, or a test server.
+    #[arg(long, value_name = "PEM")]
+    pub verify_ca: Option<PathBuf>,
 
     /// Most client connections open at once; further clients wait in the
     /// kernel's accept queue until one closes.
@@ -566,6 +574,7 @@ impl Resolved {
         config.max_connections = s.max_connections;
         config.max_connections_per_client = s.max_connections_per_client;
         config.max_buffered = s.max_buffered;
+        config.verify_ca = s.verify_ca;
         if let (Some(cert), Some(key)) = (s.tls_cert, s.tls_key) {
             config.tls = Some(config::TlsFiles { cert, key });
         }
@@ -628,6 +637,7 @@ impl Resolved {
         line("body_timeout", duration(&s.body_timeout));
         line("tls_cert", s.tls_cert.as_deref().and_then(path));
         line("tls_key", s.tls_key.as_deref().and_then(path));
+        line("verify_ca", s.verify_ca.as_deref().and_then(path));
         line("max_connections", Some(s.max_connections.to_string()));
         line(
             "max_connections_per_client",

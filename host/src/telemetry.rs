@@ -150,6 +150,8 @@ pub struct Metrics {
     requests: Family<Labels, Counter>,
     verification_failures: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
+    handshakes: Family<Labels, Counter>,
+    key_fetches: Family<Labels, Counter>,
     call_duration: Family<Labels, Histogram, fn() -> Histogram>,
     retries: Counter,
     dead_letters: Counter,
@@ -187,6 +189,18 @@ impl Metrics {
             "hookhost_rate_limited",
             "Requests refused 429 by a route's rate limit, by route",
             rate_limited.clone(),
+        );
+        let handshakes = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_handshakes",
+            "Handshakes the host answered itself (no plugin call, no event), by route and kind",
+            handshakes.clone(),
+        );
+        let key_fetches = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_key_fetches",
+            "HTTPS fetches of signing keys and SNS subscription confirmations, by route, what and outcome (ok, error)",
+            key_fetches.clone(),
         );
         let call_duration =
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(call_buckets);
@@ -241,6 +255,8 @@ impl Metrics {
             requests,
             verification_failures,
             rate_limited,
+            handshakes,
+            key_fetches,
             call_duration,
             retries,
             dead_letters,
@@ -277,6 +293,28 @@ impl Metrics {
     pub fn rate_limited(&self, route: &str) {
         self.rate_limited
             .get_or_create(&vec![("route", route.to_owned())])
+            .inc();
+    }
+
+    /// A handshake of `kind` answered by the host on `route`.
+    pub fn handshake(&self, route: &str, kind: &str) {
+        self.handshakes
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("kind", kind.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// A fetch the host made for `route` (`what`: `key` or `confirm`)
+    /// ended with `outcome` (`ok` or `error`).
+    pub fn key_fetch(&self, route: &str, what: &'static str, outcome: &'static str) {
+        self.key_fetches
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("what", what.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
             .inc();
     }
 

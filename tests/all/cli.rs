@@ -6,7 +6,8 @@ use std::time::Duration;
 use hookhost_test_artifacts::{ECHO, GUEST_LOGGER, GUEST_SLEEPER};
 
 use crate::support::{
-    Binary, blocking, folders, hookhost_command, install, plugin, plugin_with, serve_command,
+    Binary, blocking, folders, hookhost, hookhost_command, install, plugin, plugin_with,
+    serve_command,
 };
 
 #[test]
@@ -411,4 +412,131 @@ fn send_signs_twilio_for_the_public_url_the_manifest_names() {
         String::from_utf8_lossy(&ok.stderr)
     );
     assert!(stdout.contains("CallSid=CA1"), "{stdout}");
+}
+
+#[test]
+fn keygen_then_send_delivers_to_a_key_pair_route() {
+    for scheme in ["discord", "standard-webhooks", "sendgrid"] {
+        let (dir, plugins, data) = folders();
+        let key = dir.path().join(format!("{scheme}.pem"));
+        let keygen = hookhost(&["keygen", "--scheme", scheme, "--out", key.to_str().unwrap()]);
+        let lines = String::from_utf8_lossy(&keygen.stdout).into_owned();
+        assert!(
+            keygen.status.success(),
+            "{scheme}: {lines}{}",
+            String::from_utf8_lossy(&keygen.stderr)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{scheme}: the private key is the owner's only"
+            );
+        }
+        // keygen's stdout is the manifest's [verify] table, as printed.
+        install(&plugins, &[plugin_with("keyed", ECHO, &lines)]);
+        let host = Binary::spawn(&plugins, &data, &[]);
+        let url = host.url("/hooks/keyed");
+        let key_ref = format!("file:{}", key.display());
+        let body = r#"{"type":2,"hello":"world"}"#;
+        let sent = send(&[&url, "--scheme", scheme, "--key", &key_ref, "--data", body]);
+        let stdout = String::from_utf8_lossy(&sent.stdout);
+        assert!(
+            sent.status.success(),
+            "{scheme}: {stdout}{}\n{}",
+            String::from_utf8_lossy(&sent.stderr),
+            host.log()
+        );
+        assert!(
+            stdout.contains(body),
+            "{scheme}: the plugin got the body: {stdout}"
+        );
+
+        // Unsigned, the same route refuses.
+        let (status, _) = blocking::post(&url, body.as_bytes().to_vec(), &[]);
+        assert_eq!(status, 401, "{scheme}");
+
+        // keygen never overwrites a key.
+        let again = hookhost(&["keygen", "--scheme", scheme, "--out", key.to_str().unwrap()]);
+        assert!(!again.status.success(), "{scheme}");
+    }
+}
+
+#[test]
+fn send_replays_a_handshake_and_the_host_answers_it() {
+    let (dir, plugins, data) = folders();
+    let key = dir.path().join("discord.pem");
+    let keygen = hookhost(&[
+        "keygen",
+        "--scheme",
+        "discord",
+        "--out",
+        key.to_str().unwrap(),
+    ]);
+    assert!(keygen.status.success());
+    let lines = String::from_utf8_lossy(&keygen.stdout).into_owned();
+    install(&plugins, &[plugin_with("bot", ECHO, &lines)]);
+    let host = Binary::spawn(&plugins, &data, &[]);
+    let url = host.url("/hooks/bot");
+    let key_ref = format!("file:{}", key.display());
+    let sent = send(&[
+        &url,
+        "--scheme",
+        "discord",
+        "--key",
+        &key_ref,
+        "--handshake",
+        "discord-ping",
+    ]);
+    let stdout = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(stdout.starts_with("200"), "{stdout}");
+    assert!(
+        stdout.contains("x-content-type-options: nosniff"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with(r#"{"type":1}"#),
+        "the host's PONG: {stdout}"
+    );
+}
+
+#[test]
+fn check_vectors_runs_the_published_vectors_against_a_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("gh.toml");
+    std::fs::write(
+        &good,
+        "[verify]\nscheme = \"github\"\nsecret = \"env:UNUSED_BY_VECTORS\"\n",
+    )
+    .unwrap();
+    let ran = hookhost(&["check", "--vectors", "--manifest", good.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        stdout.contains("ok      github vector: GitHub docs"),
+        "{stdout}"
+    );
+
+    // Twilio signs the public URL: a manifest naming another one fails.
+    let bad = dir.path().join("sms.toml");
+    std::fs::write(
+        &bad,
+        "[verify]\nscheme = \"twilio\"\nsecret = \"x\"\nurl = \"https://other.example.com/sms\"\n",
+    )
+    .unwrap();
+    let ran = hookhost(&["check", "--vectors", "--manifest", bad.to_str().unwrap()]);
+    assert_eq!(ran.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("FAILED"));
 }

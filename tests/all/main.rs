@@ -14,6 +14,7 @@ mod console;
 mod examples;
 mod folder;
 mod guests;
+mod handshakes;
 mod health;
 mod hostile_guests;
 mod inbox;

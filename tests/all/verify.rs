@@ -101,10 +101,15 @@ async fn start(scheme: &Scheme) -> TestHost {
         name = scheme.name,
         extra = scheme.extra
     );
-    // `file:` secrets are read relative to the manifest's folder.
-    TestHost::start(&[plugin_with(scheme.name, GUEST_INSPECT, &manifest)
-        .with_file("old.secret", format!("{OLD_SECRET}\n"))
-        .with_file("new.secret", NEW_SECRET)])
+    // `file:` secrets are read relative to the manifest's folder. The test
+    // client is a trusted proxy: Twilio's URL is rebuilt from the
+    // `X-Forwarded-Proto` it sends.
+    TestHost::start_with(
+        &[plugin_with(scheme.name, GUEST_INSPECT, &manifest)
+            .with_file("old.secret", format!("{OLD_SECRET}\n"))
+            .with_file("new.secret", NEW_SECRET)],
+        |config| config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()],
+    )
     .await
 }
 
@@ -117,7 +122,8 @@ async fn post(
     let request = host
         .client
         .post(host.url(path))
-        // Twilio rebuilds the signed URL from Host and X-Forwarded-Proto.
+        // Twilio rebuilds the signed URL from Host and X-Forwarded-Proto
+        // (believed from a trusted proxy only: `start` trusts the client).
         .header("x-forwarded-proto", "http")
         // A new delivery id each time: the host answers a repeat of an id
         // that already succeeded as a duplicate, without the plugin. A
@@ -126,6 +132,13 @@ async fn post(
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body.to_vec());
     with_headers(request, headers).send().await.unwrap()
+}
+
+/// `scheme`'s body as event number `n`: schemes that sign an event id in
+/// the body (Stripe) dedupe by it, so another delivery needs another id.
+fn another_event(scheme: &Scheme, n: i64) -> Vec<u8> {
+    let body = String::from_utf8(scheme.body.to_vec()).unwrap();
+    body.replace("evt_1", &format!("evt_{n}")).into_bytes()
 }
 
 async fn assert_refused(response: reqwest::Response, reason: &str, what: &str) {
@@ -144,12 +157,14 @@ async fn every_scheme_accepts_signed_and_refuses_the_rest() {
 
         // Each a new delivery: a delivery id whose first call succeeded is
         // answered as a duplicate without running the plugin. Standard
-        // Webhooks derives its message id from the timestamp; the rest get
-        // an `Idempotency-Key` from `post`.
+        // Webhooks derives its message id from the timestamp; Stripe's is
+        // the event id in the body, so each post is another event; the rest
+        // get an `Idempotency-Key` from `post`.
         // Ages far apart, so the two ids differ even across a second boundary.
         for (age, secret) in [(0, NEW_SECRET), (120, OLD_SECRET)] {
-            let headers = sign(scheme, secret, &url, scheme.body, unix_now() - age);
-            let response = post(&host, &path, &headers, scheme.body).await;
+            let body = another_event(scheme, age);
+            let headers = sign(scheme, secret, &url, &body, unix_now() - age);
+            let response = post(&host, &path, &headers, &body).await;
             assert_eq!(response.status(), StatusCode::OK, "{}", what("signed"));
             let seen: serde_json::Value = response.json().await.unwrap();
             assert_eq!(seen["verified_by"], scheme.name, "{}", what("verified_by"));
@@ -241,4 +256,134 @@ async fn an_unresolvable_secret_keeps_the_plugin_out() {
         StatusCode::NOT_FOUND
     );
     host.stop().await;
+}
+
+/// A queue-mode host for `scheme`: its dedupe is atomic with the append,
+/// so a repeat is a duplicate at once (sync mode records a success just
+/// after answering).
+async fn start_queued(scheme: &Scheme) -> TestHost {
+    let manifest = format!(
+        "route = \"/hooks/{name}\"\nmode = \"queue\"\n[verify]\nscheme = \"{name}\"\nsecret = \"{NEW_SECRET}\"\n{extra}",
+        name = scheme.name,
+        extra = scheme.extra
+    );
+    TestHost::start(&[plugin_with(scheme.name, GUEST_INSPECT, &manifest)]).await
+}
+
+#[tokio::test]
+async fn a_captured_stripe_request_resent_with_a_new_idempotency_key_is_a_duplicate() {
+    let stripe = SCHEMES.iter().find(|s| s.name == "stripe").unwrap();
+    let host = start_queued(stripe).await;
+    let path = "/hooks/stripe";
+    let body = br#"{"id":"evt_captured","object":"event","type":"charge.succeeded"}"#;
+    let captured = sign(stripe, NEW_SECRET, &host.url(path), body, unix_now());
+
+    // `post` adds a fresh `Idempotency-Key` each time: an unsigned header
+    // that must not make the replay a new delivery.
+    let first = post(&host, path, &captured, body).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let accepted: serde_json::Value = first.json().await.unwrap();
+    assert_eq!(
+        accepted["id"], "evt_captured",
+        "the signed event id is the delivery id"
+    );
+
+    let replay = post(&host, path, &captured, body).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(replay.headers()["x-hookhost-delivery"], "evt_captured");
+    let answer: serde_json::Value = replay.json().await.unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({"id": "evt_captured", "duplicate": true}),
+        "not queued again"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_message_id_is_the_delivery_id_whatever_the_id_headers_say() {
+    let scheme = SCHEMES
+        .iter()
+        .find(|s| s.name == "standard-webhooks")
+        .unwrap();
+    let host = start_queued(scheme).await;
+    let path = "/hooks/standard-webhooks";
+    let headers = sign(scheme, NEW_SECRET, &host.url(path), scheme.body, unix_now());
+    let signed_id = headers["webhook-id"].to_str().unwrap().to_owned();
+    for (forged, status) in [
+        ("forged-1", StatusCode::ACCEPTED),
+        ("forged-2", StatusCode::OK),
+    ] {
+        // `X-GitHub-Delivery` comes first among the id headers the host
+        // reads; the signed `webhook-id` still wins.
+        let response = with_headers(host.client.post(host.url(path)), &headers)
+            .header("x-github-delivery", forged)
+            .body(scheme.body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{forged}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["id"], signed_id.as_str(), "{answer}");
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_byte_identical_replay_of_a_scheme_without_a_signed_id_is_refused() {
+    // Slack signs a timestamp but no message id: the replay cache catches
+    // a replay within the window, whatever id header it carries.
+    let slack = SCHEMES.iter().find(|s| s.name == "slack").unwrap();
+    let host = start(slack).await;
+    let path = "/hooks/slack";
+    let captured = sign(slack, NEW_SECRET, &host.url(path), slack.body, unix_now());
+    let first = post(&host, path, &captured, slack.body).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let replay = post(&host, path, &captured, slack.body).await;
+    assert_refused(replay, "replayed", "slack replay").await;
+
+    // A new signature (the sender's next request) is not a replay.
+    let next = sign(
+        slack,
+        NEW_SECRET,
+        &host.url(path),
+        slack.body,
+        unix_now() - 30,
+    );
+    assert_eq!(
+        post(&host, path, &next, slack.body).await.status(),
+        StatusCode::OK
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn twilio_believes_forwarded_proto_only_from_a_trusted_proxy() {
+    let twilio = SCHEMES.iter().find(|s| s.name == "twilio").unwrap();
+    let manifest = format!(
+        "route = \"/hooks/twilio\"\n[verify]\nscheme = \"twilio\"\nsecret = \"{NEW_SECRET}\"\n"
+    );
+    for (trusted, expected) in [(false, StatusCode::UNAUTHORIZED), (true, StatusCode::OK)] {
+        let host = TestHost::start_with(
+            &[plugin_with("twilio", GUEST_INSPECT, &manifest)],
+            |config| {
+                if trusted {
+                    config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+                }
+            },
+        )
+        .await;
+        // Signed for the plain-HTTP URL the proxy header claims; without a
+        // trusted proxy the host rebuilds `https://…` and it cannot match.
+        let headers = sign(
+            twilio,
+            NEW_SECRET,
+            &host.url("/hooks/twilio"),
+            twilio.body,
+            unix_now(),
+        );
+        let response = post(&host, "/hooks/twilio", &headers, twilio.body).await;
+        assert_eq!(response.status(), expected, "trusted proxy: {trusted}");
+        host.stop().await;
+    }
 }

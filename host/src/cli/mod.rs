@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod events;
+pub mod keygen;
 pub mod new;
 pub mod plugins;
 pub mod send;
@@ -56,6 +57,11 @@ pub enum Command {
     /// Create a plugin project (Rust, Python or JavaScript) ready to build
     /// with `make` and try with `hookhost send`.
     New(new::NewArgs),
+    /// Write a test key pair for a key-pair scheme (`discord`,
+    /// `standard-webhooks`, `sendgrid`): the private key to a file, for
+    /// `hookhost send --key`, and the manifest lines with the public key to
+    /// stdout.
+    Keygen(keygen::KeygenArgs),
 }
 
 /// How to reach a running host's admin API.

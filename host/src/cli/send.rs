@@ -14,6 +14,8 @@ use anyhow::Context as _;
   hookhost send http://127.0.0.1:8080/hooks/github --scheme github --secret env:GITHUB_SECRET \\
       --file push.json -H 'X-GitHub-Event: push'
   hookhost send http://127.0.0.1:8080/hooks/stripe --scheme stripe --secret whsec_... --file event.json
+  hookhost send http://127.0.0.1:8080/hooks/bot --scheme discord --key file:discord.pem --data '{\"type\":2}'
+  hookhost send http://127.0.0.1:8080/hooks/bot --scheme discord --key file:discord.pem --handshake discord-ping
   hookhost send http://127.0.0.1:8080/hooks/echo --data '{\"hello\":1}'")]
 pub struct SendArgs {
     /// Where to POST, e.g. `http://127.0.0.1:8080/hooks/github`.
@@ -28,6 +30,18 @@ pub struct SendArgs {
     /// Secret to sign with: `env:VAR`, `file:PATH` or the secret itself.
     #[arg(long, value_name = "SECRET", requires = "scheme")]
     secret: Option<String>,
+
+    /// Private key of a key-pair scheme (`discord`, `standard-webhooks`
+    /// `v1a`, `sendgrid`): `file:PATH` to a PKCS#8 PEM, as `hookhost keygen`
+    /// writes it. The route's manifest has the matching `public_key`.
+    #[arg(long, value_name = "file:PATH", requires = "scheme")]
+    key: Option<String>,
+
+    /// Send this handshake of the scheme instead of a delivery (e.g.
+    /// `discord-ping`, `slack-url-verification`, `meta-subscribe`), built and
+    /// signed as the provider sends it; the body flags are ignored.
+    #[arg(long, value_name = "KIND", requires = "scheme")]
+    handshake: Option<String>,
 
     /// Body file (`-` for stdin).
     #[arg(long, value_name = "PATH", conflicts_with = "data")]
@@ -68,6 +82,18 @@ pub struct SendArgs {
     timestamp: Option<i64>,
 }
 
+/// Reads `--key file:PATH`: a key is a file, never inline on a command line
+/// (where `ps` and shell history would show it).
+fn read_key(reference: &str) -> anyhow::Result<hookhost::verify::PrivateKey> {
+    let path = reference
+        .strip_prefix("file:")
+        .ok_or_else(|| anyhow::anyhow!("--key `{reference}`: give the key file as `file:PATH`"))?;
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("--key: cannot read {path}"))?;
+    hookhost::verify::PrivateKey::from_pem(&pem)
+        .map_err(|err| anyhow::anyhow!("--key {path}: {err}"))
+}
+
 pub fn run(args: SendArgs) -> anyhow::Result<()> {
     let body = match (&args.file, &args.data) {
         (Some(path), _) if path.as_os_str() == "-" => {
@@ -81,23 +107,35 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         (None, Some(data)) => data.clone().into_bytes(),
         (None, None) => Vec::new(),
     };
+    let key = args.key.as_deref().map(read_key).transpose()?;
     let verify = match args.scheme {
         Some(scheme) => {
-            let secret = args.secret.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--scheme {scheme} needs --secret (env:VAR, file:PATH or the secret)"
-                )
-            })?;
-            Some(hookhost::verify::RawVerify {
+            let secret = match (args.secret, &key) {
+                (Some(secret), _) => Some(hookhost::secret::SecretRef::new(secret)),
+                (None, Some(_)) => None,
+                (None, None) => anyhow::bail!(
+                    "--scheme {scheme} needs --secret (env:VAR, file:PATH or the secret), or --key file:PATH for a key-pair scheme"
+                ),
+            };
+            let public_key = key
+                .as_ref()
+                .map(|key| hookhost::send::public_key(&scheme, key))
+                .transpose()
+                .map_err(|err| anyhow::anyhow!("--key: {err}"))?;
+            // A key-pair scheme is configured as its manifest would be, with
+            // the public key of `--key` (the lines `hookhost keygen` prints).
+            let mut raw = hookhost::verify::RawVerify {
                 scheme,
-                secret: Some(hookhost::secret::SecretRef::new(secret)),
-                header: args.signature_header,
-                prefix: args.prefix,
-                algorithm: args.algorithm,
-                encoding: args.encoding,
-                url: args.public_url,
+                public_key,
                 ..Default::default()
-            })
+            };
+            raw.secret = secret;
+            raw.header = args.signature_header;
+            raw.prefix = args.prefix;
+            raw.algorithm = args.algorithm;
+            raw.encoding = args.encoding;
+            raw.url = args.public_url;
+            Some(raw)
         }
         None => None,
     };
@@ -107,6 +145,8 @@ pub fn run(args: SendArgs) -> anyhow::Result<()> {
         headers: args.headers,
         verify,
         timestamp: args.timestamp,
+        key,
+        handshake: args.handshake,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -118,6 +118,9 @@ pub struct HostConfig {
     /// Most request-body bytes buffered at once across all requests; a
     /// request that would go over is answered 503 with `Retry-After`.
     pub max_buffered: u64,
+    /// An extra trust root (PEM) for the host's own HTTPS fetches (signing
+    /// keys, SNS confirmations), besides the webpki roots.
+    pub verify_ca: Option<PathBuf>,
     /// The durable inbox for queue-mode routes (and sync-mode dedupe).
     pub inbox: InboxConfig,
     /// Bearer token the admin API requires; `None` serves it only on
@@ -178,6 +181,7 @@ impl HostConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_buffered: DEFAULT_MAX_BUFFERED,
+            verify_ca: None,
             inbox: InboxConfig::default(),
             admin_token: None,
         }

@@ -21,6 +21,8 @@
 
 mod budget;
 mod connection;
+mod keys;
+mod replay;
 mod response;
 mod service;
 pub mod tls;
@@ -39,6 +41,7 @@ use tokio::net::TcpListener;
 
 use connection::ClientCaps;
 
+pub use keys::Keys;
 pub use service::{App, Limits};
 
 /// Answers requests; every outcome is a response.

@@ -14,7 +14,7 @@ use super::budget::BudgetFull;
 use crate::inbox::StoreError;
 use crate::ingress;
 use crate::runtime::{CallError, Response};
-use crate::verify::Refusal;
+use crate::verify::{Handshake, Refusal};
 
 /// Response header carrying the delivery id on every answer, so a sender (or
 /// an operator with curl) can find the delivery in the logs.
@@ -45,6 +45,9 @@ pub enum Failure {
     /// Queue mode: the delivery could not be stored durably, so it was not
     /// accepted.
     Store(StoreError),
+    /// A key the scheme needs (or an SNS subscription confirmation) could
+    /// not be fetched: the sender should retry, the request was not refused.
+    Fetch(crate::fetch::FetchError),
 }
 
 pub(super) fn status_of(failure: &Failure) -> StatusCode {
@@ -53,11 +56,14 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Failure::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Failure::BodyRead(_) => StatusCode::BAD_REQUEST,
+        // A subscription GET with the wrong verify token (Meta) is refused
+        // 403, as the provider documents; every other refusal is 401.
+        Failure::Unverified(Refusal::BadVerifyToken) => StatusCode::FORBIDDEN,
         Failure::Unverified(_) => StatusCode::UNAUTHORIZED,
         Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
         Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-        Failure::Store(_) | Failure::BodyBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::Store(_) | Failure::BodyBudget(_) | Failure::Fetch(_) => StatusCode::SERVICE_UNAVAILABLE,
         Failure::Plugin(err) => err.classify().status,
     }
 }
@@ -81,6 +87,7 @@ impl Failure {
             Failure::Store(_) => {
                 "could not store the delivery; it was not accepted, try again".into()
             }
+            Failure::Fetch(_) => "cannot fetch what verification needs, try again".into(),
             Failure::Plugin(err) => match err {
                 // The plugin's own message is meant for the sender.
                 CallError::Retry(message) => format!("plugin asked to retry: {message}"),
@@ -112,6 +119,9 @@ impl Failure {
                 "body budget spent: request refused before its body was read"
             ),
             Failure::Store(err) => tracing::error!(error = %err, "delivery not accepted"),
+            Failure::Fetch(err) => {
+                tracing::warn!(error = %err, "fetch failed; sender told to retry")
+            }
             _ => {}
         }
         let body = serde_json::json!({
@@ -135,7 +145,7 @@ impl Failure {
             }
             Failure::Plugin(CallError::Retry(_) | CallError::Capacity)
             | Failure::Store(_)
-            | Failure::BodyBudget(_) => {
+            | Failure::BodyBudget(_) | Failure::Fetch(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {
@@ -166,6 +176,30 @@ pub fn duplicate(delivery_id: &str) -> http::Response<Full<Bytes>> {
         serde_json::json!({ "id": delivery_id, "duplicate": true }),
         delivery_id,
     )
+}
+
+/// A handshake answered exactly as its provider documents: the scheme's
+/// status, content type and body, and `nosniff` so a challenge echoed back
+/// is never read as HTML by a browser.
+pub fn handshake(handshake: &Handshake, delivery_id: &str) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(handshake.body.clone()));
+    // Schemes answer with the provider's documented statuses (200, 204).
+    *response.status_mut() = StatusCode::from_u16(handshake.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    if !handshake.content_type.is_empty() {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(handshake.content_type),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(id) = HeaderValue::from_str(delivery_id) {
+        headers.insert(DELIVERY_HEADER, id);
+    }
+    response
 }
 
 fn json_answer(

@@ -1,7 +1,9 @@
 //! One request, start to finish, in named stages: route ([`App::handle`]),
-//! admit (ingress, method), read the body, verify, identify (the delivery
-//! id), then the plugin call (sync mode, through [`crate::delivery`]) or
-//! the durable inbox (queue mode).
+//! admit (ingress, method), read the body, verify (fetching a key the scheme
+//! names, once), then either the handshake (answered by the host: no
+//! plugin, no event) or identify (the delivery id), the replay check, and
+//! the plugin call (sync mode, through [`crate::delivery`]) or the durable
+//! inbox (queue mode).
 //!
 //! Cheap checks come first and refuse early (unknown route, wrong method, a
 //! declared body over the limit) so no work is spent on traffic that will be
@@ -11,7 +13,10 @@
 //! in queue mode the inbox refuses an id it accepted on the route within the
 //! dedupe window (atomically, in the same transaction as the append); in sync
 //! mode a delivery whose earlier call succeeded (2xx) is not run again. Both
-//! answer `200 {"id": …, "duplicate": true}`.
+//! answer `200 {"id": …, "duplicate": true}`. On a verified route whose
+//! scheme signs a message id, that id is the delivery id whatever id headers
+//! say; a scheme that signs none gives a replay key instead, and the replay
+//! cache ([`super::replay`]) refuses a byte-identical replay `401 replayed`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,13 +30,16 @@ use ipnet::IpNet;
 use tracing::Instrument;
 
 use super::budget::{BodyBudget, Share};
-use super::response::{Failure, accepted, duplicate, plugin_response};
+use super::keys::Keys;
+use super::replay::{Claim, ReplayCache};
+use super::response::{self, Failure, accepted, duplicate, plugin_response};
 use crate::config::Mode;
 use crate::delivery::{self, Deliverer};
 use crate::inbox::{Appended, Inbox, NewEvent, StoredRequest};
 use crate::ingress;
 use crate::registry::{Plugin, Registry};
 use crate::telemetry::Outcome;
+use crate::verify::{Handshake, Refusal, ReplayKey, Verdict};
 
 /// Headers in which senders put their own delivery id, most specific first.
 /// Using the sender's id keeps the id stable across the sender's retries.
@@ -68,6 +76,8 @@ pub struct App {
     inbox: Arc<Inbox>,
     limits: Limits,
     budget: Arc<BodyBudget>,
+    keys: Keys,
+    replays: ReplayCache,
 }
 
 /// A delivery's id and where it came from.
@@ -81,8 +91,6 @@ struct DeliveryId {
 
 /// A request that passed every check: admitted, read whole, verified.
 struct Received {
-    /// Its headers as received, for the delivery id.
-    headers: http::HeaderMap,
     /// What the sender sent, as it is stored and delivered.
     request: StoredRequest,
     /// Unix milliseconds at arrival.
@@ -90,6 +98,19 @@ struct Received {
     /// The body's share of the host's body budget, held until the delivery
     /// is handled or stored (dropped with the rest of this).
     _budget: Share,
+    /// The message id the signature covers, if the scheme signs one.
+    signed_id: Option<String>,
+    /// What identifies this exact request to the replay cache, for
+    /// schemes that sign no message id.
+    replay: Option<ReplayKey>,
+}
+
+/// What a request turned out to be once verified.
+enum Arrival {
+    /// A delivery for the plugin.
+    Delivery(Received),
+    /// A handshake the host answers itself.
+    Handshake(Handshake),
 }
 
 impl App {
@@ -99,6 +120,7 @@ impl App {
         deliverer: Arc<Deliverer>,
         inbox: Arc<Inbox>,
         limits: Limits,
+        keys: Keys,
     ) -> Self {
         let budget = BodyBudget::new(limits.max_buffered, deliverer.metrics().body_meters());
         Self {
@@ -107,6 +129,8 @@ impl App {
             inbox,
             limits,
             budget,
+            keys,
+            replays: ReplayCache::default(),
         }
     }
 
@@ -162,15 +186,82 @@ impl App {
         id: DeliveryId,
     ) -> (String, Result<http::Response<Full<Bytes>>, Failure>) {
         let received = match self.receive(plugin, request, peer).await {
-            Ok(received) => received,
+            Ok(Arrival::Delivery(received)) => received,
+            Ok(Arrival::Handshake(handshake)) => {
+                let answer = self.handshake(plugin, handshake, &id.value).await;
+                return (id.value, answer);
+            }
             Err(failure) => return (id.value, Err(failure)),
         };
         let id = identify(id, &received);
+        let replay = received.replay.clone();
+        if let Err(failure) = self.claim(plugin, replay.as_ref(), received.received_at) {
+            return (id.value, Err(failure));
+        }
         let answer = match plugin.manifest.mode {
             Mode::Queue => self.enqueue(plugin, &id, received).await,
             Mode::Sync => self.call(plugin, &id, received).await,
         };
+        if let Some(replay) = &replay {
+            let accepted = answer.as_ref().is_ok_and(|r| r.status().is_success());
+            if !accepted {
+                // Not accepted: the sender's retry (the same bytes) must
+                // get through.
+                self.replays.release(&plugin.manifest.route, &replay.digest);
+            }
+        }
         (id.value, answer)
+    }
+
+    /// The handshake stage: answers a handshake the scheme recognised, as
+    /// its provider documents, without the plugin and without an event.
+    /// An SNS subscription the route confirms is confirmed first, so a
+    /// failed confirmation is a 503 that SNS retries.
+    async fn handshake(
+        &self,
+        plugin: &Plugin,
+        handshake: Handshake,
+        id: &str,
+    ) -> Result<http::Response<Full<Bytes>>, Failure> {
+        let route = &plugin.manifest.route;
+        if let Some(follow_up) = &handshake.follow_up {
+            self.keys
+                .confirm(route, follow_up, self.deliverer.metrics())
+                .await
+                .map_err(Failure::Fetch)?;
+        }
+        self.deliverer.metrics().handshake(route, handshake.kind);
+        tracing::info!(kind = handshake.kind, "handshake answered by the host");
+        Ok(response::handshake(&handshake, id))
+    }
+
+    /// The replay stage: refuses a request whose signature was seen on this
+    /// route within the scheme's window, and remembers this one.
+    fn claim(
+        &self,
+        plugin: &Plugin,
+        replay: Option<&ReplayKey>,
+        received_at: u64,
+    ) -> Result<(), Failure> {
+        let Some(replay) = replay else {
+            return Ok(());
+        };
+        let route = &plugin.manifest.route;
+        let now = (received_at / 1000) as i64;
+        match self
+            .replays
+            .claim(route, &replay.digest, replay.expires, now)
+        {
+            Claim::Fresh => Ok(()),
+            Claim::Replayed => {
+                plugin.stats.record(Outcome::Refused);
+                let refusal = Refusal::Replayed;
+                self.deliverer
+                    .metrics()
+                    .verification_failed(route, refusal.reason());
+                Err(Failure::Unverified(refusal))
+            }
+        }
     }
 
     /// Admits the client, reads the body and verifies the request.
@@ -179,14 +270,21 @@ impl App {
         plugin: &Plugin,
         request: Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Received, Failure> {
+    ) -> Result<Arrival, Failure> {
         let received_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
         self.admit(plugin, &request, peer)?;
         let (parts, body, budget) = self.read_body(plugin, request).await?;
-        let verified_by = self.verify(plugin, &parts, &body, received_at)?;
+        let verified = self
+            .verify(plugin, &parts, &body, received_at, peer)
+            .await?;
+        let (verified_by, signed_id, replay) = match verified {
+            None => (None, None, None),
+            Some((_, Verdict::Answer(handshake))) => return Ok(Arrival::Handshake(handshake)),
+            Some((name, Verdict::Deliver { signed_id, replay })) => (Some(name), signed_id, replay),
+        };
         let request = StoredRequest {
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
@@ -195,12 +293,13 @@ impl App {
             body: Vec::from(body),
             verified_by,
         };
-        Ok(Received {
-            headers: parts.headers,
+        Ok(Arrival::Delivery(Received {
             request,
             received_at,
             _budget: budget,
-        })
+            signed_id,
+            replay,
+        }))
     }
 
     /// Who is asking, and how: before anything that costs work, so refused
@@ -221,7 +320,16 @@ impl App {
             }
             Failure::Ingress(refused)
         })?;
-        if request.method() != Method::POST {
+        // GET only where the scheme has a GET handshake (Meta's
+        // subscription check); everything else delivers with POST.
+        let get_allowed = plugin
+            .manifest
+            .verify
+            .as_ref()
+            .is_some_and(|scheme| scheme.accepts_get());
+        let allowed =
+            request.method() == Method::POST || (request.method() == Method::GET && get_allowed);
+        if !allowed {
             return Err(Failure::MethodNotAllowed);
         }
         Ok(())
@@ -285,34 +393,58 @@ impl App {
         Ok((parts, body, share))
     }
 
-    /// The route's scheme over the request; returns the scheme's name, or
-    /// `None` on an unverified route. A refusal runs nothing else.
-    fn verify(
+    /// The route's scheme over the request: the scheme's name and its
+    /// verdict, or `None` on an unverified route. A refusal runs nothing
+    /// else. A key the scheme names but does not have yet (an SNS
+    /// certificate, a JWKS) is fetched once and the request verified again;
+    /// a failed fetch is a 503 the sender retries, never an acceptance.
+    async fn verify(
         &self,
         plugin: &Plugin,
         parts: &http::request::Parts,
         body: &[u8],
         received_at: u64,
-    ) -> Result<Option<String>, Failure> {
+        peer: SocketAddr,
+    ) -> Result<Option<(String, Verdict)>, Failure> {
         let Some(scheme) = &plugin.manifest.verify else {
             return Ok(None);
         };
-        let input = crate::verify::Input {
-            method: &parts.method,
-            headers: &parts.headers,
-            body,
-            uri: &parts.uri,
-            now: (received_at / 1000) as i64,
-            keys: &crate::verify::NoKeys,
-        };
-        if let Err(refusal) = scheme.verify(&input) {
+        // Twilio rebuilds the URL it signs from `X-Forwarded-Proto`: from
+        // anyone but a trusted proxy that header is the client's own say.
+        let stripped = ingress::forwarded_for_verification(
+            peer.ip(),
+            &parts.headers,
+            &self.limits.trusted_proxies,
+        );
+        let headers = stripped.as_ref().unwrap_or(&parts.headers);
+        let mut fetched = false;
+        loop {
+            let input = crate::verify::Input {
+                method: &parts.method,
+                headers,
+                body,
+                uri: &parts.uri,
+                now: (received_at / 1000) as i64,
+                keys: self.keys.cache(),
+            };
+            let refusal = match scheme.verify(&input) {
+                Ok(verdict) => return Ok(Some((scheme.name().to_owned(), verdict))),
+                Err(Refusal::KeyUnavailable { url }) if !fetched => {
+                    self.keys
+                        .fetch(&plugin.manifest.route, &url, self.deliverer.metrics())
+                        .await
+                        .map_err(Failure::Fetch)?;
+                    fetched = true;
+                    continue;
+                }
+                Err(refusal) => refusal,
+            };
             plugin.stats.record(Outcome::Refused);
             self.deliverer
                 .metrics()
                 .verification_failed(&plugin.manifest.route, refusal.reason());
             return Err(Failure::Unverified(refusal));
         }
-        Ok(Some(scheme.name().to_owned()))
     }
 
     /// Queue mode: stores the delivery durably (or finds it is a duplicate)
@@ -392,23 +524,42 @@ impl App {
 }
 
 /// The delivery id, once the request is verified. A scheme that signs its
-/// message id decides it: any other id header is unsigned, and preferring it
-/// would let a replayed request (within the timestamp window) dodge dedupe
-/// with a fresh one. Else a Stripe event's own id stands in for a missing
-/// sender id.
+/// message id decides it (Stripe's event id, Standard Webhooks'
+/// `webhook-id`, Twitch's message id, ...): any id header is unsigned, and
+/// preferring it would let a replayed request (within the timestamp window)
+/// dodge dedupe with a fresh one. On an unverified route a Stripe event's
+/// own id stands in for a missing sender id.
 fn identify(id: DeliveryId, received: &Received) -> DeliveryId {
-    let verified_by = received.request.verified_by.as_deref();
-    let better = signed_id(&received.headers, verified_by).or_else(|| {
-        (!id.from_sender)
-            .then(|| stripe_event_id(&received.request.body, verified_by))
-            .flatten()
-    });
+    let better = match &received.signed_id {
+        Some(signed) => Some(signed_delivery_id(signed)),
+        None if received.request.verified_by.is_none() && !id.from_sender => {
+            stripe_event_id(&received.request.body)
+        }
+        None => None,
+    };
     match better {
         Some(better) => {
             tracing::Span::current().record("id", tracing::field::display(&better.value));
             better
         }
         None => id,
+    }
+}
+
+/// A signed message id as a delivery id. Ids of any length are signed
+/// (Standard Webhooks sets no limit), so one too long to store as is
+/// becomes its SHA-256: still stable across the sender's retries, still
+/// bounded.
+fn signed_delivery_id(signed: &str) -> DeliveryId {
+    use sha2::{Digest as _, Sha256};
+    let value = if usable_id(signed) {
+        signed.to_owned()
+    } else {
+        format!("sha256:{}", hex::encode(Sha256::digest(signed.as_bytes())))
+    };
+    DeliveryId {
+        value,
+        from_sender: true,
     }
 }
 
@@ -431,37 +582,19 @@ fn delivery_id(headers: &http::HeaderMap) -> DeliveryId {
         })
 }
 
-/// The message id covered by the signature, for schemes that sign one
-/// (Standard Webhooks: `webhook-id`, or Svix's `svix-id`).
-fn signed_id(headers: &http::HeaderMap, verified_by: Option<&str>) -> Option<DeliveryId> {
-    if verified_by != Some("standard-webhooks") {
-        return None;
-    }
-    ["webhook-id", "svix-id"]
-        .iter()
-        .filter_map(|name| headers.get(*name)?.to_str().ok())
-        .map(str::trim)
-        .find(|id| usable_id(id))
-        .map(|id| DeliveryId {
-            value: id.to_owned(),
-            from_sender: true,
-        })
-}
-
 fn usable_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= MAX_DELIVERY_ID
 }
 
 /// A Stripe event's own id (`"id": "evt_…"` at the top level of the JSON
-/// body): Stripe sends no delivery-id header, and retries an event with the
-/// same id. Taken from any JSON body when it starts with `evt_`, and as is
-/// when the route verified the request as Stripe's.
-fn stripe_event_id(body: &[u8], verified_by: Option<&str>) -> Option<DeliveryId> {
+/// body), for unverified routes: Stripe sends no delivery-id header, and
+/// retries an event with the same id. (A route verified as Stripe's gets
+/// the id from the scheme, which reads it from the signed body.)
+fn stripe_event_id(body: &[u8]) -> Option<DeliveryId> {
     #[derive(serde::Deserialize)]
     struct TopLevel {
         id: Option<serde_json::Value>,
     }
-    let stripe = verified_by == Some("stripe");
     // Cheap checks first: most bodies are not Stripe events. `str::contains`
     // is a fast substring search; the byte-window scan (kept for bodies that
     // are not UTF-8) cost ~2 % of a whole request on a 1.5 KB body.
@@ -469,14 +602,14 @@ fn stripe_event_id(body: &[u8], verified_by: Option<&str>) -> Option<DeliveryId>
         Ok(text) => text.contains("\"evt_"),
         Err(_) => body.windows(5).any(|w| w == b"\"evt_"),
     };
-    if !(stripe || looks_like_event) || body.first().is_none_or(|b| !b"{ \t\r\n".contains(b)) {
+    if !looks_like_event || body.first().is_none_or(|b| !b"{ \t\r\n".contains(b)) {
         return None;
     }
     let id = match serde_json::from_slice::<TopLevel>(body).ok()?.id? {
         serde_json::Value::String(id) => id,
         _ => return None,
     };
-    (usable_id(&id) && (stripe || id.starts_with("evt_"))).then_some(DeliveryId {
+    (usable_id(&id) && id.starts_with("evt_")).then_some(DeliveryId {
         value: id,
         from_sender: true,
     })
@@ -487,14 +620,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_signed_message_id_beats_unsigned_id_headers() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("webhook-id", "msg_signed".parse().unwrap());
-        headers.insert("x-github-delivery", "forged".parse().unwrap());
-        let id = signed_id(&headers, Some("standard-webhooks")).unwrap();
-        assert_eq!(id.value, "msg_signed");
-        assert_eq!(signed_id(&headers, Some("github")), None);
-        assert_eq!(signed_id(&headers, None), None);
+    fn a_signed_id_of_any_length_is_the_delivery_id() {
+        assert_eq!(signed_delivery_id("msg_1").value, "msg_1");
+        let long = "m".repeat(5000);
+        let id = signed_delivery_id(&long);
+        assert!(id.from_sender);
+        assert_eq!(id.value.len(), "sha256:".len() + 64, "{id:?}");
+        assert_eq!(id, signed_delivery_id(&long), "stable across retries");
     }
 
     #[test]
@@ -520,25 +652,16 @@ mod tests {
 
     #[test]
     fn stripe_event_id_from_the_body() {
-        let id = |body: &str, by| stripe_event_id(body.as_bytes(), by).map(|id| id.value);
+        let id = |body: &str| stripe_event_id(body.as_bytes()).map(|id| id.value);
         let event = r#"{"id": "evt_1Nx", "object": "event", "data": {"object": {"id": "pi_3"}}}"#;
-        assert_eq!(id(event, None).as_deref(), Some("evt_1Nx"));
-        assert_eq!(id(event, Some("stripe")).as_deref(), Some("evt_1Nx"));
-        // Verified as Stripe: any top-level string id; otherwise only `evt_`.
-        assert_eq!(
-            id(r#"{"id":"abc"}"#, Some("stripe")).as_deref(),
-            Some("abc")
-        );
-        assert_eq!(id(r#"{"id":"abc"}"#, None), None);
-        assert_eq!(id(r#"{"id":"abc","x":"evt_"}"#, None), None);
-        // Nested ids, non-strings, non-JSON and broken JSON are not ids.
-        assert_eq!(id(r#"{"data":{"id":"evt_1"}}"#, None), None);
-        assert_eq!(id(r#"{"id":7}"#, Some("stripe")), None);
-        assert_eq!(id(r#"evt_1"#, Some("stripe")), None);
-        assert_eq!(id(r#"{"id":"evt_1""#, None), None);
-        assert_eq!(
-            id(&format!(r#"{{"id":"evt_{}"}}"#, "x".repeat(300)), None),
-            None
-        );
+        assert_eq!(id(event).as_deref(), Some("evt_1Nx"));
+        // Only `evt_` ids, at the top level, as strings, of JSON objects.
+        assert_eq!(id(r#"{"id":"abc"}"#), None);
+        assert_eq!(id(r#"{"id":"abc","x":"evt_"}"#), None);
+        assert_eq!(id(r#"{"data":{"id":"evt_1"}}"#), None);
+        assert_eq!(id(r#"{"id":7,"x":"evt_"}"#), None);
+        assert_eq!(id(r#"evt_1"#), None);
+        assert_eq!(id(r#"{"id":"evt_1""#), None);
+        assert_eq!(id(&format!(r#"{{"id":"evt_{}"}}"#, "x".repeat(300))), None);
     }
 }
