@@ -34,6 +34,8 @@ pub mod check;
 pub mod config;
 pub mod console;
 pub mod delivery;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod inbox;
 pub mod ingress;
 pub mod queue;

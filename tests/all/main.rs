@@ -10,7 +10,9 @@ mod admin;
 mod capabilities;
 mod cli;
 mod console;
+
 mod examples;
+mod fuzz;
 mod guests;
 mod health;
 mod inbox;

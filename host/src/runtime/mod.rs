@@ -387,7 +387,7 @@ impl Drop for Runtime {
     }
 }
 
-fn validate_response(response: Response) -> Result<Response, CallError> {
+pub(crate) fn validate_response(response: Response) -> Result<Response, CallError> {
     // 1xx are interim answers hyper cannot send as a final response (and 101
     // would switch protocols).
     if !(200..=599).contains(&response.status) {

@@ -32,6 +32,8 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+#[doc(hidden)]
+pub(crate) use response::{DELIVERY_HEADER, RESERVED_HEADERS, plugin_response};
 pub use service::{App, Limits};
 
 /// Answers requests; every outcome is a response.

@@ -176,7 +176,7 @@ fn json_answer(
 }
 
 /// Hop-by-hop and framing headers are the host's business, not the plugin's.
-const RESERVED_HEADERS: &[&str] = &[
+pub(crate) const RESERVED_HEADERS: &[&str] = &[
     "connection",
     "content-length",
     "transfer-encoding",

@@ -65,6 +65,8 @@ pub use slack::Slack;
 pub use standard_webhooks::{InvalidKey, StandardWebhooks};
 pub use stripe::Stripe;
 pub use token::Token;
+#[doc(hidden)]
+pub(crate) use twilio::fuzz_form;
 pub use twilio::{InvalidUrl, Twilio};
 
 /// What a scheme sees of a request.
