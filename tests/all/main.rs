@@ -10,7 +10,7 @@ mod admin;
 mod capabilities;
 mod cli;
 mod console;
-
+mod crash_loop;
 mod examples;
 mod fuzz;
 mod guests;
