@@ -7,7 +7,7 @@ Run from the repository root: `python3 fuzz/seeds.py`. Seeds are named
 `seed-*`; files the fuzzer adds (and regression inputs, `crash-*`) sit next
 to them and are left alone. The input formats are described in
 host/src/fuzz.rs."""
-import base64, hashlib, hmac, json, os, re
+import base64, hashlib, hmac, json, os, re, urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
@@ -22,9 +22,21 @@ def write(target, name, data):
         f.write(data)
 
 
+def toml_string(text):
+    return json.dumps(text)  # a JSON string is a TOML basic string
+
+
 def request(first, secrets, now, uri, headers, body):
+    """The `verify` target's input: a `[verify]` table, `---`, the request.
+    `first` is the scheme and its options as `key=value` words."""
+    words = first.split(" ")
+    table = [f"scheme = {toml_string(words[0])}"]
+    for word in words[1:]:
+        key, _, value = word.partition("=")
+        table.append(f"{key} = {toml_string(value)}")
+    table.append("secrets = [" + ", ".join(toml_string(s) for s in secrets) + "]")
     head = "\n".join(f"{k}: {v}" for k, v in headers.items())
-    text = f"{first}\n{chr(9).join(secrets)}\n{now}\n{uri}\n{head}\n\n"
+    text = "\n".join(table) + f"\n---\n{now}\n{uri}\n{head}\n\n"
     return text.encode() + (body.encode() if isinstance(body, str) else body)
 
 
@@ -38,7 +50,7 @@ for i, v in enumerate(vectors):
     if v["scheme"] == "twilio":
         url = v["url"]
         base, _, query = url.partition("?")
-        body = "&".join(f"{k}={v2}" for k, v2 in v["form"].items())
+        body = urllib.parse.urlencode(v["form"])
         headers = dict(v["headers"])
         headers["Content-Type"] = "application/x-www-form-urlencoded"
         write("verify", f"vector-{i}-twilio-url", request(f"twilio url={base}", [v["secret"]], now, f"/myapp.php?{query}", headers, body))
@@ -78,7 +90,7 @@ msg_id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
 sig = base64.b64encode(mac(base64.b64decode(key), f"{msg_id}.{NOW}.{BODY}").digest()).decode()
 write("verify", "standard-webhooks", request("standard-webhooks tolerance=5m", [f"whsec_{key}"], NOW, "/hooks/fuzz",
       {"webhook-id": msg_id, "webhook-timestamp": str(NOW), "webhook-signature": f"v1,AAAA v1,{sig}"}, BODY))
-write("verify", "twilio-json", request("twilio url=https://example.com/hooks/sms", [secret], NOW,
+write("verify", "refused-twilio-json", request("twilio url=https://example.com/hooks/sms", [secret], NOW,
       "/hooks/sms?bodySHA256=" + hashlib.sha256(BODY.encode()).hexdigest(),
       {"Content-Type": "application/json", "X-Twilio-Signature": "AAAA"}, BODY))
 

@@ -17,8 +17,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 
 use crate::config::Manifest;
 use crate::runtime::{Header, Response};
-use crate::secret::{SecretRef, SecretResolver};
-use crate::verify::{self, Input, RawVerify};
+use crate::secret::SecretResolver;
+use crate::verify::{self, Input, RawVerify, Refusal};
 
 /// Every target, by the name of its corpus folder (`fuzz/corpus/NAME`) and
 /// harness binary.
@@ -72,11 +72,12 @@ fn headers_and_body(mut data: &[u8]) -> (HeaderMap, &[u8]) {
 
 /// Every signature scheme's header parsing and verification.
 ///
-/// The input is a request as text:
+/// The input is a manifest's `[verify]` table, then a request as text:
 ///
 /// ```text
-/// SCHEME [tolerance=… header=… prefix=… algorithm=… encoding=… url=…]
-/// SECRET[\tSECRET…]
+/// scheme = "stripe"
+/// secrets = ["…"]
+/// ---
 /// NOW (unix seconds)
 /// URI
 /// Name: value
@@ -85,59 +86,32 @@ fn headers_and_body(mut data: &[u8]) -> (HeaderMap, &[u8]) {
 /// BODY
 /// ```
 ///
-/// The scheme is built as a manifest's `[verify]` table would be, then the
-/// request is verified. Whatever the answer, the scheme's own signature of
-/// the same body at the same time must then verify (except `twilio`, whose
-/// URL may come from the request's `Host` header, which signing cannot see).
+/// The table is read and the scheme built as the manifest loader does
+/// (`file:` references are skipped: they would read this machine's files),
+/// then the request is verified. Whatever the answer, the scheme's own
+/// signature of the same body at the same time must then verify (except
+/// `twilio`'s, whose URL may come from the request's `Host` header, which
+/// signing cannot see).
 pub fn verify(data: &[u8]) {
-    let (first, rest) = line(data);
-    let (secrets, rest) = line(rest);
+    let _ = verify_outcome(data);
+}
+
+/// [`verify`], with the scheme's answer to the request; `None` when the
+/// input is not a table and a request, or the table builds no scheme.
+pub fn verify_outcome(data: &[u8]) -> Option<Result<(), Refusal>> {
+    let split = data.windows(5).position(|w| w == b"\n---\n")?;
+    let table = std::str::from_utf8(&data[..split]).ok()?;
+    if table.contains("file:") {
+        return None;
+    }
+    let raw: RawVerify = toml::from_str(table).ok()?;
+    let rest = &data[split + 5..];
     let (now, rest) = line(rest);
     let (uri, rest) = line(rest);
-    let (Ok(first), Ok(secrets), Ok(now), Ok(uri)) = (
-        std::str::from_utf8(first),
-        std::str::from_utf8(secrets),
-        std::str::from_utf8(now),
-        std::str::from_utf8(uri),
-    ) else {
-        return;
-    };
-    let Ok(now) = now.trim().parse::<i64>() else {
-        return;
-    };
-    let Ok(uri) = uri.parse::<Uri>() else {
-        return;
-    };
-    let mut words = first.split(' ');
-    let mut raw = RawVerify {
-        scheme: words.next().unwrap_or_default().to_owned(),
-        ..RawVerify::default()
-    };
-    for word in words {
-        let (key, value) = word.split_once('=').unwrap_or((word, ""));
-        let value = Some(value.to_owned());
-        match key {
-            "tolerance" => raw.tolerance = value,
-            "header" => raw.header = value,
-            "prefix" => raw.prefix = value,
-            "algorithm" => raw.algorithm = value,
-            "encoding" => raw.encoding = value,
-            "url" => raw.url = value,
-            _ => return,
-        }
-    }
-    let secrets: Vec<&str> = secrets.split('\t').collect();
-    if secrets
-        .iter()
-        .any(|s| s.starts_with("file:") || s.starts_with("env:"))
-    {
-        return;
-    }
-    raw.secrets = Some(secrets.into_iter().map(SecretRef::new).collect());
+    let now = std::str::from_utf8(now).ok()?.trim().parse::<i64>().ok()?;
+    let uri = std::str::from_utf8(uri).ok()?.parse::<Uri>().ok()?;
     let resolver = SecretResolver::with_env(Path::new("."), &resolver_env);
-    let Ok(scheme) = verify::build(&raw, &resolver) else {
-        return;
-    };
+    let scheme = verify::build(&raw, &resolver).ok()?;
     let (headers, body) = headers_and_body(rest);
     let input = Input {
         headers: &headers,
@@ -145,24 +119,24 @@ pub fn verify(data: &[u8]) {
         uri: &uri,
         now,
     };
-    if let Err(refusal) = scheme.verify(&input) {
+    let outcome = scheme.verify(&input);
+    if let Err(refusal) = &outcome {
         let _ = refusal.reason();
     }
-    if raw.scheme == "twilio" {
-        return;
+    if raw.scheme != "twilio"
+        && let Ok(signed) = scheme.sign(body, &uri, now)
+    {
+        let input = Input {
+            headers: &signed,
+            body,
+            uri: &uri,
+            now,
+        };
+        if let Err(refusal) = scheme.verify(&input) {
+            panic!("{} refuses its own signature: {refusal}", raw.scheme);
+        }
     }
-    let Ok(signed) = scheme.sign(body, &uri, now) else {
-        return;
-    };
-    let input = Input {
-        headers: &signed,
-        body,
-        uri: &uri,
-        now,
-    };
-    if let Err(refusal) = scheme.verify(&input) {
-        panic!("{} refuses its own signature: {refusal}", raw.scheme);
-    }
+    Some(outcome)
 }
 
 /// The plugin manifest parser and validator (`NAME.toml`).

@@ -154,3 +154,42 @@ fn every_corpus_file_and_seeded_mutations_pass_every_fuzz_target() {
         );
     }
 }
+
+/// The `verify` seeds reach the end of each scheme: every `seed-*` request
+/// is accepted (those named `refused` are refused), and every scheme the
+/// host knows has one. A new scheme needs a seed in fuzz/seeds.py.
+#[test]
+fn every_scheme_has_a_verify_seed_that_it_accepts() {
+    let dir = corpus_dir("verify");
+    let mut accepted = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("seed-") {
+            continue;
+        }
+        let input = std::fs::read(&path).unwrap();
+        let outcome = hookhost::fuzz::verify_outcome(&input)
+            .unwrap_or_else(|| panic!("{name}: not a [verify] table and a request"));
+        if name.contains("refused") {
+            assert!(outcome.is_err(), "{name}: accepted");
+            continue;
+        }
+        assert_eq!(outcome, Ok(()), "{name}");
+        let table = String::from_utf8_lossy(&input);
+        let scheme = table
+            .lines()
+            .find_map(|line| line.strip_prefix("scheme = "))
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        accepted.insert(scheme);
+    }
+    for scheme in hookhost::verify::scheme_names() {
+        assert!(
+            accepted.contains(*scheme),
+            "no accepted seed for scheme `{scheme}` in {}: add one to fuzz/seeds.py",
+            dir.display()
+        );
+    }
+}
