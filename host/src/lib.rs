@@ -20,6 +20,8 @@
 //!   [`runtime`] (the wasmtime engine, instances, host imports),
 //!   [`inbox`] (the durable store behind a typed API), [`verify`] (signature
 //!   schemes, pure functions).
+//! - Beside them: [`fuzz`], the bodies of the fuzz targets (hidden; see
+//!   `docs/fuzzing.md`), on top since they reach into every layer.
 //! - Leaves: [`secret`] (`env:`/`file:` references), [`units`] (sizes and
 //!   durations), [`ingress`] (client addresses, allowlists, rate limits),
 //!   [`telemetry`] (delivery totals and Prometheus metrics).
