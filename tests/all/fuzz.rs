@@ -4,8 +4,9 @@
 //! coverage-guided run is `make fuzz` (docs/fuzzing.md).
 //!
 //! `HOOKHOST_FUZZ_MUTATIONS` sets the mutations per target (default 3000),
-//! `HOOKHOST_FUZZ_SEED` the seed (default: from the clock, printed), so a
-//! failure can be replayed.
+//! `HOOKHOST_FUZZ_SECONDS` a time per target instead (a longer random run
+//! without the instrumented build), `HOOKHOST_FUZZ_SEED` the seed (default:
+//! from the clock, printed), so a failure can be replayed.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,9 @@ fn every_corpus_file_and_seeded_mutations_pass_every_fuzz_target() {
         .ok()
         .map(|v| v.parse().expect("HOOKHOST_FUZZ_MUTATIONS: a number"))
         .unwrap_or(DEFAULT_MUTATIONS);
+    let seconds: Option<u64> = std::env::var("HOOKHOST_FUZZ_SECONDS")
+        .ok()
+        .map(|v| v.parse().expect("HOOKHOST_FUZZ_SECONDS: a number"));
     let seed = std::env::var("HOOKHOST_FUZZ_SEED")
         .ok()
         .map(|v| v.parse().expect("HOOKHOST_FUZZ_SEED: a number"))
@@ -136,7 +140,13 @@ fn every_corpus_file_and_seeded_mutations_pass_every_fuzz_target() {
             run(name, *target, input, path);
         }
         let mut rng = Rng(seed ^ (name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-        for i in 0..mutations {
+        let budget = seconds.map(std::time::Duration::from_secs);
+        let mut i = 0;
+        while match budget {
+            Some(budget) => started.elapsed() < budget,
+            None => i < mutations,
+        } {
+            i += 1;
             let (_, input) = &corpus[rng.below(corpus.len())];
             let (_, other) = &corpus[rng.below(corpus.len())];
             let mutant = mutate(&mut rng, input, other);
@@ -148,7 +158,7 @@ fn every_corpus_file_and_seeded_mutations_pass_every_fuzz_target() {
             );
         }
         eprintln!(
-            "fuzz replay: {name}: {} corpus files + {mutations} mutations in {:?}",
+            "fuzz replay: {name}: {} corpus files + {i} mutations in {:?}",
             corpus.len(),
             started.elapsed()
         );
