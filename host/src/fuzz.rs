@@ -204,8 +204,9 @@ pub fn guest_response(data: &[u8]) {
         headers,
         body: rest.to_vec(),
     };
+    // Refusals are the runtime's to decide (a status out of range, too many
+    // or too large headers); what it lets through must be sendable.
     let Ok(response) = crate::runtime::validate_response(response) else {
-        assert!(!(200..=599).contains(&status), "status {status} refused");
         return;
     };
     let body_len = response.body.len();
