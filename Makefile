@@ -28,7 +28,7 @@ COMPONENTIZE_JS := node_modules/.bin/componentize-js
 JCO := node_modules/.bin/jco
 JS_TOOLS_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test plugins wasm-target py-tools js-tools tools js-types lint fmt bench bench-smoke
+.PHONY: run test plugins wasm-target py-tools js-tools tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
 
 ## Build the example plugins and serve them on $(LISTEN).
 run: plugins
@@ -108,9 +108,27 @@ bench: wasm-target
 bench-smoke: wasm-target
 	$(CARGO) xtask bench --smoke --profile dev
 
+## The long fuzz run (docs/fuzzing.md): every target of fuzz/ built with
+## coverage instrumentation in $(FUZZ_TARGET_DIR) (not the test build's
+## target/), then FUZZ_TIME seconds each, FUZZ_PARALLEL at a time. The short
+## run is part of `make test` (tests/all/fuzz.rs).
+FUZZ_TIME ?= 600
+FUZZ_PARALLEL ?= 1
+FUZZ_TARGET_DIR ?= $(CURDIR)/target/fuzz
+CARGO_FUZZ_VERSION := 0.13.2
+fuzz: fuzz-tools
+	FUZZ_TIME=$(FUZZ_TIME) FUZZ_PARALLEL=$(FUZZ_PARALLEL) FUZZ_TARGET_DIR=$(FUZZ_TARGET_DIR) \
+		CARGO=$(CARGO) fuzz/run.sh
+
+## cargo-fuzz, if missing (into ~/.cargo/bin: a cargo subcommand).
+fuzz-tools:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || \
+		$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+
 ## Format check and lints, as CI runs them.
 lint: tools
 	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy -p xtask -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip2 --workspace \

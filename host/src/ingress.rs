@@ -259,6 +259,9 @@ fn rate_limited(
     }
 }
 
+/// The longest `PERIOD` of a rate.
+const MAX_RATE_PERIOD: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses `"N/PERIOD"`: N requests per PERIOD, at most N at once. `PERIOD` is
 /// `s`, `m`, `h` or a duration such as `10s`.
 pub fn parse_rate(text: &str) -> Result<Quota, String> {
@@ -279,6 +282,11 @@ pub fn parse_rate(text: &str) -> Result<Quota, String> {
     };
     if period.is_zero() {
         return Err(bad("period must be more than zero"));
+    }
+    // The limiter counts in u64 nanoseconds and panics past 584 years; no
+    // useful rate needs more than a year (found by fuzzing the manifest).
+    if period > MAX_RATE_PERIOD {
+        return Err(bad("period must be at most 365d"));
     }
     let replenish = period / count.get();
     let quota = Quota::with_period(replenish.max(Duration::from_nanos(1)))

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "command line",
         &["check", "console", "scaffold", "send", "settings"],
     ),
+    ("fuzz target bodies", &["fuzz"]),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -20,6 +20,8 @@
 //!   [`runtime`] (the wasmtime engine, instances, host imports),
 //!   [`inbox`] (the durable store behind a typed API), [`verify`] (signature
 //!   schemes, pure functions).
+//! - Beside them: [`fuzz`], the bodies of the fuzz targets (hidden; see
+//!   `docs/fuzzing.md`), on top since they reach into every layer.
 //! - Leaves: [`files`] (reading the operator's files: regular files only,
 //!   never blocking, capped and timed), [`secret`] (`env:`/`file:`
 //!   references and the rules for manifests), [`units`] (sizes and
@@ -37,8 +39,10 @@ pub mod check;
 pub mod config;
 pub mod console;
 pub mod delivery;
-pub mod files;
 pub mod fetch;
+pub mod files;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod inbox;
 pub mod ingress;
 pub mod queue;

@@ -344,7 +344,45 @@ fn check_one(key: &Key, values: &[OsString]) -> Result<(), String> {
 fn file_layer(path: &Path, keys: &[Key]) -> anyhow::Result<(Layer, Option<LogFormat>)> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| anyhow::anyhow!("cannot read config file {}: {err}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text)
+    text_layer(path, &text, keys)
+}
+
+/// The fuzz target for `hookhost.toml` (`crate::fuzz`): `data` as the file's
+/// text, read into a layer, then resolved as `serve` would. Errors are fine;
+/// panics are not.
+pub(crate) fn fuzz_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let keys = keys();
+    let Ok((layer, _)) = text_layer(Path::new("hookhost.toml"), text, &keys) else {
+        return;
+    };
+    let mut argv = Vec::new();
+    for key in &keys {
+        if let Some(values) = layer.get(&key.id) {
+            argv.extend(as_flags(key, values));
+        }
+    }
+    if let Ok(matches) = parse(argv)
+        && let Ok(settings) = ServeSettings::from_arg_matches(&matches)
+    {
+        let resolved = Resolved {
+            settings,
+            log_format: LogFormat::Pretty,
+            sources: BTreeMap::new(),
+            config_file: None,
+            warnings: Vec::new(),
+        };
+        if resolved.check_pairs().is_ok() {
+            let _ = resolved.to_toml();
+        }
+    }
+}
+
+/// Reads the text of config file `path` into a layer.
+fn text_layer(path: &Path, text: &str, keys: &[Key]) -> anyhow::Result<(Layer, Option<LogFormat>)> {
+    let table: toml::Table = toml::from_str(text)
         .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message().trim()))?;
     let mut layer = Layer::new();
     let mut log_format = None;

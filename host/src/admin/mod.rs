@@ -33,6 +33,9 @@ mod auth;
 mod routes;
 mod views;
 
+#[doc(hidden)]
+pub(crate) use routes::fuzz_query;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -309,6 +309,31 @@ fn percent_decode(text: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The fuzz target for the query and event-id decoding (`crate::fuzz`):
+/// `data` as a query string, and as an event id. Panics only on a broken
+/// invariant.
+pub(crate) fn fuzz_query(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(query) = Query::parse(text) {
+        for (name, _) in &query.0 {
+            let _ = query.get(name);
+        }
+        let _ = key(text, &query);
+        // Text without escapes decodes to itself.
+        if !text.contains(['%', '+']) {
+            assert!(query.0.len() <= text.split('&').count());
+        }
+    }
+    if let Some(decoded) = percent_decode(text, false) {
+        assert!(decoded.len() <= text.len());
+        if !text.contains('%') {
+            assert_eq!(decoded, text);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

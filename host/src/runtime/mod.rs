@@ -400,7 +400,7 @@ pub const MAX_RESPONSE_HEADERS: usize = 100;
 /// copies and sends them, so a hostile plugin must not make that megabytes.
 pub const MAX_RESPONSE_HEADER_BYTES: usize = 64 * 1024;
 
-fn validate_response(response: Response) -> Result<Response, CallError> {
+pub(crate) fn validate_response(response: Response) -> Result<Response, CallError> {
     if response.headers.len() > MAX_RESPONSE_HEADERS {
         return Err(CallError::InvalidResponse(format!(
             "{} headers; at most {MAX_RESPONSE_HEADERS} are sent",

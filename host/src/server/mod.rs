@@ -42,6 +42,8 @@ use tokio::net::TcpListener;
 use connection::ClientCaps;
 
 pub use keys::Keys;
+#[doc(hidden)]
+pub(crate) use response::{DELIVERY_HEADER, RESERVED_HEADERS, plugin_response};
 pub use service::{App, Limits};
 
 /// Answers requests; every outcome is a response.

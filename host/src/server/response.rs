@@ -63,7 +63,9 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
         Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-        Failure::Store(_) | Failure::BodyBudget(_) | Failure::Fetch(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Failure::Store(_) | Failure::BodyBudget(_) | Failure::Fetch(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Failure::Plugin(err) => err.classify().status,
     }
 }
@@ -145,7 +147,8 @@ impl Failure {
             }
             Failure::Plugin(CallError::Retry(_) | CallError::Capacity)
             | Failure::Store(_)
-            | Failure::BodyBudget(_) | Failure::Fetch(_) => {
+            | Failure::BodyBudget(_)
+            | Failure::Fetch(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {
@@ -221,7 +224,7 @@ fn json_answer(
 }
 
 /// Hop-by-hop and framing headers are the host's business, not the plugin's.
-const RESERVED_HEADERS: &[&str] = &[
+pub(crate) const RESERVED_HEADERS: &[&str] = &[
     "connection",
     "content-length",
     "transfer-encoding",

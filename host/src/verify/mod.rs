@@ -135,6 +135,8 @@ pub use square::Square;
 pub use standard_webhooks::{InvalidKey, StandardWebhooks};
 pub use stripe::Stripe;
 pub use token::Token;
+#[doc(hidden)]
+pub(crate) use twilio::fuzz_form;
 pub use twilio::{InvalidUrl, Twilio};
 pub use twitch::Twitch;
 pub use zoom::Zoom;

@@ -284,6 +284,34 @@ impl Scheme for Twilio {
     }
 }
 
+/// The fuzz target for Twilio's form and URL handling (`crate::fuzz`):
+/// `data` is taken as a form body, as a public URL and as a query carrying
+/// `bodySHA256`. Panics only on a broken invariant.
+pub(crate) fn fuzz_form(data: &[u8]) {
+    let form = sorted_form(data);
+    assert!(
+        form.windows(2).all(|pair| pair[0] <= pair[1]),
+        "sorted_form must sort, keeping repeated pairs (they are signed)"
+    );
+    // Decoding never grows its input, and leaves text without escapes alone.
+    for part in data.split(|&b| b == b'&') {
+        let decoded = percent_decode(part);
+        assert!(decoded.len() <= part.len());
+        if !part.contains(&b'%') && !part.contains(&b'+') {
+            assert_eq!(decoded, part);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if check_url(text).is_ok() {
+            let variants = port_variants(text);
+            assert_eq!(variants[0], text);
+        }
+        if let Ok(uri) = text.parse::<Uri>() {
+            let _ = body_hash_matches(&uri, data);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{self, NOW, name, signed_with};
