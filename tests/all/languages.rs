@@ -101,9 +101,10 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
     assert_eq!(body["total"], 1250);
     assert!(body.get("duplicate").is_none(), "{body}");
 
-    // The same event again, under another delivery id (the host dedupes by
-    // delivery id, and a relay or a replay tool may mint a new one): the
-    // plugin's kv says the event was handled, and nothing is counted twice.
+    // The same event again, under another Idempotency-Key (a relay or a
+    // replay tool may mint a new one): the delivery id of a verified Stripe
+    // route is the signed event id, so the host answers the duplicate itself
+    // and the plugin does not run; nothing is counted twice.
     let again = signed(
         &host,
         "/hooks/stripe",
@@ -114,7 +115,7 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
     .await;
     assert_eq!(again.status(), StatusCode::OK);
     let body: Value = again.json().await.unwrap();
-    assert_eq!(body, json!({"event": "evt_1", "duplicate": true}));
+    assert_eq!(body, json!({"id": "evt_1", "duplicate": true}));
 
     let other = signed(
         &host,
