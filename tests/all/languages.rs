@@ -103,8 +103,10 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
 
     // The same event again, under another Idempotency-Key (a relay or a
     // replay tool may mint a new one): the delivery id of a verified Stripe
-    // route is the signed event id, so the host answers the duplicate itself
-    // and the plugin does not run; nothing is counted twice.
+    // route is the signed event id, so the host answers the duplicate
+    // (`id`) once the first delivery is recorded, and the plugin's kv
+    // (`event`) if it is not yet (a sync route records just after
+    // answering). Either way nothing is counted twice.
     let again = signed(
         &host,
         "/hooks/stripe",
@@ -115,7 +117,8 @@ async fn python_stripe_handles_a_payment_once_across_deliveries() {
     .await;
     assert_eq!(again.status(), StatusCode::OK);
     let body: Value = again.json().await.unwrap();
-    assert_eq!(body, json!({"id": "evt_1", "duplicate": true}));
+    assert_eq!(body["duplicate"], true, "{body}");
+    assert!(body["id"] == "evt_1" || body["event"] == "evt_1", "{body}");
 
     let other = signed(
         &host,
