@@ -20,9 +20,12 @@ use crate::runtime::{Header, Response};
 use crate::secret::SecretResolver;
 use crate::verify::{self, Input, RawVerify, Refusal};
 
+/// A fuzz target's body: takes any bytes, panics only on a broken invariant.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus folder (`fuzz/corpus/NAME`) and
 /// harness binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("verify", verify),
     ("manifest", manifest),
     ("host_toml", host_toml),
