@@ -18,8 +18,8 @@ use super::ed25519;
 use super::signing::unknown_handshake;
 use super::{
     Handshake, Input, Outgoing, Refusal, Scheme, SignError, Signed, Verdict, Window,
-    body_string_field, check_timestamp, decode_hex, header_value, parse_unix_seconds,
-    required_header, tolerance_secs,
+    body_string_field, check_timestamp, decode_hex, header_value, signature_and_timestamp,
+    tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "discord";
@@ -64,19 +64,8 @@ impl Scheme for Discord {
     }
 
     fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
-        let signature = required_header(
-            input.headers,
-            &SIGNATURE,
-            Refusal::MissingSignature,
-            Refusal::MalformedSignature,
-        )?;
-        let timestamp = required_header(
-            input.headers,
-            &TIMESTAMP,
-            Refusal::MissingTimestamp,
-            Refusal::MalformedTimestamp,
-        )?;
-        let ts = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(TIMESTAMP))?;
+        let (signature, timestamp, ts) =
+            signature_and_timestamp(input.headers, &SIGNATURE, &TIMESTAMP)?;
         let signature: [u8; 64] = decode_hex(signature)
             .and_then(|s| s.try_into().ok())
             .ok_or(Refusal::MalformedSignature(SIGNATURE))?;

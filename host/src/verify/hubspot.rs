@@ -18,8 +18,7 @@ use http::{HeaderMap, HeaderName, Uri};
 
 use super::{
     Input, Outgoing, Refusal, ReplayKey, Scheme, Secret, SignError, Signed, Verdict, Window,
-    check_timestamp, decode_base64, header_value, mac, parse_unix_seconds, required_header,
-    tolerance_secs,
+    check_timestamp, decode_base64, header_value, mac, signature_and_timestamp, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "hubspot";
@@ -99,19 +98,8 @@ impl Scheme for Hubspot {
     }
 
     fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
-        let signature = required_header(
-            input.headers,
-            &SIGNATURE,
-            Refusal::MissingSignature,
-            Refusal::MalformedSignature,
-        )?;
-        let timestamp = required_header(
-            input.headers,
-            &TIMESTAMP,
-            Refusal::MissingTimestamp,
-            Refusal::MalformedTimestamp,
-        )?;
-        let ms = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(TIMESTAMP))?;
+        let (signature, timestamp, ms) =
+            signature_and_timestamp(input.headers, &SIGNATURE, &TIMESTAMP)?;
         let tag = decode_base64(signature).ok_or(Refusal::MalformedSignature(SIGNATURE))?;
         let ts = ms.div_euclid(1000);
         check_timestamp(ts, input.now, self.tolerance, Window::BothWays)?;

@@ -480,6 +480,31 @@ fn required_header<'a>(
     value.to_str().map_err(|_| malformed(name.clone()))
 }
 
+/// The signature header's text, the timestamp header's text (which the
+/// signed string quotes) and its Unix seconds, for the schemes that send the two side by side (Slack, Zoom, Discord,
+/// SendGrid, HubSpot): refusals in the order a sender would fix them.
+fn signature_and_timestamp<'a>(
+    headers: &'a HeaderMap,
+    signature: &HeaderName,
+    timestamp: &HeaderName,
+) -> Result<(&'a str, &'a str, i64), Refusal> {
+    let text = required_header(
+        headers,
+        signature,
+        Refusal::MissingSignature,
+        Refusal::MalformedSignature,
+    )?;
+    let stamp = required_header(
+        headers,
+        timestamp,
+        Refusal::MissingTimestamp,
+        Refusal::MalformedTimestamp,
+    )?;
+    let seconds =
+        parse_unix_seconds(stamp).ok_or_else(|| Refusal::MalformedTimestamp(timestamp.clone()))?;
+    Ok((text, stamp, seconds))
+}
+
 /// Unix seconds written as plain decimal digits (no sign, no fraction), as
 /// every timestamped sender sends them.
 fn parse_unix_seconds(text: &str) -> Option<i64> {

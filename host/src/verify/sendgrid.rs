@@ -19,8 +19,7 @@ use p256::pkcs8::DecodePublicKey;
 use super::ed25519::InvalidPublicKey;
 use super::{
     Input, Outgoing, Refusal, ReplayKey, Scheme, SignError, Signed, Verdict, Window,
-    check_timestamp, decode_base64, header_value, parse_unix_seconds, required_header,
-    tolerance_secs,
+    check_timestamp, decode_base64, header_value, signature_and_timestamp, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "sendgrid";
@@ -69,19 +68,8 @@ impl Scheme for Sendgrid {
     }
 
     fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
-        let signature = required_header(
-            input.headers,
-            &SIGNATURE,
-            Refusal::MissingSignature,
-            Refusal::MalformedSignature,
-        )?;
-        let timestamp = required_header(
-            input.headers,
-            &TIMESTAMP,
-            Refusal::MissingTimestamp,
-            Refusal::MalformedTimestamp,
-        )?;
-        let ts = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(TIMESTAMP))?;
+        let (signature, timestamp, ts) =
+            signature_and_timestamp(input.headers, &SIGNATURE, &TIMESTAMP)?;
         let der = decode_base64(signature)
             .and_then(|der| DerSignature::from_bytes(&der).ok())
             .ok_or(Refusal::MalformedSignature(SIGNATURE))?;

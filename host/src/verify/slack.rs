@@ -15,8 +15,8 @@ use super::mac::{self, Algorithm};
 use super::signing::unknown_handshake;
 use super::{
     Handshake, Input, Outgoing, Refusal, ReplayKey, Scheme, Secret, SignError, Signed, Verdict,
-    Window, body_string_field, check_timestamp, decode_hex, header_value, parse_unix_seconds,
-    required_header, tolerance_secs,
+    Window, body_string_field, check_timestamp, decode_hex, header_value, signature_and_timestamp,
+    tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "slack";
@@ -74,19 +74,8 @@ impl Scheme for Slack {
     }
 
     fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
-        let signature = required_header(
-            input.headers,
-            &SIGNATURE,
-            Refusal::MissingSignature,
-            Refusal::MalformedSignature,
-        )?;
-        let timestamp = required_header(
-            input.headers,
-            &TIMESTAMP,
-            Refusal::MissingTimestamp,
-            Refusal::MalformedTimestamp,
-        )?;
-        let ts = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(TIMESTAMP))?;
+        let (signature, timestamp, ts) =
+            signature_and_timestamp(input.headers, &SIGNATURE, &TIMESTAMP)?;
         let tag = signature
             .strip_prefix("v0=")
             .and_then(decode_hex)

@@ -16,8 +16,8 @@ use serde_json::json;
 use super::signing::unknown_handshake;
 use super::{
     Handshake, Input, Outgoing, Refusal, ReplayKey, Scheme, Secret, SignError, Signed, Verdict,
-    Window, check_timestamp, decode_hex, header_value, hex_hmac_sha256, mac, parse_unix_seconds,
-    required_header, tolerance_secs,
+    Window, check_timestamp, decode_hex, header_value, hex_hmac_sha256, mac,
+    signature_and_timestamp, tolerance_secs,
 };
 
 pub(crate) const NAME: &str = "zoom";
@@ -71,19 +71,8 @@ impl Scheme for Zoom {
     }
 
     fn verify(&self, input: &Input<'_>) -> Result<Verdict, Refusal> {
-        let signature = required_header(
-            input.headers,
-            &SIGNATURE,
-            Refusal::MissingSignature,
-            Refusal::MalformedSignature,
-        )?;
-        let timestamp = required_header(
-            input.headers,
-            &TIMESTAMP,
-            Refusal::MissingTimestamp,
-            Refusal::MalformedTimestamp,
-        )?;
-        let ts = parse_unix_seconds(timestamp).ok_or(Refusal::MalformedTimestamp(TIMESTAMP))?;
+        let (signature, timestamp, ts) =
+            signature_and_timestamp(input.headers, &SIGNATURE, &TIMESTAMP)?;
         let tag = signature
             .strip_prefix("v0=")
             .and_then(decode_hex)
