@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 
 use connection::ClientCaps;
 
-pub use keys::Keys;
+pub use keys::{Keys, REFETCH_AFTER};
 #[doc(hidden)]
 pub(crate) use response::{DELIVERY_HEADER, RESERVED_HEADERS, plugin_response};
 pub use service::{App, Limits};

@@ -86,12 +86,14 @@ pub struct RawVerify {
     /// `hmac` only: the header carrying `{timestamp}` (Unix seconds).
     pub timestamp_header: Option<String>,
     /// `sns` only: hosts `SigningCertURL` and `SubscribeURL` may name
-    /// (`*` is one DNS label). Default `["sns.*.amazonaws.com"]`.
+    /// (`*` is one DNS label; `host:PORT` allows that port, else none may
+    /// be named). Default `["sns.*.amazonaws.com"]`.
     pub cert_hosts: Option<Vec<String>>,
     /// `sns` only: confirm a `SubscriptionConfirmation` by fetching its
     /// `SubscribeURL`. Default false (answered, left for the operator).
     pub confirm: Option<bool>,
-    /// `pubsub` only: where Google's signing keys are published. Default
+    /// `pubsub` only: where Google's signing keys are published, an
+    /// `https://` URL (the host fetches keys over HTTPS only). Default
     /// Google's (`https://www.googleapis.com/oauth2/v3/certs`).
     pub jwks_url: Option<String>,
     /// `pubsub` only: the `aud` the push subscription puts in its tokens.
@@ -364,15 +366,18 @@ pub fn build(
                     .jwks_url
                     .clone()
                     .unwrap_or_else(|| pubsub::DEFAULT_JWKS_URL.to_owned());
-                let uri: http::Uri = jwks_url
-                    .parse()
-                    .map_err(|_| ConfigError::invalid("jwks_url", "not an absolute http(s) URL"))?;
-                if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none()
-                {
-                    return Err(ConfigError::invalid(
+                // The host fetches keys over HTTPS only (crate::fetch): an
+                // `http://` URL would load, then answer every request 503.
+                let not_https = || {
+                    ConfigError::invalid(
                         "jwks_url",
-                        "not an absolute http(s) URL",
-                    ));
+                        "not an absolute https:// URL (keys are fetched over HTTPS only), \
+                         e.g. `https://www.googleapis.com/oauth2/v3/certs`",
+                    )
+                };
+                let uri: http::Uri = jwks_url.parse().map_err(|_| not_https())?;
+                if uri.scheme_str() != Some("https") || uri.authority().is_none() {
+                    return Err(not_https());
                 }
                 Arc::new(Pubsub::new(jwks_url, audience, raw.email.clone()))
             }
@@ -815,6 +820,28 @@ mod tests {
         assert!(
             error(&elsewhere).starts_with("`verify.verify_token` is only used by scheme `meta`")
         );
+    }
+
+    #[test]
+    fn a_jwks_url_must_be_https_since_keys_are_fetched_over_https_only() {
+        let pubsub = |url: &str| RawVerify {
+            scheme: "pubsub".into(),
+            audience: Some("https://example.com/hooks/push".into()),
+            jwks_url: Some(url.into()),
+            ..RawVerify::default()
+        };
+        for url in [
+            "http://127.0.0.1:8080/jwks",
+            "ftp://example.com/jwks",
+            "/jwks",
+        ] {
+            let message = error(&pubsub(url));
+            assert!(
+                message.starts_with("`verify.jwks_url`: not an absolute https:// URL"),
+                "{url}: {message}"
+            );
+        }
+        assert!(build_with_env(&pubsub("https://127.0.0.1:8443/jwks"), &[]).is_ok());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!
 //! Strategy: the certificate URL comes from the sender, so it is checked
 //! before anything else: `https`, a host matching `cert_hosts` (default
-//! `sns.*.amazonaws.com`, `*` being one DNS label) and a `.pem` path.
+//! `sns.*.amazonaws.com`, `*` being one DNS label; an entry may end in
+//! `:PORT`, and then only that port matches, else only the default one) and
+//! a `.pem` path.
 //! Only then is it looked up in [`Input::keys`]; when absent the scheme
 //! answers [`Refusal::KeyUnavailable`] and the host fetches it. The
 //! certificate must be valid at `now`.
@@ -38,22 +40,42 @@ pub const DEFAULT_CERT_HOSTS: &[&str] = &["sns.*.amazonaws.com"];
 
 #[derive(Debug)]
 pub struct Sns {
-    cert_hosts: Vec<String>,
+    cert_hosts: Vec<HostPattern>,
     confirm: bool,
+}
+
+/// One `cert_hosts` entry: a host pattern, and the port it names, if any.
+#[derive(Debug)]
+struct HostPattern {
+    host: String,
+    /// `None`: the URL must not name a port (AWS's never do).
+    port: Option<u16>,
 }
 
 /// A `cert_hosts` entry that is not a host pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a host name pattern (e.g. `sns.*.amazonaws.com`; `*` stands for one DNS label)")]
+#[error(
+    "not a host name pattern (e.g. `sns.*.amazonaws.com`; `*` stands for one DNS label; \
+     `:PORT` at the end allows that port only)"
+)]
 pub struct InvalidHostPattern {
     pub index: usize,
 }
 
 impl Sns {
     pub fn new(cert_hosts: &[String], confirm: bool) -> Result<Self, InvalidHostPattern> {
-        for (index, pattern) in cert_hosts.iter().enumerate() {
-            let ok = !pattern.is_empty()
-                && pattern.split('.').all(|label| {
+        let mut patterns = Vec::with_capacity(cert_hosts.len());
+        for (index, entry) in cert_hosts.iter().enumerate() {
+            let (host, port) = match entry.rsplit_once(':') {
+                // `:0443`-style spellings parse to a port but are no one's.
+                Some((host, text)) => match text.parse::<u16>() {
+                    Ok(port) if port > 0 && port.to_string() == text => (host, Some(port)),
+                    _ => return Err(InvalidHostPattern { index }),
+                },
+                None => (entry.as_str(), None),
+            };
+            let ok = !host.is_empty()
+                && host.split('.').all(|label| {
                     label == "*"
                         || (!label.is_empty()
                             && label
@@ -63,14 +85,19 @@ impl Sns {
             if !ok {
                 return Err(InvalidHostPattern { index });
             }
+            patterns.push(HostPattern {
+                host: host.to_ascii_lowercase(),
+                port,
+            });
         }
         Ok(Sns {
-            cert_hosts: cert_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            cert_hosts: patterns,
             confirm,
         })
     }
 
-    /// Whether `url` is `https` on a trusted host (no port, no user info).
+    /// Whether `url` is `https` on a trusted host, on the port its pattern
+    /// names (none: no port), without user info.
     fn trusted(&self, url: &str) -> bool {
         let Ok(uri) = url.parse::<http::Uri>() else {
             return false;
@@ -78,16 +105,36 @@ impl Sns {
         let Some(authority) = uri.authority() else {
             return false;
         };
-        if uri.scheme_str() != Some("https")
-            || authority.as_str().contains('@')
-            || authority.port().is_some()
-        {
+        if uri.scheme_str() != Some("https") || authority.as_str().contains('@') {
+            return false;
+        }
+        // `host:` with an empty port parses; it is no port anyone meant.
+        if authority.as_str().ends_with(':') {
             return false;
         }
         let host = authority.host().to_ascii_lowercase();
+        let port = authority.port_u16();
         self.cert_hosts
             .iter()
-            .any(|pattern| host_matches(pattern, &host))
+            .any(|pattern| pattern.port == port && host_matches(&pattern.host, &host))
+    }
+
+    /// The authority [`Sns::sign_request`] names in its URLs: the first
+    /// `cert_hosts` entry, each `*` label written `us-east-1`, so a
+    /// request signed for a route carries URLs that route trusts.
+    fn signing_authority(&self) -> String {
+        let Some(first) = self.cert_hosts.first() else {
+            return "sns.us-east-1.amazonaws.com".to_owned();
+        };
+        let host: Vec<&str> = first
+            .host
+            .split('.')
+            .map(|label| if label == "*" { "us-east-1" } else { label })
+            .collect();
+        match first.port {
+            Some(port) => format!("{}:{port}", host.join(".")),
+            None => host.join("."),
+        }
     }
 }
 
@@ -246,9 +293,11 @@ impl Scheme for Sns {
         }
     }
 
-    /// Signs with `SignatureVersion` 2 and an RSA key; the certificate URL
-    /// is `https://sns.us-east-1.amazonaws.com/SimpleNotificationService-hookhost-test.pem`,
-    /// which a test puts in the key cache itself.
+    /// Signs with `SignatureVersion` 2 and an RSA key. The certificate is
+    /// said to be at `/SimpleNotificationService-hookhost-test.pem` and the
+    /// `SubscribeURL` at `/?Action=ConfirmSubscription…`, both on the first
+    /// `cert_hosts` entry ([`TEST_CERT_URL`] with the default), where the
+    /// test serves or caches them.
     fn sign_request(&self, out: &Outgoing<'_>) -> Result<Signed, SignError> {
         let key = out.private_key()?.rsa()?;
         let (kind, body) = match out.handshake {
@@ -279,6 +328,7 @@ impl Scheme for Sns {
         )
         .to_string();
         let confirmation = kind != "Notification";
+        let authority = self.signing_authority();
         let mut message = Message {
             kind: kind.to_owned(),
             message_id: id,
@@ -288,8 +338,8 @@ impl Scheme for Sns {
             timestamp,
             signature_version: "2".into(),
             signature: String::new(),
-            signing_cert_url: TEST_CERT_URL.into(),
-            subscribe_url: confirmation.then(|| "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:hookhost&Token=2336412f37fb687f5d51e6e2425".into()),
+            signing_cert_url: format!("https://{authority}{TEST_CERT_PATH}"),
+            subscribe_url: confirmation.then(|| format!("https://{authority}/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:hookhost&Token=2336412f37fb687f5d51e6e2425")),
             token: confirmation.then(|| "2336412f37fb687f5d51e6e2425".into()),
         };
         let canonical = message
@@ -312,9 +362,12 @@ impl Scheme for Sns {
     }
 }
 
-/// Where [`Sns::sign_request`] says its certificate is.
+/// Where [`Sns::sign_request`] says its certificate is, with the default
+/// `cert_hosts`.
 pub const TEST_CERT_URL: &str =
     "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-hookhost-test.pem";
+/// The path of that certificate, on whichever host signs.
+pub const TEST_CERT_PATH: &str = "/SimpleNotificationService-hookhost-test.pem";
 
 #[cfg(test)]
 mod tests {
@@ -487,6 +540,56 @@ mod tests {
             keys: &cache,
         });
         assert_eq!(early, Err(Refusal::BadSignature));
+    }
+
+    #[test]
+    fn a_cert_hosts_entry_with_a_port_trusts_that_port_only_and_signs_for_it() {
+        let local = Sns::new(&["127.0.0.1:8443".into()], false).unwrap();
+        assert!(local.trusted("https://127.0.0.1:8443/c.pem"));
+        for url in [
+            "https://127.0.0.1/c.pem",
+            "https://127.0.0.1:9443/c.pem",
+            "https://127.0.0.1:/c.pem",
+            "http://127.0.0.1:8443/c.pem",
+        ] {
+            assert!(!local.trusted(url), "{url}");
+        }
+        assert!(!sns(false).trusted("https://sns.us-east-1.amazonaws.com:443/c.pem"));
+        for bad in [
+            "127.0.0.1:",
+            "127.0.0.1:0",
+            "127.0.0.1:0443",
+            "127.0.0.1:99999",
+            ":8443",
+        ] {
+            assert_eq!(
+                Sns::new(&[bad.into()], false).unwrap_err().index,
+                0,
+                "{bad}"
+            );
+        }
+
+        let key = PrivateKey::from_pem(KEY).unwrap();
+        let uri = "https://hooks.example.com/hooks/sns".parse().unwrap();
+        let out = Outgoing::new(b"", &uri, NOW).with_key(&key);
+        let signed = local
+            .sign_request(&out.with_handshake(CONFIRMATION))
+            .unwrap();
+        let message: serde_json::Value = serde_json::from_slice(&signed.body).unwrap();
+        assert_eq!(
+            message["SigningCertURL"],
+            format!("https://127.0.0.1:8443{TEST_CERT_PATH}")
+        );
+        assert!(
+            message["SubscribeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://127.0.0.1:8443/?Action=ConfirmSubscription"),
+            "{message}"
+        );
+        let signed = sns(false).sign_request(&out).unwrap();
+        let message: serde_json::Value = serde_json::from_slice(&signed.body).unwrap();
+        assert_eq!(message["SigningCertURL"], TEST_CERT_URL);
     }
 
     #[test]
