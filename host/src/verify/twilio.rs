@@ -5,8 +5,10 @@
 //! Twilio signs the URL it called, which a proxy may have changed on the way
 //! in. That URL is the configured `url` (scheme, host and path; the query is
 //! taken from the request), or else it is rebuilt from `X-Forwarded-Proto`
-//! (default `https`), the `Host` header (or the request's authority under
-//! HTTP/2) and the request's path and query. Twilio is inconsistent about
+//! (default `https`), `X-Forwarded-Host` or else the `Host` header (or the
+//! request's authority under HTTP/2), and the request's path and query.
+//! The server passes the `X-Forwarded-*` headers on only from a trusted
+//! proxy (`--trusted-proxy`), so a client cannot choose them. Twilio is inconsistent about
 //! default ports, so, like its own libraries, both `host` and `host:443` are
 //! tried.
 //!
@@ -33,6 +35,7 @@ use super::{
 pub(crate) const NAME: &str = "twilio";
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// Why a configured public URL is unusable.
@@ -83,9 +86,19 @@ impl Twilio {
             .map(|v| v.trim().to_ascii_lowercase())
             .filter(|v| v == "http" || v == "https")
             .unwrap_or_else(|| "https".to_owned());
-        let host = match headers.get(http::header::HOST) {
-            Some(host) => host.to_str().ok()?.to_owned(),
-            None => uri.authority()?.as_str().to_owned(),
+        // A proxy that rewrites `Host` says the public one in
+        // `X-Forwarded-Host`; the server removes that header (and
+        // `X-Forwarded-Proto`) unless the peer is a trusted proxy.
+        let forwarded_host = headers
+            .get(FORWARDED_HOST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let host = match (forwarded_host, headers.get(http::header::HOST)) {
+            (Some(forwarded), _) => forwarded.to_owned(),
+            (None, Some(host)) => host.to_str().ok()?.to_owned(),
+            (None, None) => uri.authority()?.as_str().to_owned(),
         };
         Some(format!("{proto}://{host}{path_and_query}"))
     }
@@ -441,6 +454,32 @@ mod tests {
     fn forwarded_proto_is_part_of_the_url() {
         let (secret, headers, pq, body) =
             vector_request(&[("host", "mycompany.com"), ("x-forwarded-proto", "http")]);
+        assert_eq!(
+            verify(&twilio(vec![secret]), &headers, &pq, body.as_bytes()),
+            Err(Refusal::BadSignature)
+        );
+    }
+
+    #[test]
+    fn forwarded_host_is_the_public_host_over_the_host_header() {
+        // The published vector is signed for mycompany.com.
+        let (secret, headers, pq, body) = vector_request(&[
+            ("host", "10.0.0.7:8080"),
+            ("x-forwarded-host", "mycompany.com, proxy.internal"),
+        ]);
+        assert_eq!(
+            verify(
+                &twilio(vec![secret.clone()]),
+                &headers,
+                &pq,
+                body.as_bytes()
+            ),
+            Ok(())
+        );
+        let (_, headers, _, _) = vector_request(&[
+            ("host", "mycompany.com"),
+            ("x-forwarded-host", "other.example.com"),
+        ]);
         assert_eq!(
             verify(&twilio(vec![secret]), &headers, &pq, body.as_bytes()),
             Err(Refusal::BadSignature)
