@@ -34,7 +34,8 @@ def request(first, secrets, now, uri, headers, body):
     for word in words[1:]:
         key, _, value = word.partition("=")
         table.append(f"{key} = {toml_string(value)}")
-    table.append("secrets = [" + ", ".join(toml_string(s) for s in secrets) + "]")
+    if secrets:  # key-pair and fetched-key schemes take none
+        table.append("secrets = [" + ", ".join(toml_string(s) for s in secrets) + "]")
     head = "\n".join(f"{k}: {v}" for k, v in headers.items())
     text = "\n".join(table) + f"\n---\n{now}\n{uri}\n{head}\n\n"
     return text.encode() + (body.encode() if isinstance(body, str) else body)
@@ -60,7 +61,11 @@ for i, v in enumerate(vectors):
         write("twilio_form", f"vector-{i}-form", body)
         write("twilio_form", f"vector-{i}-url", url)
         continue
-    write("verify", f"vector-{i}-{v['scheme']}", request(v["scheme"], [v["secret"]], now, "/hooks/fuzz", v["headers"], v["body"]))
+    if "public_key" in v:  # key-pair schemes: the sender's public key, no secret
+        first, secrets = f"{v['scheme']} public_key={v['public_key']}", []
+    else:
+        first, secrets = v["scheme"], [v["secret"]]
+    write("verify", f"vector-{i}-{v['scheme']}", request(first, secrets, now, "/hooks/fuzz", v["headers"], v["body"]))
 
 # The schemes without a published vector, signed here the way each sender does.
 NOW = 1700000000
@@ -93,6 +98,76 @@ write("verify", "standard-webhooks", request("standard-webhooks tolerance=5m", [
 write("verify", "refused-twilio-json", request("twilio url=https://example.com/hooks/sms", [secret], NOW,
       "/hooks/sms?bodySHA256=" + hashlib.sha256(BODY.encode()).hexdigest(),
       {"Content-Type": "application/json", "X-Twilio-Signature": "AAAA"}, BODY))
+
+# Issue 18's schemes, each signed as its sender does. Key pairs come from
+# fixed seeds (Ed25519, P-256) or the RSA test key whose certificate and JWKS
+# the `verify` target holds as already fetched (host/src/fuzz.rs).
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+
+b64 = lambda data: base64.b64encode(data).decode()
+b64url = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+ed_key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes([7] * 32))
+ed_public = ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+write("verify", "discord", request(f"discord public_key={ed_public.hex()}", [], NOW, "/hooks/fuzz",
+      {"X-Signature-Ed25519": ed_key.sign(f"{NOW}{BODY}".encode()).hex(), "X-Signature-Timestamp": str(NOW)}, BODY))
+write("verify", "standard-webhooks-v1a", request(f"standard-webhooks public_key=whpk_{b64(ed_public)}", [], NOW, "/hooks/fuzz",
+      {"webhook-id": msg_id, "webhook-timestamp": str(NOW),
+       "webhook-signature": f"v1,AAAA v1a,{b64(ed_key.sign(f'{msg_id}.{NOW}.{BODY}'.encode()))}"}, BODY))
+twitch_id, twitch_ts = "e76c6bd4-55c9-4987-8304-da1588d8988b", "2023-11-14T22:13:20Z"  # NOW
+write("verify", "twitch", request("twitch", [secret], NOW, "/hooks/fuzz",
+      {"Twitch-Eventsub-Message-Id": twitch_id, "Twitch-Eventsub-Message-Timestamp": twitch_ts,
+       "Twitch-Eventsub-Message-Type": "notification",
+       "Twitch-Eventsub-Message-Signature": "sha256=" + mac(secret, twitch_id + twitch_ts + BODY).hexdigest()}, BODY))
+write("verify", "zoom", request("zoom", [secret], NOW, "/hooks/fuzz",
+      {"x-zm-request-timestamp": str(NOW), "x-zm-signature": "v0=" + mac(secret, f"v0:{NOW}:{BODY}").hexdigest()}, BODY))
+write("verify", "meta", request("meta verify_token=meta-verify-token", [secret], NOW, "/hooks/fuzz",
+      {"X-Hub-Signature-256": "sha256=" + mac(secret, BODY).hexdigest()}, BODY))
+graph = json.dumps({"value": [{"subscriptionId": "1", "clientState": secret, "changeType": "created", "resource": "me/messages"}]})
+write("verify", "graph", request("graph", [secret], NOW, "/hooks/fuzz", {"Content-Type": "application/json"}, graph))
+p256_key = ec.derive_private_key(int.from_bytes(bytes([7] * 32), "big"), ec.SECP256R1())
+p256_public = p256_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+p256_signature = p256_key.sign(f"{NOW}{BODY}".encode(), ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+write("verify", "sendgrid", request(f"sendgrid public_key={b64(p256_public)}", [], NOW, "/hooks/fuzz",
+      {"X-Twilio-Email-Event-Webhook-Signature": b64(p256_signature),
+       "X-Twilio-Email-Event-Webhook-Timestamp": str(NOW)}, BODY))
+square_url = "https://example.com/hooks/square"
+write("verify", "square", request(f"square url={square_url}", [secret], NOW, "/hooks/fuzz",
+      {"x-square-hmacsha256-signature": b64(mac(secret, square_url + BODY).digest())}, BODY))
+hubspot_url, hubspot_ms = "https://example.com/hooks/hubspot", str(NOW * 1000)
+write("verify", "hubspot", request(f"hubspot url={hubspot_url}", [secret], NOW, "/hooks/fuzz",
+      {"X-HubSpot-Signature-v3": b64(mac(secret, "POST" + hubspot_url + BODY + hubspot_ms).digest()),
+       "X-HubSpot-Request-Timestamp": hubspot_ms}, BODY))
+linear = json.dumps({"action": "create", "type": "Issue", "data": {"id": "1"}, "webhookTimestamp": NOW * 1000})
+write("verify", "linear", request("linear", [secret], NOW, "/hooks/fuzz", {"Linear-Signature": mac(secret, linear).hexdigest()}, linear))
+write("verify", "paddle", request("paddle", [secret], NOW, "/hooks/fuzz",
+      {"Paddle-Signature": f"ts={NOW};h1=00;h1={mac(secret, f'{NOW}:{BODY}').hexdigest()}"}, BODY))
+mailgun_token = hashlib.sha256(BODY.encode()).hexdigest()[:50]
+mailgun = json.dumps({"signature": {"timestamp": str(NOW), "token": mailgun_token,
+                                    "signature": mac(secret, f"{NOW}{mailgun_token}").hexdigest()},
+                      "event-data": json.loads(BODY)})
+write("verify", "mailgun", request("mailgun", [secret], NOW, "/hooks/fuzz", {"Content-Type": "application/json"}, mailgun))
+
+# SNS and Pub/Sub sign with the RSA test key, after its certificate's notBefore.
+LATER = 1800000000
+rsa_key = serialization.load_pem_private_key(open(os.path.join(ROOT, "host/src/verify/testdata/sns-test-key.pem"), "rb").read(), None)
+rsa_sign = lambda data: rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+sns = {"Type": "Notification", "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+       "TopicArn": "arn:aws:sns:us-east-1:123456789012:hookhost", "Subject": "fuzz", "Message": BODY,
+       "Timestamp": "2027-01-15T08:00:00.000Z", "SignatureVersion": "2",
+       "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-hookhost-test.pem"}
+canonical = "".join(f"{k}\n{sns[k]}\n" for k in ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"])
+sns["Signature"] = b64(rsa_sign(canonical.encode()))
+write("verify", "sns", request("sns", [], LATER, "/hooks/fuzz",
+      {"x-amz-sns-message-type": "Notification", "Content-Type": "text/plain; charset=UTF-8"}, json.dumps(sns)))
+audience = "https://hooks.example.com/hooks/push"
+jwt_head = b64url(json.dumps({"alg": "RS256", "kid": "hookhost-test", "typ": "JWT"}).encode())
+jwt_claims = b64url(json.dumps({"aud": audience, "iss": "https://accounts.google.com", "iat": LATER, "exp": LATER + 3600,
+                                "email": "pusher@project.iam.gserviceaccount.com", "email_verified": True}).encode())
+jwt = f"{jwt_head}.{jwt_claims}.{b64url(rsa_sign(f'{jwt_head}.{jwt_claims}'.encode()))}"
+push = json.dumps({"message": {"data": b64(BODY.encode()), "messageId": "1"}, "subscription": "projects/p/subscriptions/s"})
+write("verify", "pubsub", request(f"pubsub audience={audience} email=pusher@project.iam.gserviceaccount.com", [], LATER,
+      "/hooks/fuzz", {"Authorization": f"Bearer {jwt}", "Content-Type": "application/json"}, push))
 
 # Manifests: the examples, the reference in docs/operating.md, a few more.
 for folder in sorted(os.listdir(os.path.join(ROOT, "plugins"))):

@@ -135,7 +135,15 @@ impl Scheme for Hubspot {
         let url = self
             .full_url(&HeaderMap::new(), out.uri)
             .ok_or(SignError::NeedsAbsoluteUrl)?;
-        let timestamp = out.now.saturating_mul(1000).to_string();
+        // HubSpot sends milliseconds: a time past what they can hold would
+        // be signed as another (saturated) time, one the check refuses.
+        let timestamp = out
+            .now
+            .checked_mul(1000)
+            .ok_or(SignError::Unsupported(
+                "a time past what milliseconds can hold",
+            ))?
+            .to_string();
         let tag = mac::compute(
             mac::Algorithm::Sha256,
             key,
@@ -158,6 +166,22 @@ mod tests {
     }
 
     testutil::scheme_contract!(hubspot, ["client-secret-1", "client-secret-2"], covers_body);
+
+    #[test]
+    fn a_time_past_what_milliseconds_hold_is_not_signed_as_another() {
+        // Found by the fuzz replay: `now * 1000` saturated, and the
+        // signed timestamp was not `now`.
+        let scheme = Hubspot::new(
+            vec![Secret::from("s")],
+            Some("https://hooks.example.com/hooks/demo".into()),
+            Duration::from_secs(300),
+        );
+        let uri = testutil::URI.parse().unwrap();
+        assert!(matches!(
+            scheme.sign(b"[]", &uri, i64::MAX / 100),
+            Err(SignError::Unsupported(_))
+        ));
+    }
 
     #[test]
     fn the_url_with_hubspot_decoding_is_signed() {
