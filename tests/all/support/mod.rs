@@ -16,7 +16,8 @@
 //! - [`signing`]: signing as senders do ([`unix_now`], [`with_headers`]).
 //! - [`events`]: events on the admin API ([`event`], [`wait_for`],
 //!   [`json_header`]).
-//! - [`outbound`]: [`LocalServer`], for plugins to call out to.
+//! - [`outbound`]: [`LocalServer`], for plugins to call out to, and
+//!   [`KeyServer`], HTTPS for the keys and confirmations the host fetches.
 //! - [`wait`]: [`eventually`], for what happens in the background.
 
 mod binary;
@@ -33,6 +34,6 @@ pub use cache::{precompile, shared_cache, test_runtime};
 pub use events::{event, json_header, wait_for};
 pub use folder::{Plugin, deploy, folders, install, plugin, plugin_with, with_nonce};
 pub use host::{TestHost, error_body};
-pub use outbound::LocalServer;
+pub use outbound::{KeyServer, LocalServer};
 pub use signing::{unix_now, with_headers};
 pub use wait::eventually;
