@@ -141,6 +141,13 @@ function chart(title, lines, format) {
       pen = 'L';
     });
     if (path) plot.append(svg('path', { class: index ? 'line second' : 'line', d: path }));
+    // The newest point as a dot: a route that just started has only one.
+    const lastIndex = line.values.map((v) => v !== null).lastIndexOf(true);
+    if (lastIndex >= 0) {
+      const x = (lastIndex / Math.max(1, n - 1)) * width;
+      const y = height - 4 - (line.values[lastIndex] / max) * (height - 14);
+      plot.append(svg('circle', { class: index ? 'dot second' : 'dot', cx: x.toFixed(1), cy: y.toFixed(1), r: 2.5 }));
+    }
   });
   plot.append(svg('text', { class: 'axis', x: 2, y: 9 }, `max ${format(max)}`));
   const last = lines.map((line) => {
@@ -163,7 +170,7 @@ async function overview() {
     const charts = [
       chart('requests/s', [{ values: rate }], (v) => number(v, 2)),
       chart('error rate', [{ values: errors }], (v) => `${number(v)} %`),
-      chart('latency p50 / p99', [
+      chart('latency', [
         { name: 'p50', values: route.p50_ms },
         { name: 'p99', values: route.p99_ms },
       ], (v) => `${number(v, 2)} ms`),
