@@ -2,8 +2,9 @@
 #
 # Everything a task needs is installed by the task itself, project-locally:
 # the wasm32-wasip2 Rust target, componentize-py in .venv/ (from PyPI) and
-# componentize-js + jco in node_modules/ (from npm, pinned by
-# package-lock.json). Both work on a fresh machine with rustup, cargo,
+# componentize-js + jco + playwright-core in node_modules/ (from npm, pinned
+# by package-lock.json); only Debian's chromium (for the dashboard's browser
+# tests) is a system package (apt-get). The rest work on a fresh machine with rustup, cargo,
 # python3 (with venv) and node/npm; nothing is installed globally.
 
 CARGO ?= cargo
@@ -18,6 +19,8 @@ EXAMPLES_DIR := target/example-plugins
 # Components are built here, then renamed into EXAMPLES_DIR (same file system).
 BUILD_DIR := target/example-build
 LISTEN ?= 127.0.0.1:8080
+# The admin API and its dashboard (http://$(ADMIN)/ui/); loopback only.
+ADMIN ?= 127.0.0.1:9090
 
 # The plugin toolchains for Python and JavaScript (versions: see README).
 VENV := .venv
@@ -28,11 +31,12 @@ COMPONENTIZE_JS := node_modules/.bin/componentize-js
 JCO := node_modules/.bin/jco
 JS_TOOLS_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test plugins wasm-target py-tools js-tools tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
+.PHONY: run test plugins wasm-target py-tools js-tools browser tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
 
-## Build the example plugins and serve them on $(LISTEN).
+## Build the example plugins and serve them on $(LISTEN), with the admin API
+## and its dashboard on $(ADMIN).
 run: plugins
-	$(CARGO) run --release -p hookhost -- serve --listen $(LISTEN) \
+	$(CARGO) run --release -p hookhost -- serve --listen $(LISTEN) --admin $(ADMIN) \
 		--plugins $(EXAMPLES_DIR) --data target/example-data
 
 ## Run every test: unit tests, then the integration suite against the real host.
@@ -40,7 +44,15 @@ test: tools
 	$(CARGO) test
 
 ## Everything the build needs besides cargo.
-tools: wasm-target py-tools js-tools
+tools: wasm-target py-tools js-tools browser
+
+## Debian's Chromium, which the dashboard's browser tests drive
+## (tests/all/dashboard.rs, through playwright-core from js-tools). They
+## fail without it, so it is installed here when missing (as root; the
+## package list is refreshed only if the first try cannot find it).
+browser:
+	@command -v chromium >/dev/null || apt-get install -y chromium || \
+		{ apt-get update && apt-get install -y chromium; }
 
 ## componentize-py in a project-local virtual environment.
 py-tools: $(PY_TOOLS_STAMP)
@@ -50,7 +62,8 @@ $(PY_TOOLS_STAMP):
 	$(VENV)/bin/pip install --disable-pip-version-check --quiet componentize-py==$(COMPONENTIZE_PY_VERSION)
 	touch $@
 
-## componentize-js and jco in a project-local node_modules, as locked.
+## componentize-js, jco and playwright-core (which drives the browser tests)
+## in a project-local node_modules, as locked.
 ## `npm install` rather than `npm ci`: with `omit-lockfile-registry-resolved`
 ## (set on our machines) npm 11's `ci` refuses this lock over the optional
 ## platform packages of other systems ("Missing: ...-win32-x64-msvc@ from lock

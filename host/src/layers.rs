@@ -16,6 +16,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("units", &["units"]),
     ("reading the operator's files", &["files"]),
+    ("the last hour in memory", &["series"]),
     ("leaves", &["secret", "telemetry", "ingress", "fetch"]),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),

@@ -26,8 +26,9 @@
 //!   never blocking, capped and timed), [`secret`] (`env:`/`file:`
 //!   references and the rules for manifests), [`units`] (sizes and
 //!   durations), [`ingress`] (client addresses, allowlists, rate limits),
-//!   [`telemetry`] (delivery totals and Prometheus metrics), [`fetch`] (the
-//!   host's own HTTPS GETs: signing keys, SNS confirmations).
+//!   [`telemetry`] (delivery totals and Prometheus metrics, and through
+//!   [`series`] the last hour per route), [`fetch`] (the host's own HTTPS
+//!   GETs: signing keys, SNS confirmations).
 //!
 //! The binary (`src/main.rs`) only parses flags and installs logging; each
 //! subcommand has a file of its own in `src/cli/` (`serve` binds the
@@ -51,6 +52,7 @@ pub mod runtime;
 pub mod scaffold;
 pub mod secret;
 pub mod send;
+pub mod series;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
@@ -210,9 +212,16 @@ pub async fn run(
             max_connections_per_client: 64,
             uncapped: Vec::new(),
         };
-        server::serve(admin_listener, admin, options, signal(stopped.clone()))
-            .instrument(tracing::info_span!("admin"))
-            .await;
+        tokio::join!(
+            server::serve(
+                admin_listener,
+                admin.clone(),
+                options,
+                signal(stopped.clone())
+            )
+            .instrument(tracing::info_span!("admin")),
+            admin.sample(signal(stopped.clone())),
+        );
     };
     tokio::join!(
         async {

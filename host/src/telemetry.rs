@@ -2,7 +2,8 @@
 //! (lock-free, read by the admin API) and the Prometheus metrics served at
 //! `GET /metrics`.
 //!
-//! Owns [`PluginStats`] and [`Metrics`]. Does not own where things happen:
+//! Owns [`PluginStats`] and [`Metrics`] (which holds the in-memory hour
+//! of [`crate::series`] too). Does not own where things happen:
 //! the server, the queue workers and the registry record into these, and the
 //! admin API serves them.
 //!
@@ -24,6 +25,8 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+
+use crate::series::Series;
 
 /// How one delivery to a plugin ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +161,7 @@ pub struct Metrics {
     queue_depth: Gauge,
     oldest_pending_age: Gauge<f64, AtomicU64>,
     body: BodyMeters,
+    series: Series,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -263,7 +267,13 @@ impl Metrics {
             queue_depth,
             oldest_pending_age,
             body,
+            series: Series::default(),
         }
+    }
+
+    /// The last hour per route, for the dashboard (`GET /stats`).
+    pub fn series(&self) -> &Series {
+        &self.series
     }
 
     /// The body budget's meters, for the server's budget to record into.

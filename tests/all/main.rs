@@ -12,6 +12,7 @@ mod cli;
 mod connections;
 mod console;
 mod crash_loop;
+mod dashboard;
 mod examples;
 mod folder;
 mod fuzz;

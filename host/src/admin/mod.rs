@@ -26,11 +26,14 @@
 //! | `POST /plugins/reload` | rescans the plugin folder (as SIGHUP does) and reports what changed |
 //! | `GET /metrics` | Prometheus text format (see [`crate::telemetry`]) |
 //! | `GET /events/{id}[?route=R]` | the newest event with that delivery id, with its request |
-//! | `GET /events?status=&route=&limit=&before=` | events newest first, without requests |
+//! | `GET /events?status=&route=&since=&until=&limit=&before=` | events newest first, without requests (`since`/`until`: RFC 3339 receive times) |
 //! | `POST /events/{id}/replay[?route=R]` | a done or dead event back to pending, due now |
+//! | `GET /stats` | the last hour per route in ten-second buckets ([`crate::series`]) |
+//! | `GET /ui/` | the dashboard ([`ui`]) |
 
 mod auth;
 mod routes;
+mod ui;
 mod views;
 
 #[doc(hidden)]
@@ -100,12 +103,48 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Feeds the dashboard's queue charts until `stop` resolves; run beside
+    /// the admin listener.
+    pub async fn sample(&self, stop: impl std::future::Future<Output = ()>) {
+        self.sample_queues(stop).await;
+    }
+}
+
 impl crate::server::Handler for Admin {
     async fn handle(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
     ) -> http::Response<Full<Bytes>> {
+        let mut response = self.answer(request, peer).await;
+        // Every answer, JSON or page: a browser must take each for what its
+        // Content-Type says, never sniff a script out of an event body.
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        );
+        response
+    }
+}
+
+impl Admin {
+    async fn answer(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> http::Response<Full<Bytes>> {
+        if ui::is_ui(request.uri().path()) {
+            // Without a token, the same loopback and cross-site checks as
+            // the API; with one, the assets need none (see `ui`).
+            let checked = match &self.token {
+                Some(_) => Ok(()),
+                None => auth::authorize(None, request.headers(), request.uri()),
+            };
+            if checked.is_ok() {
+                return ui::serve(request.uri().path(), request.method());
+            }
+        }
         let (status, body) = match self.route(&request).await {
             Ok(Answer::Json(body)) => (StatusCode::OK, body),
             Ok(Answer::Metrics(text)) => {

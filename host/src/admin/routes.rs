@@ -7,11 +7,12 @@ use http::{Method, Request};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::views::{error_json, event_json};
+use super::views::{attempt_json, error_json, event_json};
 use super::{Admin, Answer, Refusal, auth};
 use crate::config::Mode;
-use crate::inbox::{EventKey, Filter, Replayed, Status};
+use crate::inbox::{EventKey, Filter, Millis, Replayed, Status};
 use crate::registry::Changes;
+use crate::series::{BUCKET_SECONDS, BUCKETS};
 use crate::telemetry::{Outcome, QueueGauges};
 
 /// Events listed when the request sets no `limit`.
@@ -35,6 +36,7 @@ impl Admin {
             (&Method::GET, ["healthz"]) => Ok(json!({ "status": "ok" })),
             (&Method::GET, ["readyz"]) => self.ready().await,
             (&Method::GET, ["plugins"]) => Ok(self.plugins()),
+            (&Method::GET, ["stats"]) => Ok(self.stats()),
             (&Method::POST, ["plugins", "reload"]) => self.reload().await,
             (&Method::GET, ["events"]) => self.list(&query).await,
             (&Method::GET, ["events", id]) => self.get(key(id, &query)?).await,
@@ -42,7 +44,7 @@ impl Admin {
             (_, ["events"] | ["events", _] | ["healthz"] | ["readyz"]) => {
                 Err(Refusal::Method("GET"))
             }
-            (_, ["plugins"] | ["metrics"]) => Err(Refusal::Method("GET")),
+            (_, ["plugins"] | ["metrics"] | ["stats"]) => Err(Refusal::Method("GET")),
             (_, ["events", _, "replay"] | ["plugins", "reload"]) => Err(Refusal::Method("POST")),
             _ => Err(Refusal::NotFound("no such admin endpoint".into())),
         };
@@ -115,6 +117,7 @@ impl Admin {
                     "sha256": hex::encode(plugin.digest),
                     "loaded_at": humantime::format_rfc3339_millis(plugin.loaded_at).to_string(),
                     "max_deliveries": plugin.manifest.max_deliveries,
+                    "settings": settings_json(&plugin.manifest),
                     "last_error": error.as_ref().map(error_json),
                     "deliveries": deliveries,
                 })
@@ -128,6 +131,97 @@ impl Admin {
             })
         }));
         json!({ "plugins": plugins })
+    }
+
+    /// The last hour of every serving plugin's route (`GET /stats`): per
+    /// ten-second bucket, oldest first, requests and errors, p50/p99 answer
+    /// time, and for queue routes the sampled backlog.
+    fn stats(&self) -> Value {
+        let plugins = self.registry.plugins();
+        let mut served: Vec<(String, String, &'static str)> = plugins
+            .iter()
+            .map(|plugin| {
+                let mode = match plugin.manifest.mode {
+                    Mode::Sync => "sync",
+                    Mode::Queue => "queue",
+                };
+                (plugin.manifest.route.clone(), plugin.name.clone(), mode)
+            })
+            .collect();
+        served.sort();
+        let routes: Vec<String> = served.iter().map(|(route, _, _)| route.clone()).collect();
+        let snapshot = self
+            .metrics
+            .series()
+            .snapshot(&routes, std::time::SystemTime::now());
+        let routes: Vec<Value> = snapshot
+            .routes
+            .iter()
+            .zip(&served)
+            .map(|(series, (_, plugin, mode))| {
+                json!({
+                    "route": series.route,
+                    "plugin": plugin,
+                    "mode": mode,
+                    "requests": series.requests,
+                    "errors": series.errors,
+                    "p50_ms": series.p50_ms,
+                    "p99_ms": series.p99_ms,
+                    "queue_depth": series.queue_depth,
+                    "oldest_pending_age_seconds": series.oldest_pending_age_seconds,
+                })
+            })
+            .collect();
+        json!({
+            "bucket_seconds": BUCKET_SECONDS,
+            "buckets": BUCKETS,
+            "start": humantime::format_rfc3339(snapshot.start).to_string(),
+            "routes": routes,
+        })
+    }
+
+    /// Samples every queue route's backlog into the series once a bucket,
+    /// until `stop` resolves: the queue charts' points. Only while the admin
+    /// API runs, since only it shows them.
+    pub(super) async fn sample_queues(&self, stop: impl std::future::Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        let mut tick = tokio::time::interval(Duration::from_secs(BUCKET_SECONDS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            let backlogs = match self.inbox.route_backlogs().await {
+                Ok(backlogs) => backlogs,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot sample the queue for the dashboard");
+                    continue;
+                }
+            };
+            let now = crate::inbox::now_millis();
+            let at = std::time::SystemTime::now();
+            let series = self.metrics.series();
+            // Every queue route gets a point, 0 when it has nothing pending.
+            for plugin in self.registry.plugins().iter() {
+                if plugin.manifest.mode != Mode::Queue {
+                    continue;
+                }
+                let route = &plugin.manifest.route;
+                let backlog = backlogs
+                    .iter()
+                    .find(|(r, _)| r == route)
+                    .map(|(_, b)| *b)
+                    .unwrap_or_default();
+                let age = backlog.oldest_received_at.map_or(0, |at| (now - at).max(0));
+                series.queue(
+                    route,
+                    backlog.pending,
+                    Duration::from_millis(age as u64),
+                    at,
+                );
+            }
+        }
     }
 
     /// Rescans the folder the way SIGHUP does: every manifest re-validated
@@ -186,6 +280,8 @@ impl Admin {
                 status,
                 route: query.get("route").map(str::to_owned),
                 before,
+                received_since: query.time("since")?,
+                received_until: query.time("until")?,
                 limit,
             })
             .await
@@ -203,7 +299,16 @@ impl Admin {
 
     async fn get(&self, key: EventKey) -> Result<Value, Refusal> {
         match self.inbox.get(key.clone()).await {
-            Ok(Some(event)) => Ok(event_json(&event, &self.secret_headers())),
+            Ok(Some(event)) => {
+                let attempts = self
+                    .inbox
+                    .attempts(event.seq)
+                    .await
+                    .map_err(|err| Refusal::Store(err.to_string()))?;
+                let mut value = event_json(&event, &self.secret_headers());
+                value["attempt_log"] = attempts.iter().map(attempt_json).collect();
+                Ok(value)
+            }
             Ok(None) => Err(Refusal::NotFound(format!("no event with id {}", key.id))),
             Err(err) => Err(Refusal::Store(err.to_string())),
         }
@@ -246,6 +351,23 @@ impl Admin {
     }
 }
 
+/// The limits each call and instance of a plugin runs under, as the
+/// manifest set them (or their defaults): what the dashboard's plugins page
+/// shows beside each plugin.
+fn settings_json(manifest: &crate::config::Manifest) -> Value {
+    let mut settings = json!({
+        "timeout_ms": manifest.timeout.as_millis() as u64,
+        "memory_bytes": manifest.memory,
+        "max_body_bytes": manifest.max_body,
+        "max_deliveries": manifest.max_deliveries,
+    });
+    if manifest.mode == Mode::Queue {
+        settings["concurrency"] = manifest.concurrency.into();
+        settings["max_attempts"] = manifest.retry.max_attempts.into();
+    }
+    settings
+}
+
 fn key(id: &str, query: &Query) -> Result<EventKey, Refusal> {
     Ok(EventKey {
         id: percent_decode(id, false).ok_or_else(|| {
@@ -271,6 +393,23 @@ impl Query {
             pairs.push((decode(name)?, decode(value)?));
         }
         Ok(Self(pairs))
+    }
+
+    /// `name` as an RFC 3339 time (`2026-12-02T16:00:00Z`), in ms.
+    fn time(&self, name: &str) -> Result<Option<Millis>, Refusal> {
+        let Some(text) = self.get(name) else {
+            return Ok(None);
+        };
+        let at = humantime::parse_rfc3339_weak(text).map_err(|_| {
+            Refusal::BadRequest(format!(
+                "{name} must be an RFC 3339 time such as 2026-12-02T16:00:00Z (was \"{}\")",
+                text.escape_debug()
+            ))
+        })?;
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis);
+        Ok(Some(ms))
     }
 
     /// The last non-empty value of `name` (`?status=` means no filter).

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use http::HeaderName;
 use serde_json::{Value, json};
 
-use crate::inbox::{Event, Millis};
+use crate::inbox::{Attempt, Event, Millis};
 use crate::registry::LoadError;
 
 pub(super) fn error_json(error: &LoadError) -> Value {
@@ -22,6 +22,17 @@ pub(super) fn error_json(error: &LoadError) -> Value {
 pub(super) fn time(ms: Millis) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or_default());
     humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// One recorded attempt of an event.
+pub(super) fn attempt_json(attempt: &Attempt) -> Value {
+    json!({
+        "replay": attempt.replay,
+        "attempt": attempt.attempt,
+        "at": time(attempt.at),
+        "outcome": attempt.outcome,
+        "error": attempt.error,
+    })
 }
 
 /// Headers whose values let someone impersonate the sender or a user:

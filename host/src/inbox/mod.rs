@@ -38,8 +38,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use store::{
-    Appended, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis, NewEvent,
-    Recorded, Replayed, Status, StoreError, StoredRequest, now_millis,
+    Appended, Attempt, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis,
+    NewEvent, Recorded, Replayed, Status, StoreError, StoredRequest, now_millis,
 };
 pub use writer::Counts;
 
@@ -173,6 +173,16 @@ impl Inbox {
     /// How many events are pending and when the oldest arrived.
     pub async fn backlog(&self) -> Result<Backlog, StoreError> {
         self.read(|store| store.backlog()).await
+    }
+
+    /// Every recorded attempt at event `seq`, oldest first.
+    pub async fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError> {
+        self.read(move |store| store.attempts(seq)).await
+    }
+
+    /// Per route with pending events: how many, and when the oldest arrived.
+    pub async fn route_backlogs(&self) -> Result<Vec<(String, Backlog)>, StoreError> {
+        self.read(|store| store.route_backlogs()).await
     }
 
     /// Whether `id` was accepted or handled on `route` within the dedupe

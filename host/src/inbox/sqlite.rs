@@ -31,12 +31,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use super::store::{
-    Appended, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis, Replayed,
-    Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
+    Appended, Attempt, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis,
+    Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
 };
 
 /// The schema version this host writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Read connections kept open between reads; more are opened under load and
 /// closed after.
@@ -99,6 +99,25 @@ CREATE TABLE kv_usage (
     plugin TEXT    PRIMARY KEY,
     bytes  INTEGER NOT NULL                -- sum of key and value bytes in kv
 ) WITHOUT ROWID;
+";
+
+/// Schema version 3: every attempt's outcome, for the admin API and the
+/// dashboard (`last_error` keeps only the newest). Written in the same
+/// transaction as the outcome it records; removed with its event.
+const SCHEMA_V3: &str = "
+CREATE TABLE attempts (
+    seq     INTEGER NOT NULL,              -- the event
+    replay  INTEGER NOT NULL,              -- the event's replays when attempted: 0 before any
+    attempt INTEGER NOT NULL,              -- 1, 2, … within that replay
+    at      INTEGER NOT NULL,              -- when the outcome was recorded
+    outcome TEXT    NOT NULL CHECK (outcome IN ('ok', 'retry', 'dead')),
+    error   TEXT,
+    PRIMARY KEY (seq, replay, attempt)
+) WITHOUT ROWID;
+CREATE TRIGGER attempts_follow_events AFTER DELETE ON events
+BEGIN
+    DELETE FROM attempts WHERE seq = OLD.seq;
+END;
 ";
 
 /// The SQLite store.
@@ -222,9 +241,30 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version < 2 {
         tx.execute_batch(SCHEMA_V2)?;
     }
-    // Later versions: `if version < 3 { … }`, each in this one transaction.
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3)?;
+    }
+    // Later versions: `if version < 4 { … }`, each in this one transaction.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Records how attempt `attempt` of event `seq` ended, under the event's
+/// current replay count (a replay starts attempts from 1 again).
+fn log_attempt(
+    conn: &Connection,
+    seq: i64,
+    attempt: u32,
+    at: Millis,
+    outcome: &str,
+    error: Option<&str>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO attempts (seq, replay, attempt, at, outcome, error)
+         SELECT seq, replays, ?2, ?3, ?4, ?5 FROM events WHERE seq = ?1",
+    )?
+    .execute(params![seq, attempt, at, outcome, error])?;
     Ok(())
 }
 
@@ -299,6 +339,14 @@ impl Store for SqliteStore {
         if let Some(before) = filter.before {
             conditions.push("seq < ?");
             values.push(before.into());
+        }
+        if let Some(since) = filter.received_since {
+            conditions.push("received_at >= ?");
+            values.push(since.into());
+        }
+        if let Some(until) = filter.received_until {
+            conditions.push("received_at < ?");
+            values.push(until.into());
         }
         values.push(i64::from(filter.limit).into());
         let conditions = if conditions.is_empty() {
@@ -384,6 +432,57 @@ impl Store for SqliteStore {
                 pending: u64::try_from(pending).unwrap_or_default(),
                 oldest_received_at,
             })
+        })
+    }
+
+    fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT replay, attempt, at, outcome, error FROM attempts
+                 WHERE seq = ?1 ORDER BY replay, attempt",
+            )?;
+            let rows = statement.query_map(params![seq], |row| {
+                Ok(Attempt {
+                    replay: row.get(0)?,
+                    attempt: row.get(1)?,
+                    at: row.get(2)?,
+                    outcome: row.get(3)?,
+                    error: row.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn route_backlogs(&self) -> Result<Vec<(String, Backlog)>, StoreError> {
+        self.read(|conn| {
+            // Counted from the pending-only events_route_due index, which
+            // also holds each row's seq: the lowest pending seq of a route
+            // is its oldest pending event, then read by its key.
+            let mut statement = conn.prepare_cached(
+                "SELECT route, count(*), min(seq) FROM events INDEXED BY events_route_due
+                 WHERE status = 'pending' GROUP BY route",
+            )?;
+            let groups: Vec<(String, i64, i64)> = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut received =
+                conn.prepare_cached("SELECT received_at FROM events WHERE seq = ?1")?;
+            groups
+                .into_iter()
+                .map(|(route, pending, oldest)| {
+                    let oldest_received_at = received
+                        .query_row(params![oldest], |row| row.get(0))
+                        .optional()?;
+                    Ok((
+                        route,
+                        Backlog {
+                            pending: u64::try_from(pending).unwrap_or_default(),
+                            oldest_received_at,
+                        },
+                    ))
+                })
+                .collect()
         })
     }
 
@@ -665,6 +764,9 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                      WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
                 )?
                 .execute(params![seq, attempt, at])?;
+            if changed == 1 {
+                log_attempt(conn, *seq, *attempt, *at, "ok", None)?;
+            }
             Ok(Written::Applied(changed == 1))
         }
         Write::Retry {
@@ -679,6 +781,16 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                      WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
                 )?
                 .execute(params![seq, attempt, at, error])?;
+            if changed == 1 {
+                log_attempt(
+                    conn,
+                    *seq,
+                    *attempt,
+                    now_millis(),
+                    "retry",
+                    Some(error.as_str()),
+                )?;
+            }
             Ok(Written::Applied(changed == 1))
         }
         Write::Dead {
@@ -694,6 +806,9 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                      WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
                 )?
                 .execute(params![seq, attempt, at, error])?;
+            if changed == 1 {
+                log_attempt(conn, *seq, *attempt, *at, "dead", Some(error.as_str()))?;
+            }
             Ok(Written::Applied(changed == 1))
         }
         Write::Park {
@@ -1368,6 +1483,113 @@ mod tests {
             KvWritten::NotANumber(_)
         ));
         assert_eq!(store.kv_get("a", "t").unwrap(), Some(b"ten".to_vec()));
+    }
+
+    #[test]
+    fn every_attempt_is_logged_across_replays_and_purged_with_its_event() {
+        let (_dir, store) = open();
+        append(&store, event("e1", "/hooks/a", 1000), 0);
+        let first = claim(&store, "/hooks/a", 1000, 100).remove(0);
+        let retry = Write::Retry {
+            seq: first.seq,
+            attempt: 1,
+            at: 1100,
+            error: "downstream down".into(),
+        };
+        assert!(applied(&store, retry));
+        claim(&store, "/hooks/a", 1100, 100);
+        assert!(applied(
+            &store,
+            Write::Dead {
+                seq: first.seq,
+                attempt: 2,
+                at: 1200,
+                error: "rejected".into()
+            }
+        ));
+        one(
+            &store,
+            Write::Replay {
+                key: EventKey {
+                    id: "e1".into(),
+                    route: None,
+                },
+                at: 1300,
+            },
+        );
+        claim(&store, "/hooks/a", 1300, 100);
+        assert!(applied(
+            &store,
+            Write::Complete {
+                seq: first.seq,
+                attempt: 1,
+                at: 1400
+            }
+        ));
+        let log: Vec<(u32, u32, String, Option<String>)> = store
+            .attempts(first.seq)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.replay, a.attempt, a.outcome, a.error))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (0, 1, "retry".into(), Some("downstream down".into())),
+                (0, 2, "dead".into(), Some("rejected".into())),
+                (1, 1, "ok".into(), None),
+            ]
+        );
+        one(
+            &store,
+            Write::Purge {
+                done_before: 2000,
+                seen_before: 0,
+                limit: 10,
+            },
+        );
+        assert!(store.attempts(first.seq).unwrap().is_empty());
+    }
+
+    #[test]
+    fn backlogs_per_route_and_lists_by_receive_time() {
+        let (_dir, store) = open();
+        append(&store, event("a1", "/hooks/a", 1000), 0);
+        append(&store, event("a2", "/hooks/a", 2000), 0);
+        append(&store, event("b1", "/hooks/b", 3000), 0);
+        let mut backlogs = store.route_backlogs().unwrap();
+        backlogs.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            backlogs,
+            [
+                (
+                    "/hooks/a".to_owned(),
+                    Backlog {
+                        pending: 2,
+                        oldest_received_at: Some(1000)
+                    }
+                ),
+                (
+                    "/hooks/b".to_owned(),
+                    Backlog {
+                        pending: 1,
+                        oldest_received_at: Some(3000)
+                    }
+                ),
+            ]
+        );
+        let ids: Vec<String> = store
+            .list(&Filter {
+                received_since: Some(2000),
+                received_until: Some(3000),
+                limit: 10,
+                ..Filter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, ["a2"]);
     }
 
     #[test]

@@ -155,6 +155,21 @@ pub struct Event {
     pub request: Option<StoredRequest>,
 }
 
+/// How one attempt at an event ended (`GET /events/{id}` shows them all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The event's replay count then: 0 for attempts before any replay.
+    pub replay: u32,
+    /// 1 for the first attempt (of the delivery, or since that replay).
+    pub attempt: u32,
+    /// When its outcome was recorded.
+    pub at: Millis,
+    /// `ok`, `retry` (tried again later) or `dead`.
+    pub outcome: String,
+    /// The plugin's or the host's reason, for `retry` and `dead`.
+    pub error: Option<String>,
+}
+
 /// The stored request of an event.
 /// What a sender sent, as the host keeps it: what a delivery is built from
 /// (see [`crate::delivery::build`]).
@@ -176,6 +191,10 @@ pub struct Filter {
     /// Only events with a `seq` below this one (paging: pass the last `seq`
     /// of the previous page).
     pub before: Option<i64>,
+    /// Only events received at or after this time.
+    pub received_since: Option<Millis>,
+    /// Only events received before this time.
+    pub received_until: Option<Millis>,
     pub limit: u32,
 }
 
@@ -384,6 +403,12 @@ pub(crate) trait Store: Send + Sync {
 
     /// How many events are pending, and when the oldest of them arrived.
     fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// Every recorded attempt at event `seq`, oldest first.
+    fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError>;
+
+    /// [`Store::backlog`] for each route that has pending events.
+    fn route_backlogs(&self) -> Result<Vec<(String, Backlog)>, StoreError>;
 
     /// The value of `key` in `plugin`'s key-value namespace.
     fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

@@ -203,6 +203,12 @@ mod tests {
         fn backlog(&self) -> Result<crate::inbox::Backlog, StoreError> {
             Ok(Default::default())
         }
+        fn attempts(&self, _: i64) -> Result<Vec<crate::inbox::Attempt>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn route_backlogs(&self) -> Result<Vec<(String, crate::inbox::Backlog)>, StoreError> {
+            Ok(Vec::new())
+        }
         fn kv_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }

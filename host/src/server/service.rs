@@ -162,8 +162,15 @@ impl App {
             };
             let response = answer.unwrap_or_else(|failure| failure.into_response(&path, &id));
             let status = response.status().as_u16();
-            self.deliverer.metrics().request(route.as_deref(), status);
-            let elapsed_us = started.elapsed().as_micros() as u64;
+            let metrics = self.deliverer.metrics();
+            metrics.request(route.as_deref(), status);
+            let elapsed = started.elapsed();
+            if let Some(route) = &route {
+                metrics
+                    .series()
+                    .request(route, status, elapsed, std::time::SystemTime::now());
+            }
+            let elapsed_us = elapsed.as_micros() as u64;
             if response.status().is_server_error() {
                 tracing::warn!(%peer, status, elapsed_us, "answered");
             } else {
