@@ -25,7 +25,10 @@
 //!   delivery of it).
 //! - Deduplication: a sender-given delivery id is remembered per route for
 //!   the dedupe window; a second delivery of it inside the window is a
-//!   duplicate. Host-made ids are unique and never looked up.
+//!   duplicate while its event is pending or done. A dead event does not
+//!   swallow the sender's redelivery: it revives the event (pending again,
+//!   a fresh retry budget, as a replay would). Host-made ids are unique and
+//!   never looked up.
 //!
 //! Timestamps are milliseconds since the Unix epoch ([`Millis`]).
 
@@ -184,7 +187,8 @@ pub struct Filter {
 #[derive(Debug, Clone)]
 pub(crate) enum Write {
     /// Store a new event, unless its (sender-given) id was accepted on its
-    /// route at or after `dedupe_since`. → [`Written::Appended`]
+    /// route at or after `dedupe_since`: then a duplicate, or the revival of
+    /// that event if it is dead. → [`Written::Appended`]
     Append {
         event: NewEvent,
         dedupe_since: Millis,
@@ -231,6 +235,15 @@ pub(crate) enum Write {
     /// Put a done or dead event back to pending, due at `at`, with its
     /// attempts reset. → [`Written::Replayed`]
     Replay { key: EventKey, at: Millis },
+    /// Put up to `limit` dead events (of `route`, if given) that died at or
+    /// before `dead_by` back to pending, due at `at`, with their attempts
+    /// reset. → [`Written::ReplayedDead`]
+    ReplayDead {
+        route: Option<String>,
+        dead_by: Millis,
+        at: Millis,
+        limit: u32,
+    },
     /// Delete up to `limit` done events finished before `done_before`, and
     /// dedupe records older than `seen_before`. → [`Written::Count`]
     Purge {
@@ -299,7 +312,12 @@ pub enum KvWritten {
 pub enum Appended {
     /// Stored (durably, once the batch committed) as event `seq`.
     Accepted { seq: i64 },
-    /// The id was already accepted on this route within the window.
+    /// The id was accepted on this route within the window, and that event
+    /// is dead: the sender's redelivery made event `seq` pending again, with
+    /// a fresh retry budget (counted in its `replays`).
+    Revived { seq: i64 },
+    /// The id was already accepted on this route within the window, and
+    /// that event is pending or done.
     Duplicate,
 }
 
@@ -315,11 +333,12 @@ pub enum Recorded {
 }
 
 /// What a [`Write::Replay`] came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replayed {
-    /// Event `seq` is pending again.
+    /// Event `seq`, of `route`, is pending again.
     Replayed {
         seq: i64,
+        route: String,
     },
     /// The event is still pending: nothing to replay.
     Pending,
@@ -336,6 +355,8 @@ pub(crate) enum Written {
     /// that attempt) and nothing changed.
     Applied(bool),
     Replayed(Replayed),
+    /// Events replayed in bulk, counted by route.
+    ReplayedDead(Vec<(String, u64)>),
     /// Rows affected.
     Count(u64),
     Kv(KvWritten),
@@ -384,6 +405,10 @@ pub(crate) trait Store: Send + Sync {
 
     /// How many events are pending, and when the oldest of them arrived.
     fn backlog(&self) -> Result<Backlog, StoreError>;
+
+    /// How many events each route has pending (routes with none left out).
+    /// Read once, when the inbox opens, to seed its in-memory counts.
+    fn pending_by_route(&self) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The value of `key` in `plugin`'s key-value namespace.
     fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;

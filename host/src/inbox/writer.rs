@@ -203,6 +203,9 @@ mod tests {
         fn backlog(&self) -> Result<crate::inbox::Backlog, StoreError> {
             Ok(Default::default())
         }
+        fn pending_by_route(&self) -> Result<Vec<(String, u64)>, StoreError> {
+            Ok(Vec::new())
+        }
         fn kv_get(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
