@@ -1,5 +1,6 @@
 //! The operator's console: `hookhost plugins` and `hookhost events
-//! list|show|replay`, a thin client of the admin API.
+//! list|show|replay` (`replay --dead` in bulk), a thin client of the admin
+//! API.
 //!
 //! Owns talking to the admin API from the command line (address, token,
 //! paths) and printing its answers as tables or JSON. Does not own what the
@@ -199,6 +200,25 @@ impl Target {
             text(&answer["route"]),
             text(&answer["status"])
         ))
+    }
+
+    /// `POST /events/replay?status=dead`: how many dead events (of `route`)
+    /// are pending again, as one line or JSON.
+    pub async fn replay_dead(&self, route: Option<&str>, json: bool) -> anyhow::Result<String> {
+        let mut path = "/events/replay?status=dead".to_owned();
+        if let Some(route) = route {
+            let _ = write!(path, "&route={}", encode(route));
+        }
+        let answer = self.call(Method::POST, &path).await?;
+        if json {
+            return Ok(pretty(&answer));
+        }
+        let replayed = answer["replayed"].as_u64().unwrap_or_default();
+        let noun = if replayed == 1 { "event" } else { "events" };
+        Ok(match route {
+            Some(route) => format!("replayed {replayed} dead {noun} on {route}, due now\n"),
+            None => format!("replayed {replayed} dead {noun}, due now\n"),
+        })
     }
 }
 

@@ -12,7 +12,8 @@
 //! a collector, not counted twice; the inbox backlog is queried at scrape
 //! time; only what has no other home (requests by route and status,
 //! verification failures, rate limiting, call durations, retries, dead
-//! letters) is counted here as it happens.
+//! letters, queue refusals) is counted here as it happens. Per-route queue
+//! depths are the inbox's in-memory counts, copied in at scrape time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,6 +160,8 @@ pub struct Metrics {
     retries: Counter,
     dead_letters: Counter,
     queue_depth: Gauge,
+    route_depth: Family<Labels, Gauge>,
+    queue_refused: Family<Labels, Counter>,
     oldest_pending_age: Gauge<f64, AtomicU64>,
     body: BodyMeters,
     series: Series,
@@ -231,6 +234,18 @@ impl Metrics {
             "Queued events pending (waiting or being attempted)",
             queue_depth.clone(),
         );
+        let route_depth = Family::<Labels, Gauge>::default();
+        registry.register(
+            "hookhost_queue_route_depth",
+            "Queued events pending per route, as counted for `[queue] max_pending` (appends in flight included)",
+            route_depth.clone(),
+        );
+        let queue_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_queue_refused",
+            "Queue-mode deliveries refused 429 and not stored, by route and reason (max_pending)",
+            queue_refused.clone(),
+        );
         let oldest_pending_age = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "hookhost_queue_oldest_pending_age_seconds",
@@ -265,6 +280,8 @@ impl Metrics {
             retries,
             dead_letters,
             queue_depth,
+            route_depth,
+            queue_refused,
             oldest_pending_age,
             body,
             series: Series::default(),
@@ -345,14 +362,30 @@ impl Metrics {
         self.dead_letters.inc();
     }
 
+    /// A queue-mode delivery on `route` was refused 429 for `reason`
+    /// (`max_pending`) and not stored.
+    pub fn queue_refused(&self, route: &str, reason: &'static str) {
+        self.queue_refused
+            .get_or_create(&vec![
+                ("route", route.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
+            .inc();
+    }
+
     /// The metrics in the Prometheus text format (OpenMetrics flavour), with
     /// the queue gauges set from `queue` (read by the caller, which may
     /// block on the store).
-    pub fn encode(&self, queue: QueueGauges) -> String {
+    pub fn encode(&self, queue: QueueGauges<'_>) -> String {
         self.queue_depth
             .set(i64::try_from(queue.pending).unwrap_or(i64::MAX));
         self.oldest_pending_age
             .set(queue.oldest_pending_age.as_secs_f64());
+        for (route, pending) in queue.routes {
+            self.route_depth
+                .get_or_create(&vec![("route", route.clone())])
+                .set(i64::try_from(*pending).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -362,11 +395,13 @@ impl Metrics {
 
 /// The queue's state at scrape time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct QueueGauges {
-    /// Queued events pending (waiting or being attempted).
+pub struct QueueGauges<'a> {
+    /// Queued events pending (waiting or being attempted), from the store.
     pub pending: u64,
     /// Age of the oldest pending event; zero when none is pending.
     pub oldest_pending_age: Duration,
+    /// Pending events per route, as the inbox counts them in memory.
+    pub routes: &'a [(String, u64)],
 }
 
 /// Where the plugin totals that [`Metrics`] reads at scrape time live (the

@@ -197,6 +197,82 @@ async fn replay_sends_a_dead_event_through_again() {
 }
 
 #[tokio::test]
+async fn dead_events_are_replayed_in_bulk_by_route_once() {
+    let host = TestHost::start_with_admin(
+        &[
+            plugin_with("x", GUEST_REJECT, QUEUE),
+            plugin_with("y", GUEST_REJECT, QUEUE),
+        ],
+        |config| config.inbox.orphan_retry = Duration::from_secs(60),
+    )
+    .await;
+    for (route, id) in [
+        ("/hooks/x", "x-1"),
+        ("/hooks/x", "x-2"),
+        ("/hooks/y", "y-1"),
+    ] {
+        let response = host.post_with_id(route, id, "{}").await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        wait_for(&host, id, "dead").await;
+    }
+    // Without a plugin on /hooks/x its replayed events wait, pending. (A
+    // GET asks without queueing anything: 405 while the route is served.)
+    std::fs::remove_file(host.plugins.join("x.wasm")).unwrap();
+    eventually(Duration::from_secs(5), "route gone", || async {
+        let probe = host.client.get(host.url("/hooks/x")).send().await.unwrap();
+        (probe.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+
+    let (status, body) = host
+        .admin_post("/events/replay?status=dead&route=/hooks/x")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!({ "replayed": 2 }));
+    for id in ["x-1", "x-2"] {
+        let event = event(&host.client, &host.admin_url(""), id).await.unwrap();
+        assert_eq!(event["status"], "pending", "{event}");
+        assert_eq!(event["attempts"], 0, "{event}");
+        assert_eq!(event["replays"], 1, "{event}");
+    }
+    let y = event(&host.client, &host.admin_url(""), "y-1")
+        .await
+        .unwrap();
+    assert_eq!(y["status"], "dead", "another route is untouched: {y}");
+    // Idempotent: they are pending now.
+    let (_, body) = host
+        .admin_post("/events/replay?status=dead&route=%2Fhooks%2Fx")
+        .await;
+    assert_eq!(body, serde_json::json!({ "replayed": 0 }));
+
+    // No route: every route's dead events; this one is rejected again.
+    let (status, body) = host.admin_post("/events/replay?status=dead").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, serde_json::json!({ "replayed": 1 }));
+    let admin = host.admin_url("");
+    eventually(Duration::from_secs(10), "y-1 dead again", || async {
+        event(&host.client, &admin, "y-1")
+            .await
+            .filter(|e| e["status"] == "dead" && e["replays"] == 1)
+    })
+    .await;
+
+    for (query, needle) in [
+        ("", "needs status=dead"),
+        ("?status=done", "status \"done\" cannot be replayed in bulk"),
+        ("?status=pending&route=/hooks/x", "only status=dead"),
+    ] {
+        let (status, body) = host.admin_post(&format!("/events/replay{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
+    }
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn replaying_a_pending_event_is_a_conflict() {
     let host = TestHost::start_with_admin(&[plugin_with("q", GUEST_SLEEPER, QUEUE)], |_| {}).await;
     let response = host.post_with_id("/hooks/q?ms=1000", "busy-1", "{}").await;

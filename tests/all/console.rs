@@ -134,6 +134,58 @@ fn plugins_and_events_commands_show_and_replay_through_the_admin_api() {
 }
 
 #[test]
+fn events_replay_dead_replays_a_routes_dead_events_and_prints_the_count() {
+    let (_dir, plugins, data) = folders();
+    let (host, admin) = start(&plugins, &data, None);
+    dead_event(&host, &admin, "bulk-1");
+    dead_event(&host, &admin, "bulk-2");
+
+    let replayed = stdout(&hookhost(&[
+        "events",
+        "replay",
+        "--dead",
+        "--route",
+        "/hooks/reject",
+        "--admin",
+        &admin,
+    ]));
+    assert_eq!(
+        replayed,
+        "replayed 2 dead events on /hooks/reject, due now\n"
+    );
+    // Rejected again by the plugin: dead again, and replayed again.
+    wait_dead(&admin, "bulk-1");
+    wait_dead(&admin, "bulk-2");
+    let json: Value = serde_json::from_str(&stdout(&hookhost(&[
+        "events", "replay", "--dead", "--admin", &admin, "--json",
+    ])))
+    .unwrap();
+    assert!(json["replayed"].as_u64().is_some(), "{json}");
+    let none = stdout(&hookhost(&[
+        "events",
+        "replay",
+        "--dead",
+        "--route",
+        "/hooks/echo",
+        "--admin",
+        &admin,
+    ]));
+    assert_eq!(none, "replayed 0 dead events on /hooks/echo, due now\n");
+
+    // An id or --dead, not both, not neither.
+    for args in [
+        &["events", "replay"][..],
+        &["events", "replay", "bulk-1", "--dead"],
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--admin", admin.as_str()]);
+        let out = hookhost(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    drop(host);
+}
+
+#[test]
 fn the_token_is_sent_from_env_or_file_and_refused_without() {
     let (dir, plugins, data) = folders();
     let token = dir.path().join("token");

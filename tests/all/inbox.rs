@@ -115,6 +115,120 @@ async fn a_duplicate_id_is_answered_200_and_not_queued_again() {
 }
 
 #[tokio::test]
+async fn a_redelivery_of_a_dead_event_is_accepted_and_delivered() {
+    let host = TestHost::start_with_admin(&[plugin_with("q", GUEST_REJECT, QUEUE)], |_| {}).await;
+    let first = host.post_with_id("/hooks/q", "dead-1", "{}").await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let dead = wait_for(&host, "dead-1", "dead").await;
+
+    // The plugin is fixed; the sender redelivers the event it saw fail.
+    deploy(&host.plugins, "q", &std::fs::read(ECHO).unwrap());
+    let (status, reloaded) = host.admin_post("/plugins/reload").await;
+    assert_eq!(status, StatusCode::OK, "{reloaded}");
+    let again = host.post_with_id("/hooks/q", "dead-1", "{}").await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED, "not a duplicate");
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "id": "dead-1" }));
+    let done = wait_for(&host, "dead-1", "done").await;
+    assert_eq!(done["seq"], dead["seq"], "the same event, revived: {done}");
+    assert_eq!(done["attempts"], 1, "a fresh retry budget: {done}");
+    assert_eq!(done["replays"], 1, "{done}");
+
+    // Done now: a redelivery is a duplicate again, and nothing is queued.
+    let third = host.post_with_id("/hooks/q", "dead-1", "{}").await;
+    assert_eq!(third.status(), StatusCode::OK);
+    let (_, listed) = host.admin_get("/events?route=/hooks/q").await;
+    assert_eq!(listed["events"].as_array().unwrap().len(), 1, "{listed}");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_route_answers_429_with_retry_after_stores_nothing_and_takes_more_once_drained() {
+    use crate::metrics::{scrape, value};
+    let manifest = "mode = \"queue\"\n[queue]\nconcurrency = 5\nmax_pending = 5\n";
+    let host =
+        TestHost::start_with_admin(&[plugin_with("slow", GUEST_SLEEPER, manifest)], |_| {}).await;
+    for i in 0..5 {
+        let response = host
+            .post_with_id("/hooks/slow?ms=2000", &format!("p-{i}"), "{}")
+            .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "p-{i}");
+    }
+    let refused = host.post_with_id("/hooks/slow?ms=2000", "p-5", "{}").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body = error_body(refused).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many deliveries waiting"),
+        "{body}"
+    );
+    let admin = host.admin_url("");
+    assert!(
+        event(&host.client, &admin, "p-5").await.is_none(),
+        "not stored"
+    );
+
+    let full = scrape(&host).await;
+    let route = [("route", "/hooks/slow")];
+    assert_eq!(
+        value(
+            &full,
+            "hookhost_queue_refused_total",
+            &[("route", "/hooks/slow"), ("reason", "max_pending")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &full,
+            "hookhost_requests_total",
+            &[("route", "/hooks/slow"), ("status", "429")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&full, "hookhost_queue_route_depth", &route),
+        Some(5.0)
+    );
+    assert_eq!(value(&full, "hookhost_queue_depth", &[]), Some(5.0));
+    let age = value(&full, "hookhost_queue_oldest_pending_age_seconds", &[]).unwrap();
+    assert!(age > 0.0 && age < 60.0, "{age}");
+
+    for i in 0..5 {
+        wait_for(&host, &format!("p-{i}"), "done").await;
+    }
+    let drained = eventually(Duration::from_secs(10), "queue drained", || {
+        let host = &host;
+        async move {
+            let s = scrape(host).await;
+            (value(&s, "hookhost_queue_depth", &[]) == Some(0.0)).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(
+        value(&drained, "hookhost_queue_route_depth", &route),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&drained, "hookhost_queue_oldest_pending_age_seconds", &[]),
+        Some(0.0)
+    );
+    // The sender's retry gets in now.
+    let again = host.post_with_id("/hooks/slow?ms=1", "p-5", "{}").await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    wait_for(&host, "p-5", "done").await;
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn a_stripe_event_id_is_the_delivery_id() {
     let host = TestHost::start_with_admin(&[plugin_with("stripe", ECHO, QUEUE)], |_| {}).await;
     let event = r#"{"id":"evt_1QpX","object":"event","type":"charge.succeeded"}"#;

@@ -39,6 +39,7 @@ impl Admin {
             (&Method::GET, ["stats"]) => Ok(self.stats()),
             (&Method::POST, ["plugins", "reload"]) => self.reload().await,
             (&Method::GET, ["events"]) => self.list(&query).await,
+            (&Method::POST, ["events", "replay"]) => self.replay_dead(&query).await,
             (&Method::GET, ["events", id]) => self.get(key(id, &query)?).await,
             (&Method::POST, ["events", id, "replay"]) => self.replay(key(id, &query)?).await,
             (_, ["events"] | ["events", _] | ["healthz"] | ["readyz"]) => {
@@ -60,9 +61,11 @@ impl Admin {
             .map_err(|err| Refusal::Store(err.to_string()))?;
         let now = crate::inbox::now_millis();
         let oldest_age_ms = backlog.oldest_received_at.map_or(0, |at| (now - at).max(0));
+        let routes = self.inbox.depths();
         Ok(self.metrics.encode(QueueGauges {
             pending: backlog.pending,
             oldest_pending_age: Duration::from_millis(oldest_age_ms as u64),
+            routes: &routes,
         }))
     }
 
@@ -314,9 +317,43 @@ impl Admin {
         }
     }
 
+    /// `POST /events/replay?status=dead[&route=R]`: every dead event (of
+    /// the route) pending again. `status=dead` is required, so that the
+    /// request says what it replays: done events were handled, and pending
+    /// ones will be attempted anyway.
+    async fn replay_dead(&self, query: &Query) -> Result<Value, Refusal> {
+        match query.get("status") {
+            Some("dead") => {}
+            Some(other) => {
+                return Err(Refusal::BadRequest(format!(
+                    "status \"{other}\" cannot be replayed in bulk; only status=dead \
+                     (replay a done event by id with POST /events/{{id}}/replay)"
+                )));
+            }
+            None => {
+                return Err(Refusal::BadRequest(
+                    "bulk replay needs status=dead: POST /events/replay?status=dead[&route=/hooks/NAME]"
+                        .into(),
+                ));
+            }
+        }
+        let route = query.get("route");
+        let replayed = self
+            .inbox
+            .replay_dead(route)
+            .await
+            .map_err(|err| Refusal::Store(err.to_string()))?;
+        tracing::info!(
+            route = route.unwrap_or("(all)"),
+            events = replayed,
+            "dead events replayed by an operator"
+        );
+        Ok(json!({ "replayed": replayed }))
+    }
+
     async fn replay(&self, key: EventKey) -> Result<Value, Refusal> {
         match self.inbox.replay(key.clone()).await {
-            Ok(Replayed::Replayed { seq }) => {
+            Ok(Replayed::Replayed { seq, .. }) => {
                 tracing::info!(id = %key.id, seq, "event replayed by an operator");
                 self.get(key).await
             }

@@ -38,15 +38,21 @@ pub enum EventsCommand {
         route: Option<String>,
     },
     /// Put a done or dead event back to pending, due now, with a fresh retry
-    /// budget.
+    /// budget; or, with `--dead`, every dead event (of `--route`).
     Replay {
-        /// The delivery id.
-        id: String,
+        /// The delivery id (not with `--dead`).
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<String>,
         #[command(flatten)]
         admin: AdminArgs,
-        /// The route, when the id came on more than one.
+        /// The route: the id's, when it came on more than one; with
+        /// `--dead`, replay only this route's dead events.
         #[arg(long, value_name = "ROUTE")]
         route: Option<String>,
+        /// Replay every dead event (of `--route`, else of all routes) and
+        /// print how many.
+        #[arg(long)]
+        dead: bool,
     },
 }
 
@@ -72,8 +78,16 @@ pub fn run(command: EventsCommand) -> anyhow::Result<()> {
         EventsCommand::Show { id, admin, route } => console(&admin, |target, _| async move {
             target.show(&id, route.as_deref()).await
         }),
-        EventsCommand::Replay { id, admin, route } => console(&admin, |target, json| async move {
-            target.replay(&id, route.as_deref(), json).await
+        EventsCommand::Replay {
+            id,
+            admin,
+            route,
+            dead,
+        } => console(&admin, |target, json| async move {
+            match id {
+                Some(id) if !dead => target.replay(&id, route.as_deref(), json).await,
+                _ => target.replay_dead(route.as_deref(), json).await,
+            }
         }),
     }
 }

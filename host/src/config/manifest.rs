@@ -38,6 +38,14 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 /// at once. Enough to keep a slow downstream busy without letting one route
 /// take every instance slot.
 pub const DEFAULT_QUEUE_CONCURRENCY: u32 = 4;
+/// Default `[queue] max_pending`: events of one route waiting or being
+/// attempted before its senders get 429. At the default concurrency and a
+/// plugin of a few milliseconds that is minutes of backlog, far more than a
+/// burst; a route beyond it is not keeping up, and the senders' own retries
+/// hold the rest instead of the host's disk. About 150 MB of 1.5 KB events.
+pub const DEFAULT_MAX_PENDING: u64 = 100_000;
+/// The largest `[queue] max_pending` a manifest may set.
+pub const MAX_MAX_PENDING: u64 = 100_000_000;
 /// The largest body a manifest may allow: bodies are buffered whole (the
 /// signature covers every byte), so this bounds memory per request.
 pub const MAX_ROUTE_BODY: u64 = 64 * MIB;
@@ -130,6 +138,11 @@ pub struct RawRetry {
 pub struct RawQueue {
     /// Queued events of this route handled at once.
     pub concurrency: Option<u32>,
+    /// Most events of this route pending (waiting or being attempted);
+    /// beyond it the route answers 429 with `Retry-After`. 0 or absent:
+    /// [`DEFAULT_MAX_PENDING`]. Signed, so a negative value gets our error,
+    /// not serde's.
+    pub max_pending: Option<i64>,
 }
 
 /// How a route answers its sender.
@@ -217,6 +230,8 @@ pub struct Manifest {
     pub retry: RetryPolicy,
     /// Queue mode: events of this route handled at once.
     pub concurrency: u32,
+    /// Queue mode: most events of this route pending before it answers 429.
+    pub max_pending: u64,
     /// Outbound HTTP: `[allow] http` and the `http_*` limits.
     pub outbound: Arc<OutboundPolicy>,
     /// The `[config]` values, resolved.
@@ -254,6 +269,7 @@ impl Manifest {
             mode: Mode::Sync,
             retry: RetryPolicy::default(),
             concurrency: DEFAULT_QUEUE_CONCURRENCY,
+            max_pending: DEFAULT_MAX_PENDING,
             outbound: Arc::default(),
             config: Arc::default(),
             kv: KvLimits::default(),
@@ -400,6 +416,16 @@ impl Manifest {
             }
             None => defaults.concurrency,
         };
+        let max_pending = match raw.queue.as_ref().and_then(|q| q.max_pending) {
+            None | Some(0) => defaults.max_pending,
+            Some(n) if (1..=MAX_MAX_PENDING as i64).contains(&n) => n as u64,
+            Some(n) => {
+                return Err(format!(
+                    "`queue.max_pending`: {n} is out of range; use 1 to {MAX_MAX_PENDING} \
+                     (0 or leaving it out means the default, {DEFAULT_MAX_PENDING})"
+                ));
+            }
+        };
         let unverified = raw.unverified.unwrap_or(false);
         if unverified && verify.is_some() {
             return Err(
@@ -423,6 +449,7 @@ impl Manifest {
             mode,
             retry,
             concurrency,
+            max_pending,
             outbound: Arc::new(outbound),
             config: Arc::new(parse_config(raw.config, secrets)?),
             kv: parse_kv(raw.kv.as_ref())?,
@@ -843,6 +870,23 @@ mod tests {
         assert!(err.contains("more than zero"), "{err}");
         let err = parse("q", "[queue]\nconcurrency = 0\n").unwrap_err();
         assert!(err.contains("queue.concurrency"), "{err}");
+        assert_eq!(manifest.max_pending, DEFAULT_MAX_PENDING);
+        for (text, want) in [
+            ("0", DEFAULT_MAX_PENDING),
+            ("5", 5),
+            ("100000000", MAX_MAX_PENDING),
+        ] {
+            let toml = format!("mode = \"queue\"\n[queue]\nmax_pending = {text}\n");
+            assert_eq!(parse("q", &toml).unwrap().max_pending, want, "{text}");
+        }
+        for bad in ["-1", "100000001"] {
+            let toml = format!("mode = \"queue\"\n[queue]\nmax_pending = {bad}\n");
+            let err = parse("q", &toml).unwrap_err();
+            assert!(
+                err.contains("`queue.max_pending`") && err.contains("use 1 to 100000000"),
+                "{err}"
+            );
+        }
         let err = parse("q", "[retry]\nattempts = 3\n").unwrap_err();
         assert!(err.contains("unknown field `attempts`"), "{err}");
     }

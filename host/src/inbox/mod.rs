@@ -5,8 +5,9 @@
 //! Owns storing events ([`store`], with the SQLite backend in [`sqlite`]),
 //! group commit ([`writer`]), and delivery-id deduplication for both modes,
 //! behind one typed API, [`Inbox`]: `append`, `claim`, `complete`, `retry`,
-//! `dead`, `park`, `replay`, `purge` (and reads). The write protocol between
-//! [`Inbox`], its writer thread and a backend ([`store::Write`],
+//! `dead`, `park`, `replay`, `replay_dead`, `purge` (and reads), and each
+//! route's pending count for `[queue] max_pending` ([`depth`]). The write
+//! protocol between [`Inbox`], its writer thread and a backend ([`store::Write`],
 //! [`store::Written`]) is private to this module: a new backend (PostgreSQL)
 //! implements [`store::Store`] here, and nothing outside changes.
 //!
@@ -25,14 +26,17 @@
 //!   or `reject`, or its attempts run out (dead). At least once: an attempt
 //!   interrupted by a crash is made again.
 //! - A sender-given delivery id accepted on a route is not accepted there
-//!   again within the dedupe window.
+//!   again within the dedupe window, unless its event is dead: then the
+//!   sender's redelivery revives it (pending again, fresh retry budget).
 
+mod depth;
 mod sqlite;
 mod store;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -43,8 +47,12 @@ pub use store::{
 };
 pub use writer::Counts;
 
+use self::depth::{Depths, RouteDepth};
 use self::store::{Store, Write, Written};
 use self::writer::Writer;
+
+/// Dead events replayed per transaction by [`Inbox::replay_dead`].
+pub const REPLAY_BATCH: u32 = 5000;
 
 /// Inbox settings that are not per route.
 #[derive(Debug, Clone)]
@@ -81,6 +89,22 @@ pub struct Inbox {
     /// workers start on it at once instead of at their next poll.
     due_now: Notify,
     config: InboxConfig,
+    /// Pending events per route, for `[queue] max_pending`.
+    depths: Depths,
+    /// The route counter of every event claimed and not yet done or dead,
+    /// by `seq`: outcomes name only the event, and must take it off its
+    /// route's count.
+    claimed: Mutex<HashMap<i64, Arc<RouteDepth>>>,
+}
+
+/// What [`Inbox::append_within`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The store's answer: accepted, revived or a duplicate.
+    Stored(Appended),
+    /// The route already has `max_pending` events pending: nothing was
+    /// stored; the sender should try again after `retry_after`.
+    Full { pending: u64, retry_after: Duration },
 }
 
 impl std::fmt::Debug for Inbox {
@@ -101,6 +125,11 @@ impl Inbox {
     /// An inbox over any [`Store`].
     fn with_store(store: Arc<dyn Store>, config: InboxConfig) -> anyhow::Result<Self> {
         use anyhow::Context as _;
+        let pending = store
+            .route_backlogs()
+            .context("cannot count the pending events")?
+            .into_iter()
+            .map(|(route, backlog)| (route, backlog.pending));
         let writer = Writer::start(store.clone(), config.max_batch)
             .context("cannot start the inbox writer thread")?;
         Ok(Self {
@@ -108,7 +137,15 @@ impl Inbox {
             writer,
             due_now: Notify::new(),
             config,
+            depths: Depths::seeded(pending),
+            claimed: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Events pending per route, as counted in memory (what
+    /// `[queue] max_pending` is checked against), sorted by route.
+    pub fn depths(&self) -> Vec<(String, u64)> {
+        self.depths.snapshot()
     }
 
     /// The settings it was opened with.
@@ -121,8 +158,32 @@ impl Inbox {
         self.writer.counts()
     }
 
-    /// Stores `event` durably, or finds it is a duplicate.
+    /// Stores `event` durably, or finds it is a duplicate (or revives the
+    /// dead event of its id), whatever its route has pending.
     pub async fn append(&self, event: NewEvent) -> Result<Appended, StoreError> {
+        match self.append_within(event, u64::MAX).await? {
+            Admission::Stored(appended) => Ok(appended),
+            Admission::Full { .. } => Err(StoreError::Backend(
+                "no route can have u64::MAX events pending".into(),
+            )),
+        }
+    }
+
+    /// Like [`Inbox::append`], unless the event's route already has
+    /// `max_pending` events pending: then nothing is stored. Checked
+    /// against the in-memory count, so it costs no read.
+    pub async fn append_within(
+        &self,
+        event: NewEvent,
+        max_pending: u64,
+    ) -> Result<Admission, StoreError> {
+        let depth = self.depths.route(&event.route);
+        let Some(reservation) = depth.reserve(max_pending) else {
+            return Ok(Admission::Full {
+                pending: depth.pending(),
+                retry_after: depth.retry_after(max_pending),
+            });
+        };
         let dedupe_since = event.received_at - millis(self.config.dedupe_window);
         let written = self
             .writer
@@ -133,10 +194,14 @@ impl Inbox {
             .await?;
         match written {
             Written::Appended(appended) => {
-                if matches!(appended, Appended::Accepted { .. }) {
+                if matches!(
+                    appended,
+                    Appended::Accepted { .. } | Appended::Revived { .. }
+                ) {
+                    reservation.keep();
                     self.due_now.notify_one();
                 }
-                Ok(appended)
+                Ok(Admission::Stored(appended))
             }
             other => Err(unexpected(&other)),
         }
@@ -215,12 +280,48 @@ impl Inbox {
             .await?
         {
             Written::Replayed(replayed) => {
-                if matches!(replayed, Replayed::Replayed { .. }) {
+                if let Replayed::Replayed { route, .. } = &replayed {
+                    self.depths.route(route).add(1);
                     self.due_now.notify_one();
                 }
                 Ok(replayed)
             }
             other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Puts every dead event (of `route`, if given) back to pending, due
+    /// now, with a fresh retry budget; returns how many. In batches of
+    /// [`REPLAY_BATCH`], each its own transaction, so a big replay never
+    /// holds the writer (and the senders' acknowledgements) for long. Only
+    /// events dead when it was asked are replayed: one that a fast plugin
+    /// rejects again meanwhile stays dead, and a second call replays what
+    /// died since (none, right after the first).
+    pub async fn replay_dead(&self, route: Option<&str>) -> Result<u64, StoreError> {
+        let dead_by = now_millis();
+        let mut replayed = 0;
+        loop {
+            let write = Write::ReplayDead {
+                route: route.map(str::to_owned),
+                dead_by,
+                at: now_millis(),
+                limit: REPLAY_BATCH,
+            };
+            let counts = match self.writer.write(write).await? {
+                Written::ReplayedDead(counts) => counts,
+                other => return Err(unexpected(&other)),
+            };
+            for (route, n) in &counts {
+                self.depths.route(route).add(*n);
+            }
+            let batch: u64 = counts.iter().map(|(_, n)| n).sum();
+            replayed += batch;
+            if batch > 0 {
+                self.due_now.notify_one();
+            }
+            if batch < u64::from(REPLAY_BATCH) {
+                return Ok(replayed);
+            }
         }
     }
 
@@ -270,7 +371,14 @@ impl Inbox {
             limit,
         };
         match self.writer.write(write).await? {
-            Written::Claimed(claimed) => Ok(claimed),
+            Written::Claimed(claimed) => {
+                let depth = self.depths.route(route);
+                let mut leased = self.claimed.lock().expect("claimed poisoned");
+                for event in &claimed {
+                    leased.insert(event.seq, depth.clone());
+                }
+                Ok(claimed)
+            }
             other => Err(unexpected(&other)),
         }
     }
@@ -282,7 +390,9 @@ impl Inbox {
         attempt: u32,
         at: Millis,
     ) -> Result<Recorded, StoreError> {
-        self.record(Write::Complete { seq, attempt, at }).await
+        let recorded = self.record(Write::Complete { seq, attempt, at }).await?;
+        self.settled(seq, recorded);
+        Ok(recorded)
     }
 
     /// Attempt `attempt` of event `seq` failed with `error`: try again at
@@ -312,13 +422,29 @@ impl Inbox {
         at: Millis,
         error: String,
     ) -> Result<Recorded, StoreError> {
-        self.record(Write::Dead {
-            seq,
-            attempt,
-            at,
-            error,
-        })
-        .await
+        let recorded = self
+            .record(Write::Dead {
+                seq,
+                attempt,
+                at,
+                error,
+            })
+            .await?;
+        self.settled(seq, recorded);
+        Ok(recorded)
+    }
+
+    /// Event `seq` is done or dead if `recorded` applied: off its route's
+    /// pending count. (A stale outcome changed nothing; the attempt that
+    /// holds the event reports its own.)
+    fn settled(&self, seq: i64, recorded: Recorded) {
+        if recorded != Recorded::Applied {
+            return;
+        }
+        let depth = self.claimed.lock().expect("claimed poisoned").remove(&seq);
+        if let Some(depth) = depth {
+            depth.settle();
+        }
     }
 
     /// Postpones the events of `route` due at `now` to `until`, noting
@@ -407,6 +533,7 @@ fn unexpected(written: &Written) -> StoreError {
         Written::Claimed(_) => "claimed",
         Written::Applied(_) => "applied",
         Written::Replayed(_) => "replayed",
+        Written::ReplayedDead(_) => "replayed dead",
         Written::Count(_) => "count",
         Written::Kv(_) => "kv",
     };
@@ -416,4 +543,113 @@ fn unexpected(written: &Written) -> StoreError {
 /// `duration` in [`Millis`], saturating.
 pub fn millis(duration: Duration) -> Millis {
     Millis::try_from(duration.as_millis()).unwrap_or(Millis::MAX / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, route: &str) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            dedupe: true,
+            route: route.into(),
+            received_at: now_millis(),
+            request: StoredRequest {
+                method: "POST".into(),
+                path: route.into(),
+                query: String::new(),
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+                verified_by: None,
+            },
+        }
+    }
+
+    async fn within(inbox: &Inbox, id: &str, max: u64) -> Admission {
+        inbox
+            .append_within(event(id, "/hooks/a"), max)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn route_depths_follow_appends_outcomes_and_replays_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Inbox::open(dir.path(), InboxConfig::default()).unwrap();
+        for id in ["e1", "e2"] {
+            assert!(matches!(
+                within(&inbox, id, 2).await,
+                Admission::Stored(Appended::Accepted { .. })
+            ));
+        }
+        let Admission::Full { pending, .. } = within(&inbox, "e3", 2).await else {
+            panic!("not refused");
+        };
+        assert_eq!(pending, 2);
+        assert!(
+            inbox.get(key("e3")).await.unwrap().is_none(),
+            "nothing stored"
+        );
+        // A duplicate takes no room.
+        assert!(matches!(
+            within(&inbox, "e1", 3).await,
+            Admission::Stored(Appended::Duplicate)
+        ));
+        assert_eq!(inbox.depths(), [("/hooks/a".to_owned(), 2)]);
+
+        let now = now_millis();
+        let claimed = inbox
+            .claim("/hooks/a", now, now + 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2);
+        let (done, dead) = (&claimed[0], &claimed[1]);
+        inbox.retry(done.seq, 1, now, "again".into()).await.unwrap();
+        assert_eq!(
+            inbox.depths(),
+            [("/hooks/a".to_owned(), 2)],
+            "a retry stays"
+        );
+        let again = inbox
+            .claim("/hooks/a", now, now + 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again[0].attempt, 2);
+        // A stale outcome (the first attempt's) takes nothing off.
+        assert_eq!(
+            inbox.complete(done.seq, 1, now).await.unwrap(),
+            Recorded::Stale
+        );
+        inbox.complete(done.seq, 2, now).await.unwrap();
+        inbox.dead(dead.seq, 1, now, "no".into()).await.unwrap();
+        assert_eq!(inbox.depths(), [("/hooks/a".to_owned(), 0)]);
+        assert_eq!(inbox.backlog().await.unwrap().pending, 0);
+
+        // The sender's redelivery of the dead one, then a bulk replay: back.
+        assert!(matches!(
+            within(&inbox, "e2", 5).await,
+            Admission::Stored(Appended::Revived { .. })
+        ));
+        assert_eq!(inbox.replay_dead(None).await.unwrap(), 0);
+        assert!(matches!(
+            inbox.replay(key("e1")).await.unwrap(),
+            Replayed::Replayed { .. }
+        ));
+        assert_eq!(inbox.depths(), [("/hooks/a".to_owned(), 2)]);
+        inbox.close().await;
+        drop(inbox);
+
+        let reopened = Inbox::open(dir.path(), InboxConfig::default()).unwrap();
+        assert_eq!(reopened.depths(), [("/hooks/a".to_owned(), 2)], "seeded");
+        assert_eq!(reopened.backlog().await.unwrap().pending, 2);
+        reopened.close().await;
+    }
+
+    fn key(id: &str) -> EventKey {
+        EventKey {
+            id: id.into(),
+            route: None,
+        }
+    }
 }

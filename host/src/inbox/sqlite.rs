@@ -32,6 +32,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavio
 
 use super::store::{
     Appended, Attempt, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis,
+    NewEvent,
     Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
 };
 
@@ -666,6 +667,47 @@ fn headers_from_json(text: &str) -> Vec<(String, String)> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// Puts event `seq` back to pending, due at `at`, with a fresh retry budget:
+/// what an operator's replay and a sender's redelivery of a dead event do.
+fn replay_row(conn: &Connection, seq: i64, at: Millis) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE events SET status = 'pending', attempts = 0, replays = replays + 1,
+                           next_attempt_at = ?2, claimed_until = NULL,
+                           done_at = NULL, dead_at = NULL
+         WHERE seq = ?1",
+    )?
+    .execute(params![seq, at])?;
+    Ok(())
+}
+
+/// An append whose sender-given id was accepted on its route within the
+/// dedupe window. A done or pending event keeps the id: the append is a
+/// duplicate. A dead one does not swallow the sender's own redelivery (the
+/// sender is told to resend after fixing what made it fail, or resends a
+/// delivery it saw fail): the event is revived, pending again with a fresh
+/// retry budget like an operator's replay, and the id's window starts
+/// again. The stored request is kept: a redelivery carries the same event.
+fn redelivered(conn: &Connection, event: &NewEvent) -> rusqlite::Result<Written> {
+    let newest: Option<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT seq, status FROM events WHERE id = ?1 AND route = ?2
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![event.id, event.route], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    match newest {
+        Some((seq, status)) if status == Status::Dead.as_str() => {
+            conn.prepare_cached("UPDATE seen SET at = ?3 WHERE route = ?1 AND id = ?2")?
+                .execute(params![event.route, event.id, event.received_at])?;
+            replay_row(conn, seq, event.received_at)?;
+            Ok(Written::Appended(Appended::Revived { seq }))
+        }
+        _ => Ok(Written::Appended(Appended::Duplicate)),
+    }
+}
+
 fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     match write {
         Write::Append {
@@ -688,7 +730,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                         dedupe_since
                     ])?;
                 if changed == 0 {
-                    return Ok(Written::Appended(Appended::Duplicate));
+                    return redelivered(conn, event);
                 }
             }
             conn.prepare_cached(
@@ -826,29 +868,54 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             Ok(Written::Count(changed as u64))
         }
         Write::Replay { key, at } => {
-            let found: Option<(i64, String)> = conn
+            let found: Option<(i64, String, String)> = conn
                 .prepare_cached(
-                    "SELECT seq, status FROM events WHERE id = ?1 AND (?2 IS NULL OR route = ?2)
+                    "SELECT seq, status, route FROM events
+                     WHERE id = ?1 AND (?2 IS NULL OR route = ?2)
                      ORDER BY seq DESC LIMIT 1",
                 )?
                 .query_row(params![key.id, key.route], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })
                 .optional()?;
-            let Some((seq, status)) = found else {
+            let Some((seq, status, route)) = found else {
                 return Ok(Written::Replayed(Replayed::NotFound));
             };
             if status == Status::Pending.as_str() {
                 return Ok(Written::Replayed(Replayed::Pending));
             }
-            conn.prepare_cached(
+            replay_row(conn, seq, *at)?;
+            Ok(Written::Replayed(Replayed::Replayed { seq, route }))
+        }
+        Write::ReplayDead {
+            route,
+            dead_by,
+            at,
+            limit,
+        } => {
+            // `dead_by`: an event replayed by an earlier batch of the same
+            // request and dead again since is not replayed twice.
+            let mut statement = conn.prepare_cached(
                 "UPDATE events SET status = 'pending', attempts = 0, replays = replays + 1,
-                                   next_attempt_at = ?2, claimed_until = NULL,
+                                   next_attempt_at = ?3, claimed_until = NULL,
                                    done_at = NULL, dead_at = NULL
-                 WHERE seq = ?1",
-            )?
-            .execute(params![seq, at])?;
-            Ok(Written::Replayed(Replayed::Replayed { seq }))
+                 WHERE seq IN (SELECT seq FROM events INDEXED BY events_status
+                               WHERE status = 'dead' AND dead_at <= ?2
+                                     AND (?1 IS NULL OR route = ?1)
+                               ORDER BY seq LIMIT ?4)
+                 RETURNING route",
+            )?;
+            let mut counts: Vec<(String, u64)> = Vec::new();
+            for route in statement.query_map(params![route, dead_by, at, limit], |row| {
+                row.get::<_, String>(0)
+            })? {
+                let route = route?;
+                match counts.iter_mut().find(|(r, _)| *r == route) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((route, 1)),
+                }
+            }
+            Ok(Written::ReplayedDead(counts))
         }
         Write::Purge {
             done_before,
@@ -878,7 +945,6 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inbox::store::NewEvent;
 
     fn event(id: &str, route: &str, at: Millis) -> NewEvent {
         NewEvent {
@@ -1017,6 +1083,96 @@ mod tests {
     }
 
     #[test]
+    fn a_redelivery_revives_a_dead_event_and_is_a_duplicate_of_a_pending_or_done_one() {
+        let (_dir, store) = open();
+        let Appended::Accepted { seq } = append(&store, event("e1", "/hooks/a", 1000), 0) else {
+            panic!("not accepted");
+        };
+        // Pending (waiting, then in an attempt): a duplicate.
+        assert_eq!(
+            append(&store, event("e1", "/hooks/a", 1100), 0),
+            Appended::Duplicate
+        );
+        let first = claim(&store, "/hooks/a", 1100, 100).remove(0);
+        assert_eq!(
+            append(&store, event("e1", "/hooks/a", 1150), 0),
+            Appended::Duplicate
+        );
+        applied(
+            &store,
+            Write::Dead {
+                seq: first.seq,
+                attempt: 1,
+                at: 1200,
+                error: "rejected".into(),
+            },
+        );
+        // Dead: the sender's redelivery revives it, due now, fresh budget.
+        assert_eq!(
+            append(&store, event("e1", "/hooks/a", 2000), 0),
+            Appended::Revived { seq }
+        );
+        let revived = get(&store, "e1");
+        assert_eq!(revived.seq, seq, "the same event, not a second row");
+        assert_eq!(revived.status, Status::Pending);
+        assert_eq!(revived.attempts, 0);
+        assert_eq!(revived.replays, 1);
+        assert_eq!(revived.dead_at, None);
+        assert_eq!(revived.next_attempt_at, Some(2000));
+        assert!(
+            store.seen("/hooks/a", "e1", 2000).unwrap(),
+            "window restarts"
+        );
+        let again = claim(&store, "/hooks/a", 2000, 100).remove(0);
+        assert_eq!(again.attempt, 1);
+        // Two redeliveries in one batch revive it once.
+        applied(
+            &store,
+            Write::Dead {
+                seq,
+                attempt: 1,
+                at: 2100,
+                error: "rejected".into(),
+            },
+        );
+        let twice = store
+            .apply(&[
+                Write::Append {
+                    event: event("e1", "/hooks/a", 3000),
+                    dedupe_since: 0,
+                },
+                Write::Append {
+                    event: event("e1", "/hooks/a", 3000),
+                    dedupe_since: 0,
+                },
+            ])
+            .unwrap();
+        assert!(matches!(
+            twice[0],
+            Ok(Written::Appended(Appended::Revived { .. }))
+        ));
+        assert!(matches!(
+            twice[1],
+            Ok(Written::Appended(Appended::Duplicate))
+        ));
+        // Done: a duplicate.
+        let last = claim(&store, "/hooks/a", 3000, 100).remove(0);
+        applied(
+            &store,
+            Write::Complete {
+                seq: last.seq,
+                attempt: last.attempt,
+                at: 3100,
+            },
+        );
+        assert_eq!(
+            append(&store, event("e1", "/hooks/a", 3200), 0),
+            Appended::Duplicate
+        );
+        assert_eq!(get(&store, "e1").status, Status::Done);
+    }
+
+    #[test]
     fn duplicates_within_one_batch_are_caught() {
         let (_dir, store) = open();
         let results = store
@@ -1146,7 +1302,7 @@ mod tests {
             id: "e1".into(),
             route: Some("/hooks/a".into()),
         };
-        let Written::Replayed(Replayed::Replayed { seq }) = one(
+        let Written::Replayed(Replayed::Replayed { seq, .. }) = one(
             &store,
             Write::Replay {
                 key: key.clone(),
@@ -1180,6 +1336,78 @@ mod tests {
             ),
             Written::Replayed(Replayed::NotFound)
         ));
+    }
+
+    #[test]
+    fn dead_events_are_replayed_in_bulk_by_route_once() {
+        let (_dir, store) = open();
+        for (id, route) in [("a1", "/hooks/a"), ("a2", "/hooks/a"), ("b1", "/hooks/b")] {
+            append(&store, event(id, route, 1000), 0);
+        }
+        append(&store, event("a3", "/hooks/a", 1000), 0);
+        for route in ["/hooks/a", "/hooks/b"] {
+            for claimed in claim(&store, route, 1000, 100) {
+                let write = if claimed.id == "a3" {
+                    Write::Complete {
+                        seq: claimed.seq,
+                        attempt: 1,
+                        at: 1100,
+                    }
+                } else {
+                    Write::Dead {
+                        seq: claimed.seq,
+                        attempt: 1,
+                        at: 1100,
+                        error: "rejected".into(),
+                    }
+                };
+                applied(&store, write);
+            }
+        }
+        let replay = |route: Option<&str>, dead_by: Millis, limit: u32| match one(
+            &store,
+            Write::ReplayDead {
+                route: route.map(str::to_owned),
+                dead_by,
+                at: 2000,
+                limit,
+            },
+        ) {
+            Written::ReplayedDead(counts) => counts,
+            other => panic!("{other:?}"),
+        };
+        assert!(store.route_backlogs().unwrap().is_empty());
+        assert!(replay(None, 1099, 100).is_empty(), "died after dead_by");
+        assert_eq!(
+            replay(Some("/hooks/a"), 1100, 1),
+            [("/hooks/a".to_owned(), 1)]
+        );
+        assert_eq!(
+            replay(Some("/hooks/a"), 1100, 100),
+            [("/hooks/a".to_owned(), 1)]
+        );
+        assert!(replay(Some("/hooks/a"), 1100, 100).is_empty(), "idempotent");
+        assert_eq!(replay(None, 1100, 100), [("/hooks/b".to_owned(), 1)]);
+        for id in ["a1", "a2", "b1"] {
+            let event = get(&store, id);
+            assert_eq!(event.status, Status::Pending, "{id}");
+            assert_eq!(event.attempts, 0);
+            assert_eq!(event.replays, 1);
+            assert_eq!(event.next_attempt_at, Some(2000));
+        }
+        assert_eq!(
+            get(&store, "a3").status,
+            Status::Done,
+            "done is not replayed"
+        );
+        let mut pending: Vec<_> = (store.route_backlogs().unwrap().into_iter())
+            .map(|(route, backlog)| (route, backlog.pending))
+            .collect();
+        pending.sort();
+        assert_eq!(
+            pending,
+            [("/hooks/a".to_owned(), 2), ("/hooks/b".to_owned(), 1)]
+        );
     }
 
     #[test]

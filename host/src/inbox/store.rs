@@ -25,7 +25,10 @@
 //!   delivery of it).
 //! - Deduplication: a sender-given delivery id is remembered per route for
 //!   the dedupe window; a second delivery of it inside the window is a
-//!   duplicate. Host-made ids are unique and never looked up.
+//!   duplicate while its event is pending or done. A dead event does not
+//!   swallow the sender's redelivery: it revives the event (pending again,
+//!   a fresh retry budget, as a replay would). Host-made ids are unique and
+//!   never looked up.
 //!
 //! Timestamps are milliseconds since the Unix epoch ([`Millis`]).
 
@@ -203,7 +206,8 @@ pub struct Filter {
 #[derive(Debug, Clone)]
 pub(crate) enum Write {
     /// Store a new event, unless its (sender-given) id was accepted on its
-    /// route at or after `dedupe_since`. → [`Written::Appended`]
+    /// route at or after `dedupe_since`: then a duplicate, or the revival of
+    /// that event if it is dead. → [`Written::Appended`]
     Append {
         event: NewEvent,
         dedupe_since: Millis,
@@ -250,6 +254,15 @@ pub(crate) enum Write {
     /// Put a done or dead event back to pending, due at `at`, with its
     /// attempts reset. → [`Written::Replayed`]
     Replay { key: EventKey, at: Millis },
+    /// Put up to `limit` dead events (of `route`, if given) that died at or
+    /// before `dead_by` back to pending, due at `at`, with their attempts
+    /// reset. → [`Written::ReplayedDead`]
+    ReplayDead {
+        route: Option<String>,
+        dead_by: Millis,
+        at: Millis,
+        limit: u32,
+    },
     /// Delete up to `limit` done events finished before `done_before`, and
     /// dedupe records older than `seen_before`. → [`Written::Count`]
     Purge {
@@ -318,7 +331,12 @@ pub enum KvWritten {
 pub enum Appended {
     /// Stored (durably, once the batch committed) as event `seq`.
     Accepted { seq: i64 },
-    /// The id was already accepted on this route within the window.
+    /// The id was accepted on this route within the window, and that event
+    /// is dead: the sender's redelivery made event `seq` pending again, with
+    /// a fresh retry budget (counted in its `replays`).
+    Revived { seq: i64 },
+    /// The id was already accepted on this route within the window, and
+    /// that event is pending or done.
     Duplicate,
 }
 
@@ -334,11 +352,12 @@ pub enum Recorded {
 }
 
 /// What a [`Write::Replay`] came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replayed {
-    /// Event `seq` is pending again.
+    /// Event `seq`, of `route`, is pending again.
     Replayed {
         seq: i64,
+        route: String,
     },
     /// The event is still pending: nothing to replay.
     Pending,
@@ -355,6 +374,8 @@ pub(crate) enum Written {
     /// that attempt) and nothing changed.
     Applied(bool),
     Replayed(Replayed),
+    /// Events replayed in bulk, counted by route.
+    ReplayedDead(Vec<(String, u64)>),
     /// Rows affected.
     Count(u64),
     Kv(KvWritten),

@@ -45,6 +45,9 @@ pub enum Failure {
     /// Queue mode: the delivery could not be stored durably, so it was not
     /// accepted.
     Store(StoreError),
+    /// Queue mode: the route has `[queue] max_pending` events pending; the
+    /// sender should try again after `retry_after`. Nothing was stored.
+    QueueFull { retry_after: Duration },
     /// A key the scheme needs (or an SNS subscription confirmation) could
     /// not be fetched: the sender should retry, the request was not refused.
     Fetch(crate::fetch::FetchError),
@@ -61,7 +64,9 @@ pub(super) fn status_of(failure: &Failure) -> StatusCode {
         Failure::Unverified(Refusal::BadVerifyToken) => StatusCode::FORBIDDEN,
         Failure::Unverified(_) => StatusCode::UNAUTHORIZED,
         Failure::Ingress(ingress::Refused::NotAllowed(_)) => StatusCode::FORBIDDEN,
-        Failure::Ingress(ingress::Refused::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+        Failure::Ingress(ingress::Refused::RateLimited { .. }) | Failure::QueueFull { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         Failure::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Failure::Store(_) | Failure::BodyBudget(_) | Failure::Fetch(_) => {
             StatusCode::SERVICE_UNAVAILABLE
@@ -88,6 +93,10 @@ impl Failure {
             Failure::BodyBudget(_) => "host is buffering too many request bodies, try again".into(),
             Failure::Store(_) => {
                 "could not store the delivery; it was not accepted, try again".into()
+            }
+            Failure::QueueFull { .. } => {
+                "too many deliveries waiting on this route; not accepted, retry after Retry-After"
+                    .into()
             }
             Failure::Fetch(_) => "cannot fetch what verification needs, try again".into(),
             Failure::Plugin(err) => match err {
@@ -151,7 +160,8 @@ impl Failure {
             | Failure::Fetch(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
-            Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. }) => {
+            Failure::Ingress(ingress::Refused::RateLimited { retry_after, .. })
+            | Failure::QueueFull { retry_after } => {
                 // Whole seconds, rounded up: a client retrying early is refused again.
                 let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));

@@ -11,7 +11,8 @@
 //!
 //! After verification, a delivery whose sender gave an id is deduplicated:
 //! in queue mode the inbox refuses an id it accepted on the route within the
-//! dedupe window (atomically, in the same transaction as the append); in sync
+//! dedupe window (atomically, in the same transaction as the append) unless
+//! that event is dead, which the redelivery revives (202); in sync
 //! mode a delivery whose earlier call succeeded (2xx) is not run again. Both
 //! answer `200 {"id": …, "duplicate": true}`. On a verified route whose
 //! scheme signs a message id, that id is the delivery id whatever id headers
@@ -35,7 +36,7 @@ use super::replay::{Claim, ReplayCache};
 use super::response::{self, Failure, accepted, duplicate, plugin_response};
 use crate::config::Mode;
 use crate::delivery::{self, Deliverer};
-use crate::inbox::{Appended, Inbox, NewEvent, StoredRequest};
+use crate::inbox::{Admission, Appended, Inbox, NewEvent, StoredRequest};
 use crate::ingress;
 use crate::registry::{Plugin, Registry};
 use crate::telemetry::Outcome;
@@ -455,7 +456,8 @@ impl App {
     }
 
     /// Queue mode: stores the delivery durably (or finds it is a duplicate)
-    /// before answering 202.
+    /// before answering 202; a route with `[queue] max_pending` events
+    /// pending stores nothing and answers 429 with `Retry-After`.
     async fn enqueue(
         &self,
         plugin: &Plugin,
@@ -469,13 +471,42 @@ impl App {
             received_at: received.received_at as i64,
             request: received.request,
         };
-        match self.inbox.append(event).await {
-            Ok(Appended::Accepted { .. }) => Ok(accepted(&id.value)),
-            Ok(Appended::Duplicate) => {
-                tracing::info!("duplicate delivery: already accepted, not queued again");
-                Ok(duplicate(&id.value))
+        let route = &plugin.manifest.route;
+        let max_pending = plugin.manifest.max_pending;
+        match self.inbox.append_within(event, max_pending).await {
+            Ok(Admission::Full {
+                pending,
+                retry_after,
+            }) => {
+                self.deliverer.metrics().queue_refused(route, "max_pending");
+                tracing::warn!(
+                    pending,
+                    max_pending,
+                    retry_after_s = retry_after.as_secs(),
+                    "route is full: delivery refused 429, nothing stored"
+                );
+                Err(Failure::QueueFull { retry_after })
             }
+            Ok(Admission::Stored(appended)) => Ok(self.appended(appended, id)),
             Err(err) => Err(Failure::Store(err)),
+        }
+    }
+
+    /// The sender's answer to what the inbox made of its delivery.
+    fn appended(&self, appended: Appended, id: &DeliveryId) -> http::Response<Full<Bytes>> {
+        match appended {
+            Appended::Accepted { .. } => accepted(&id.value),
+            Appended::Revived { seq } => {
+                tracing::info!(
+                    seq,
+                    "redelivery of a dead event: pending again with a fresh retry budget"
+                );
+                accepted(&id.value)
+            }
+            Appended::Duplicate => {
+                tracing::info!("duplicate delivery: already accepted, not queued again");
+                duplicate(&id.value)
+            }
         }
     }
 
