@@ -120,7 +120,7 @@ async fn the_dashboard_shows_a_dead_event_and_replays_it_in_a_real_browser() {
     .await;
 
     let admin = host.admin_url("");
-    let mut args = vec![
+    let args = [
         "--route",
         "/hooks/echo",
         "--route",
@@ -133,22 +133,15 @@ async fn the_dashboard_shows_a_dead_event_and_replays_it_in_a_real_browser() {
         "dash-1",
         "--dead-route",
         "/hooks/q",
+        // dash-2 is then the route's one dead event.
+        "--bulk-replay",
+        "/hooks/q",
     ];
-    // `POST /events/replay` (bulk) comes with the queue-operations work;
-    // until it is on this branch the button's check cannot run.
-    let (bulk, _) = host
-        .admin_post("/events/replay?status=dead&route=/hooks/none")
-        .await;
-    if bulk == StatusCode::OK {
-        args.extend(["--bulk-replay", "/hooks/q"]);
-    } else {
-        eprintln!(
-            "NOTE: POST /events/replay answered {bulk}: the bulk-replay button is not checked"
-        );
-    }
     browse(&admin, &args).await;
-    let done = wait_for(&host, "dash-1", "done").await;
-    assert_eq!(done["replays"], 1);
+    for id in ["dash-1", "dash-2"] {
+        let done = wait_for(&host, id, "done").await;
+        assert_eq!(done["replays"], 1, "{id}");
+    }
     for shot in ["overview", "plugins", "events", "events-replayed"] {
         let path = screenshots().join(format!("{shot}.png"));
         assert!(path.is_file(), "{} was not written", path.display());

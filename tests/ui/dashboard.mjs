@@ -7,7 +7,7 @@
 // Without --token: the overview lists every --route, the plugins page shows --plugin and
 // a load error naming --load-error, the events page shows event --dead as dead, a page of
 // another origin cannot replay it (403), the Replay button turns it done, and (with
-// --bulk-replay) "Replay all dead" replays the route's dead events after a confirmation.
+// --bulk-replay R) "Replay all dead" replays R's one dead event, dash-2, after a confirmation.
 // With --token: the login form, a refused token, then the token kept in sessionStorage and
 // sent as a header, never in a URL. Either way, no request may leave 127.0.0.1.
 // Exits non-zero with the reason on the first failed check.
@@ -154,11 +154,15 @@ async function open(page, context, shot) {
   if (opts['bulk-replay']) {
     await page.selectOption('#filter select[name=route]', opts['bulk-replay']);
     await page.click('#replay-dead');
+    // The count comes from a fetch: wait for the confirmation to show it.
+    await page.locator('#confirm-text', { hasText: /Replay \d+ dead/ }).waitFor();
     const text = await page.locator('#confirm-text').innerText();
     check(/Replay \d+ dead/.test(text), `the confirmation names a count (${text})`);
     await page.click('#confirm-yes');
-    await page.locator('#events-note', { hasText: /Replayed \d+ dead/ }).waitFor();
-    step(`replay all dead of ${opts['bulk-replay']}: ${await page.locator('#events-note').innerText()}`);
+    await page.locator('#action-note', { hasText: /Replayed 1 dead/ }).waitFor();
+    await page.locator('#event-table tr[data-id="dash-2"] td.status', { hasText: 'done' })
+      .waitFor({ timeout: 20000 });
+    step(`replay all dead of ${opts['bulk-replay']}: ${await page.locator('#action-note').innerText()}, dash-2 done`);
   }
 }
 

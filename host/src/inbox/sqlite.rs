@@ -32,8 +32,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavio
 
 use super::store::{
     Appended, Attempt, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis,
-    NewEvent,
-    Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
+    NewEvent, Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
 };
 
 /// The schema version this host writes.

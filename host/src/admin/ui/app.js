@@ -341,7 +341,7 @@ function watchEvents() {
 
 async function replay(id, route) {
   await api(`/events/${encodeURIComponent(id)}/replay?route=${encodeURIComponent(route)}`, { method: 'POST' });
-  $('#events-note').textContent = `Event ${id} replayed: pending again.`;
+  $('#action-note').textContent = `Event ${id} replayed: pending again.`;
   await events();
   watchEvents();
 }
@@ -360,7 +360,7 @@ async function replayDead() {
   const { route } = filterValues();
   $('#confirm').hidden = true;
   const answer = await api(`/events/replay?status=dead&route=${encodeURIComponent(route)}`, { method: 'POST' });
-  $('#events-note').textContent = `Replayed ${answer.replayed} dead event(s) of ${route}.`;
+  $('#action-note').textContent = `Replayed ${answer.replayed} dead event(s) of ${route}.`;
   await events();
   watchEvents();
 }
