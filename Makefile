@@ -28,7 +28,7 @@ COMPONENTIZE_JS := node_modules/.bin/componentize-js
 JCO := node_modules/.bin/jco
 JS_TOOLS_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test plugins wasm-target py-tools js-tools tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
+.PHONY: run test plugins wasm-target py-tools js-tools prom-tools tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
 
 ## Build the example plugins and serve them on $(LISTEN).
 run: plugins
@@ -40,7 +40,16 @@ test: tools
 	$(CARGO) test
 
 ## Everything the build needs besides cargo.
-tools: wasm-target py-tools js-tools
+tools: wasm-target py-tools js-tools prom-tools
+
+## promtool, which checks docs/prometheus-alerts.yml (tests/all/alerts.rs):
+## Debian's `prometheus` package if it is missing (its service is not
+## started). Where it cannot be installed the test checks the metric names
+## alone, unless HOOKHOST_REQUIRE_PROMTOOL=1 (CI).
+prom-tools:
+	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; } \
+		|| echo "promtool not installed: tests/all/alerts.rs checks the Prometheus rules' metric names only"
 
 ## componentize-py in a project-local virtual environment.
 py-tools: $(PY_TOOLS_STAMP)

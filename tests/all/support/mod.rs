@@ -17,6 +17,8 @@
 //! - [`events`]: events on the admin API ([`event`], [`wait_for`],
 //!   [`json_header`]).
 //! - [`outbound`]: [`LocalServer`], for plugins to call out to.
+//! - [`otlp`]: [`OtlpReceiver`], a collector decoding exported traces
+//!   (HTTP/protobuf and gRPC), and [`attribute`].
 //! - [`wait`]: [`eventually`], for what happens in the background.
 
 mod binary;
@@ -24,6 +26,7 @@ mod cache;
 mod events;
 mod folder;
 mod host;
+mod otlp;
 mod outbound;
 mod signing;
 mod wait;
@@ -33,6 +36,7 @@ pub use cache::{precompile, shared_cache, test_runtime};
 pub use events::{event, json_header, wait_for};
 pub use folder::{Plugin, deploy, folders, install, plugin, plugin_with, with_nonce};
 pub use host::{TestHost, error_body};
+pub use otlp::{OtlpReceiver, attribute};
 pub use outbound::LocalServer;
 pub use signing::{unix_now, with_headers};
 pub use wait::eventually;
