@@ -220,9 +220,7 @@ impl Rule {
                 self.samples
                     .push_back((now, sources.metrics.route_answers(route)));
                 // Keep one sample from before the window as its baseline.
-                while self.samples.len() > 2
-                    && now.duration_since(self.samples[1].0) >= *window
-                {
+                while self.samples.len() > 2 && now.duration_since(self.samples[1].0) >= *window {
                     self.samples.pop_front();
                 }
                 let first = self.samples.front().map(|s| s.1).unwrap_or_default();
@@ -291,7 +289,10 @@ fn alert_body(
         spec.name,
         spec.condition.kind(),
         value,
-        route.as_deref().map(|r| format!(", route {r}")).unwrap_or_default(),
+        route
+            .as_deref()
+            .map(|r| format!(", route {r}"))
+            .unwrap_or_default(),
     );
     let body = json!({
         "type": kind,

@@ -16,7 +16,10 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     ("units", &["units"]),
     ("reading the operator's files", &["files"]),
-    ("leaves", &["secret", "telemetry", "trace", "ingress", "fetch"]),
+    (
+        "leaves",
+        &["secret", "telemetry", "trace", "ingress", "fetch"],
+    ),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),
     ("configuration", &["config"]),

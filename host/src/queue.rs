@@ -267,8 +267,8 @@ async fn attempt(
         // A new trace per attempt, linked to the acceptance span stored
         // with the event (however long ago that was).
         delivery::record_plugin(&span, &plugin, event.attempt);
-        if let Some((_, accepted)) = (event.request.headers.iter())
-            .find(|(name, _)| name == trace::ACCEPTED_HEADER)
+        if let Some((_, accepted)) =
+            (event.request.headers.iter()).find(|(name, _)| name == trace::ACCEPTED_HEADER)
         {
             trace::link(&span, accepted);
         }

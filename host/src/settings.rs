@@ -748,7 +748,10 @@ impl Resolved {
         line("admin_token", s.admin_token.as_ref().and_then(|t| text(t)));
         line("dedupe_window", duration(&s.dedupe_window));
         line("retention", duration(&s.retention));
-        line("otlp_endpoint", s.otlp_endpoint.as_ref().and_then(|e| text(e)));
+        line(
+            "otlp_endpoint",
+            s.otlp_endpoint.as_ref().and_then(|e| text(e)),
+        );
         line(
             LOG_FORMAT_KEY,
             text(&match self.log_format {

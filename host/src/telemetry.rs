@@ -547,7 +547,10 @@ mod tests {
                 errors: 2
             }
         );
-        assert_eq!(metrics.route_answers("/hooks/none"), RouteAnswers::default());
+        assert_eq!(
+            metrics.route_answers("/hooks/none"),
+            RouteAnswers::default()
+        );
     }
 
     #[test]

@@ -45,8 +45,7 @@ fn parse(request: &str) -> (http::HeaderMap, Vec<u8>) {
 /// and returns the alert.
 fn verified(request: &str) -> Value {
     let (headers, body) = parse(request);
-    let verifier =
-        StandardWebhooks::new(vec![Secret::new(KEY)], Duration::from_secs(300)).unwrap();
+    let verifier = StandardWebhooks::new(vec![Secret::new(KEY)], Duration::from_secs(300)).unwrap();
     let uri: http::Uri = "/alerts".parse().unwrap();
     let now = crate::support::unix_now();
     verifier
@@ -191,14 +190,17 @@ async fn the_shipped_prometheus_rules_are_valid_and_use_exported_metrics() {
         }
     }
 
+    // A rule that fires and posts, so every alert metric has a sample.
+    let receiver = LocalServer::start(200, b"ok".to_vec(), Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("alert.key");
     std::fs::write(&key, KEY).unwrap();
     let rules_config = self::rules(
         dir.path(),
         &format!(
-            "[[alert]]\nname = \"age\"\nkind = \"queue_age\"\nthreshold = \"1h\"\n\
-             url = \"https://alerts.example/x\"\nsecret = \"file:{}\"\n",
+            "[[alert]]\nname = \"dead\"\nkind = \"dead_letters\"\nwindow = \"1m\"\n\
+             url = \"http://{}/alerts\"\nsecret = \"file:{}\"\n",
+            receiver.addr,
             key.display()
         ),
     );
@@ -208,15 +210,19 @@ async fn the_shipped_prometheus_rules_are_valid_and_use_exported_metrics() {
     )
     .await;
     host.post("/hooks/reject", "{}").await;
-    let exported = host
-        .client
-        .get(host.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exported = eventually(Duration::from_secs(20), "an alert post", || async {
+        let text = host
+            .client
+            .get(host.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.contains("hookhost_alert_posts_total{").then_some(text)
+    })
+    .await;
     host.stop().await;
     let mut used: Vec<&str> = rules
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 use crate::support::{
-    Binary, LocalServer, OtlpReceiver, attribute, eventually, folders, install, plugin_with,
+    Binary, LocalServer, OtlpReceiver, attribute, eventually, folders, install, plugin, plugin_with,
 };
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -64,7 +64,11 @@ fn traced_host(
 /// Stops `host` with SIGTERM: what is left is flushed at exit.
 fn stop(mut host: Binary) -> String {
     host.signal("TERM");
-    assert!(host.wait(Duration::from_secs(30)).success(), "{}", host.log());
+    assert!(
+        host.wait(Duration::from_secs(30)).success(),
+        "{}",
+        host.log()
+    );
     host.log()
 }
 
@@ -98,7 +102,11 @@ async fn a_delivery_with_a_traceparent_joins_the_senders_trace() {
         "{spans:?}"
     );
     let delivery = one(&spans, "delivery");
-    assert_eq!(hex::encode(&delivery.trace_id), TRACE_ID, "joins the sender's trace");
+    assert_eq!(
+        hex::encode(&delivery.trace_id),
+        TRACE_ID,
+        "joins the sender's trace"
+    );
     assert_eq!(hex::encode(&delivery.parent_span_id), SENDER_SPAN);
     assert_eq!(delivery.kind, SpanKind::Server as i32);
     for (key, value) in [
@@ -122,7 +130,10 @@ async fn a_delivery_with_a_traceparent_joins_the_senders_trace() {
     assert_eq!(verify.parent_span_id, delivery.span_id);
     let call = one(&spans, "plugin.call");
     assert_eq!(call.trace_id, delivery.trace_id);
-    assert_eq!(call.parent_span_id, delivery.span_id, "a child of the delivery");
+    assert_eq!(
+        call.parent_span_id, delivery.span_id,
+        "a child of the delivery"
+    );
     let outbound = one(&spans, "outbound");
     assert_eq!(outbound.parent_span_id, call.span_id, "a child of the call");
     assert_eq!(outbound.kind, SpanKind::Client as i32);
@@ -178,10 +189,16 @@ async fn a_queued_attempt_links_to_its_acceptance() {
     let attempt = one(&spans, "attempt");
     assert_eq!(attribute(attempt, "id").as_deref(), Some("queued-1"));
     assert_eq!(attribute(attempt, "attempt").as_deref(), Some("1"));
-    assert_ne!(attempt.trace_id, accepted.trace_id, "an attempt starts a trace");
+    assert_ne!(
+        attempt.trace_id, accepted.trace_id,
+        "an attempt starts a trace"
+    );
     assert_eq!(attempt.links.len(), 1, "{attempt:?}");
     assert_eq!(attempt.links[0].trace_id, accepted.trace_id);
-    assert_eq!(attempt.links[0].span_id, accepted.span_id, "links to the acceptance");
+    assert_eq!(
+        attempt.links[0].span_id, accepted.span_id,
+        "links to the acceptance"
+    );
     let call = one(&spans, "plugin.call");
     assert_eq!(call.parent_span_id, attempt.span_id);
 }
@@ -190,7 +207,7 @@ async fn a_queued_attempt_links_to_its_acceptance() {
 async fn traces_export_over_grpc_too() {
     let receiver = OtlpReceiver::start().await;
     let (_tmp, plugins, data) = folders();
-    install(&plugins, &[plugin_with("echo", ECHO, "")]);
+    install(&plugins, &[plugin("echo", ECHO)]);
     let host =
         tokio::task::block_in_place(|| traced_host(&plugins, &data, &receiver, Some("grpc")));
     let response = reqwest::Client::new()

@@ -141,7 +141,10 @@ fn parse_one(file: &Path, index: usize, item: toml::Value) -> anyhow::Result<Ale
         )
     };
     let toml::Value::Table(table) = item else {
-        return Err(at("alert", "write each rule as an `[[alert]]` table".into()));
+        return Err(at(
+            "alert",
+            "write each rule as an `[[alert]]` table".into(),
+        ));
     };
     let raw: RawAlert = toml::Value::Table(table.clone())
         .try_into()
@@ -269,16 +272,14 @@ fn parse_one(file: &Path, index: usize, item: toml::Value) -> anyhow::Result<Ale
             }
         }
         other => {
-            return Err(at(
-                "kind",
-                format!("unknown kind `{other}`; write {KINDS}"),
-            ));
+            return Err(at("kind", format!("unknown kind `{other}`; write {KINDS}")));
         }
     };
     let url: http::Uri = raw.url.parse().map_err(|_| {
         at(
             "url",
-            "not a URL; write where to POST, e.g. url = \"https://chat.example.com/hooks/T0\"".into(),
+            "not a URL; write where to POST, e.g. url = \"https://chat.example.com/hooks/T0\""
+                .into(),
         )
     })?;
     let host = match (url.scheme_str(), url.host()) {

@@ -71,9 +71,7 @@ impl OtlpReceiver {
     }
 }
 
-type Answer = http::Response<
-    http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>,
->;
+type Answer = http::Response<http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>>;
 
 async fn answer(
     request: http::Request<Incoming>,
@@ -88,7 +86,10 @@ async fn answer(
     let body = request.into_body().collect().await.unwrap().to_bytes();
     let message = if grpc {
         // One length-prefixed message: flag (uncompressed), u32 length.
-        assert_eq!(path, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+        assert_eq!(
+            path,
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+        );
         assert_eq!(body[0], 0, "compressed gRPC message");
         body.slice(5..)
     } else {
@@ -96,7 +97,10 @@ async fn answer(
         body
     };
     let export = ExportTraceServiceRequest::decode(message).unwrap();
-    count.lock().unwrap().push(if grpc { "grpc" } else { "http" });
+    count
+        .lock()
+        .unwrap()
+        .push(if grpc { "grpc" } else { "http" });
     for resource in export.resource_spans {
         let service = resource
             .resource

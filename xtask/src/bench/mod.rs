@@ -251,7 +251,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 &work,
                 plan.server_cpu(),
                 &bins.hookhost,
-                &|port| server::serve_args(port, &plugins, &work.join("data-traced"), &compile_cache),
+                &|port| {
+                    server::serve_args(port, &plugins, &work.join("data-traced"), &compile_cache)
+                },
                 &[("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint())],
             )?;
             traced.wait_status("/hooks/github", github, &payload.file, 200, PATIENCE)?;
