@@ -31,7 +31,7 @@ COMPONENTIZE_JS := node_modules/.bin/componentize-js
 JCO := node_modules/.bin/jco
 JS_TOOLS_STAMP := node_modules/.package-lock.json
 
-.PHONY: run test plugins wasm-target py-tools js-tools browser tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
+.PHONY: run test plugins wasm-target py-tools js-tools browser prom-tools tools js-types lint fmt bench bench-smoke fuzz fuzz-tools
 
 ## Build the example plugins and serve them on $(LISTEN), with the admin API
 ## and its dashboard on $(ADMIN).
@@ -44,7 +44,7 @@ test: tools
 	$(CARGO) test
 
 ## Everything the build needs besides cargo.
-tools: wasm-target py-tools js-tools browser
+tools: wasm-target py-tools js-tools browser prom-tools
 
 ## Debian's Chromium, which the dashboard's browser tests drive
 ## (tests/all/dashboard.rs, through playwright-core from js-tools). They
@@ -53,6 +53,16 @@ tools: wasm-target py-tools js-tools browser
 browser:
 	@command -v chromium >/dev/null || apt-get install -y chromium || \
 		{ apt-get update && apt-get install -y chromium; }
+
+## promtool, which checks docs/prometheus-alerts.yml (tests/all/alerts.rs):
+## Debian's `prometheus` package if it is missing (its service is not
+## started). Where it cannot be installed the test checks the metric names
+## alone, unless HOOKHOST_REQUIRE_PROMTOOL=1 (CI).
+prom-tools:
+	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null \
+		|| { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null; }; }; } \
+		|| echo "promtool not installed: tests/all/alerts.rs checks the Prometheus rules' metric names only"
 
 ## componentize-py in a project-local virtual environment.
 py-tools: $(PY_TOOLS_STAMP)

@@ -14,6 +14,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument as _;
+
+use crate::config::Mode;
 use crate::inbox::{Millis, StoredRequest};
 use crate::registry::Plugin;
 use crate::runtime::{CallError, Delivery, Header, Response, Runtime};
@@ -32,10 +35,11 @@ pub fn build(
         method,
         path,
         query,
-        headers,
+        mut headers,
         body,
         verified_by,
     } = request;
+    crate::trace::strip(&mut headers);
     Delivery {
         id,
         route,
@@ -94,9 +98,11 @@ impl Deliverer {
     /// totals and the call-duration metric.
     pub async fn call(&self, plugin: &Plugin, delivery: &Delivery) -> Called {
         let started = Instant::now();
+        let span = crate::trace::span(|| tracing::info_span!("plugin.call", plugin = %plugin.name));
         let result = self
             .runtime
             .call(&plugin.prepared, &plugin.grants, delivery, plugin.limits())
+            .instrument(span)
             .await;
         let elapsed = started.elapsed();
         self.metrics.call(&plugin.name, elapsed);
@@ -108,6 +114,28 @@ impl Deliverer {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
+}
+
+/// Records what a trace shows of `plugin` on `span` (a delivery or an
+/// attempt): its version, scheme and mode, and the attempt number.
+pub fn record_plugin(span: &tracing::Span, plugin: &Plugin, attempt: u32) {
+    span.record("version", hex::encode(&plugin.digest[..6]).as_str());
+    span.record(
+        "scheme",
+        plugin
+            .manifest
+            .verify
+            .as_ref()
+            .map_or("none", |scheme| scheme.name()),
+    );
+    span.record(
+        "mode",
+        match plugin.manifest.mode {
+            Mode::Queue => "queue",
+            Mode::Sync => "sync",
+        },
+    );
+    span.record("attempt", attempt);
 }
 
 #[cfg(test)]

@@ -17,13 +17,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("units", &["units"]),
     ("reading the operator's files", &["files"]),
     ("the last hour in memory", &["series"]),
-    ("leaves", &["secret", "telemetry", "ingress", "fetch"]),
+    (
+        "leaves",
+        &["secret", "telemetry", "trace", "ingress", "fetch"],
+    ),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),
     ("configuration", &["config"]),
     ("plugin set", &["registry"]),
     ("one delivery", &["delivery"]),
-    ("orchestration", &["server", "queue", "watch"]),
+    ("orchestration", &["server", "queue", "watch", "alert"]),
     ("admin API", &["admin"]),
     (
         "command line",

@@ -9,7 +9,8 @@
 //!
 //! - Orchestration: [`server`] (HTTP in, the request stages, status codes),
 //!   [`queue`] (the queue workers: claim, call, retry, dead letter, purge),
-//!   [`watch`] (hot reload), [`admin`] (the admin API: routes, auth, views),
+//!   [`watch`] (hot reload), [`alert`] (the `[[alert]]` rules: evaluate,
+//!   sign, post), [`admin`] (the admin API: routes, auth, views),
 //!   and the command line: [`settings`] (`serve` settings from flags,
 //!   `HOOKHOST_*` and `hookhost.toml`), [`check`], [`console`]
 //!   (`plugins`, `events`), [`scaffold`] (`new`), [`send`].
@@ -27,8 +28,9 @@
 //!   references and the rules for manifests), [`units`] (sizes and
 //!   durations), [`ingress`] (client addresses, allowlists, rate limits),
 //!   [`telemetry`] (delivery totals and Prometheus metrics, and through
-//!   [`series`] the last hour per route), [`fetch`] (the host's own HTTPS
-//!   GETs: signing keys, SNS confirmations).
+//!   [`series`] the last hour per route), [`trace`] (OpenTelemetry export
+//!   and the W3C `traceparent`), [`fetch`] (the host's own HTTPS GETs:
+//!   signing keys, SNS confirmations).
 //!
 //! The binary (`src/main.rs`) only parses flags and installs logging; each
 //! subcommand has a file of its own in `src/cli/` (`serve` binds the
@@ -36,6 +38,7 @@
 //! `127.0.0.1:0`.
 
 pub mod admin;
+pub mod alert;
 pub mod check;
 pub mod config;
 pub mod console;
@@ -56,6 +59,7 @@ pub mod series;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod trace;
 pub mod units;
 pub mod verify;
 pub mod watch;
@@ -147,6 +151,14 @@ pub async fn run(
         deliverer.clone(),
         config.shutdown_grace,
     );
+    let alerts = alert::Alerts::start(
+        config.alerts.clone(),
+        alert::Sources {
+            inbox: inbox.clone(),
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+        },
+    );
 
     let tls = config.tls.as_ref().map(server::tls::acceptor).transpose()?;
     let addr = listener
@@ -235,6 +247,7 @@ pub async fn run(
             workers.stop().await;
         },
     );
+    alerts.stop().await;
     reloader.stop().await;
     inbox.close().await;
     Ok(())

@@ -7,6 +7,10 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _};
 use hookhost::settings::{self, LogFormat};
+use hookhost::trace;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::cli::{Cli, Command};
 
@@ -31,8 +35,30 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            init_logging(resolved.log_format);
-            cli::serve::run(resolved)
+            let traces = match resolved.traces() {
+                Ok(traces) => traces,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let exporter = match traces.as_ref().map(trace::Exporter::start).transpose() {
+                Ok(exporter) => exporter,
+                Err(err) => {
+                    eprintln!("error: {err:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logging(resolved.log_format, exporter.as_ref());
+            if let Some(config) = &traces {
+                tracing::info!(endpoint = %config.endpoint, protocol = ?config.protocol, "exporting traces over OTLP");
+            }
+            let result = cli::serve::run(resolved);
+            // After the host drained: the last deliveries' spans go out too.
+            if let Some(exporter) = exporter {
+                exporter.shutdown();
+            }
+            result
         }
         command => {
             // The same order as for `serve`: the variable, then the flag.
@@ -46,7 +72,7 @@ fn main() -> ExitCode {
                 },
                 Err(_) => cli.log_format.unwrap_or(LogFormat::Pretty),
             };
-            init_logging(format);
+            init_logging(format, None);
             match command {
                 Command::Serve(_) => unreachable!("handled above"),
                 Command::Send(args) => cli::send::run(args),
@@ -67,26 +93,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Installs the subscriber: the log (text or JSON on stderr, filtered by
+/// `RUST_LOG`) and, with `exporter`, the bridge that exports the same spans
+/// as OpenTelemetry traces. Each has its own filter, so `RUST_LOG=warn`
+/// quiets the log without emptying the traces.
+fn init_logging(format: LogFormat, exporter: Option<&trace::Exporter>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log = match format {
         LogFormat::Pretty => {
             // Colours only for a person at a terminal (and never with
             // NO_COLOR): escape codes in files and log collectors are noise.
             let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            builder.with_ansi(colour).init();
+            log.with_ansi(colour).with_filter(filter).boxed()
         }
         // The current span (`span`) and its parents (`spans`) with their
         // fields: a collector can filter on `span.plugin` or `span.id`.
-        LogFormat::Json => builder
+        LogFormat::Json => log
             .json()
             .with_current_span(true)
             .with_span_list(true)
-            .init(),
-    }
+            .with_filter(filter)
+            .boxed(),
+    };
+    let traces = exporter.map(|exporter| {
+        tracing_opentelemetry::layer()
+            .with_tracer(exporter.tracer())
+            // Spans carry their attributes; code locations are noise.
+            .with_location(false)
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    tracing_subscriber::registry().with(log).with(traces).init();
 }

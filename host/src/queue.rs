@@ -47,6 +47,7 @@ use crate::delivery::{self, Deliverer};
 use crate::inbox::{Claimed, Inbox, Millis, Recorded, StoreError, millis, now_millis};
 use crate::registry::{Plugin, Registry};
 use crate::runtime::Retry;
+use crate::trace;
 
 /// Longest the dispatcher sleeps without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -257,7 +258,21 @@ async fn attempt(
         plugin = %plugin.name,
         id = %event.id,
         attempt = event.attempt,
+        version = tracing::field::Empty,
+        scheme = tracing::field::Empty,
+        mode = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
     );
+    if trace::enabled() {
+        // A new trace per attempt, linked to the acceptance span stored
+        // with the event (however long ago that was).
+        delivery::record_plugin(&span, &plugin, event.attempt);
+        if let Some((_, accepted)) =
+            (event.request.headers.iter()).find(|(name, _)| name == trace::ACCEPTED_HEADER)
+        {
+            trace::link(&span, accepted);
+        }
+    }
     let route = event.route.clone();
     async move {
         let Claimed {
@@ -274,6 +289,9 @@ async fn attempt(
         let policy = plugin.manifest.retry;
         let at = now_millis();
         let metrics = deliverer.metrics();
+        if trace::enabled() && called.result.is_err() {
+            tracing::Span::current().record("otel.status_code", "ERROR");
+        }
         let recorded = match called.result {
             Ok(_) => {
                 tracing::info!(elapsed_us, "delivered");

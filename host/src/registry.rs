@@ -293,11 +293,12 @@ impl Registry {
     }
 
     /// Versions loaded and load failures (each distinct failure once)
-    /// since start.
+    /// since start, and the plugins failing now.
     pub fn counts(&self) -> LoadTotals {
         LoadTotals {
             loaded: self.loaded.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            failing: self.published.load().errors.len() as u64,
         }
     }
 

@@ -205,6 +205,16 @@ pub struct ServeSettings {
     /// are deleted. Dead events stay until replayed.
     #[arg(long, default_value = defaults::RETENTION, value_name = "DURATION", value_parser = units::parse_duration)]
     pub retention: Duration,
+
+    /// Export traces (one span per delivery, children for verification, the
+    /// plugin call, the inbox write and each outbound request) over OTLP to
+    /// the collector at this base URL, e.g. `http://127.0.0.1:4318`. Off by
+    /// default; the standard `OTEL_EXPORTER_OTLP_ENDPOINT` sets it too.
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` picks `http/protobuf` (the default:
+    /// POST to URL/v1/traces) or `grpc`; `OTEL_SERVICE_NAME` and
+    /// `OTEL_TRACES_SAMPLER` (`_ARG`) are honoured.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn parse_body_size(text: &str) -> Result<u64, String> {
@@ -258,6 +268,10 @@ pub struct Resolved {
     /// Things worth a warning once logging is up (unknown `HOOKHOST_*`
     /// variables: probably typos).
     pub warnings: Vec<String>,
+    /// The config file's `[[alert]]` rules, checked (secrets not yet read).
+    pub alerts: Vec<config::AlertSpec>,
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, if set.
+    pub otlp_protocol: Option<String>,
 }
 
 /// One setting as the layers see it.
@@ -283,6 +297,8 @@ impl Key {
 /// The key and variable of the log format, which is a global flag rather
 /// than a `serve` one.
 const LOG_FORMAT_KEY: &str = "log_format";
+/// The config file's array of `[[alert]]` tables (no flag, no variable).
+const ALERT_KEY: &str = "alert";
 
 fn command() -> clap::Command {
     ServeSettings::augment_args(clap::Command::new("serve").no_binary_name(true))
@@ -304,6 +320,7 @@ fn keys() -> Vec<Key> {
 pub fn file_keys() -> Vec<String> {
     let mut keys: Vec<String> = keys().iter().map(Key::file_key).collect();
     keys.push(LOG_FORMAT_KEY.to_owned());
+    keys.push(format!("[[{ALERT_KEY}]]"));
     keys
 }
 
@@ -340,8 +357,11 @@ fn check_one(key: &Key, values: &[OsString]) -> Result<(), String> {
         .map_err(|err| clap_message(&err))
 }
 
+/// What the config file says: settings, the log format, alert rules.
+type FileLayer = (Layer, Option<LogFormat>, Vec<config::AlertSpec>);
+
 /// Reads the config file into a layer (and the log format it sets).
-fn file_layer(path: &Path, keys: &[Key]) -> anyhow::Result<(Layer, Option<LogFormat>)> {
+fn file_layer(path: &Path, keys: &[Key]) -> anyhow::Result<FileLayer> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| anyhow::anyhow!("cannot read config file {}: {err}", path.display()))?;
     text_layer(path, &text, keys)
@@ -355,7 +375,7 @@ pub(crate) fn fuzz_file(data: &[u8]) {
         return;
     };
     let keys = keys();
-    let Ok((layer, _)) = text_layer(Path::new("hookhost.toml"), text, &keys) else {
+    let Ok((layer, _, alerts)) = text_layer(Path::new("hookhost.toml"), text, &keys) else {
         return;
     };
     let mut argv = Vec::new();
@@ -373,6 +393,8 @@ pub(crate) fn fuzz_file(data: &[u8]) {
             sources: BTreeMap::new(),
             config_file: None,
             warnings: Vec::new(),
+            alerts,
+            otlp_protocol: None,
         };
         if resolved.check_pairs().is_ok() {
             let _ = resolved.to_toml();
@@ -381,13 +403,18 @@ pub(crate) fn fuzz_file(data: &[u8]) {
 }
 
 /// Reads the text of config file `path` into a layer.
-fn text_layer(path: &Path, text: &str, keys: &[Key]) -> anyhow::Result<(Layer, Option<LogFormat>)> {
+fn text_layer(path: &Path, text: &str, keys: &[Key]) -> anyhow::Result<FileLayer> {
     let table: toml::Table = toml::from_str(text)
         .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message().trim()))?;
     let mut layer = Layer::new();
     let mut log_format = None;
+    let mut alerts = Vec::new();
     for (name, value) in table {
         let at = |why: String| anyhow::anyhow!("{}: key `{name}`: {why}", path.display());
+        if name == ALERT_KEY {
+            alerts = config::alert::parse_all(path, value)?;
+            continue;
+        }
         if name == LOG_FORMAT_KEY {
             let text = value
                 .as_str()
@@ -411,7 +438,7 @@ fn text_layer(path: &Path, text: &str, keys: &[Key]) -> anyhow::Result<(Layer, O
         check_one(key, &values).map_err(at)?;
         layer.insert(key.id.clone(), values);
     }
-    Ok((layer, log_format))
+    Ok((layer, log_format, alerts))
 }
 
 fn scalar(value: toml::Value) -> Result<OsString, String> {
@@ -494,9 +521,9 @@ pub fn resolve(
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
-    let (file, file_log) = match &config_file {
+    let (file, file_log, alerts) = match &config_file {
         Some(path) => file_layer(path, &keys)?,
-        None => (Layer::new(), None),
+        None => (Layer::new(), None, Vec::new()),
     };
     let flags = flag_layer(matches, &keys);
     let (vars, env_log, warnings) = env_layer(env, &keys)?;
@@ -518,8 +545,21 @@ pub fn resolve(
         }
     }
     let matches = parse(argv).map_err(|err| anyhow::anyhow!("{}", clap_message(&err)))?;
-    let settings = ServeSettings::from_arg_matches(&matches)
+    let mut settings = ServeSettings::from_arg_matches(&matches)
         .map_err(|err| anyhow::anyhow!("{}", clap_message(&err)))?;
+    // The standard OpenTelemetry variable, below hookhost's own spellings.
+    if settings.otlp_endpoint.is_none()
+        && let Some(endpoint) = env
+            .get(crate::trace::ENDPOINT_ENV)
+            .filter(|v| !v.trim().is_empty())
+    {
+        settings.otlp_endpoint = Some(endpoint.clone());
+        sources.insert(
+            "otlp_endpoint".into(),
+            Source::Env(crate::trace::ENDPOINT_ENV.into()),
+        );
+    }
+    let otlp_protocol = env.get(crate::trace::PROTOCOL_ENV).cloned();
 
     let log_format = match (env_log, log_flag, file_log) {
         (Some(format), _, _) => {
@@ -547,6 +587,8 @@ pub fn resolve(
         sources,
         config_file,
         warnings,
+        alerts,
+        otlp_protocol,
     };
     resolved.check_pairs()?;
     Ok(resolved)
@@ -576,6 +618,7 @@ impl Resolved {
         if s.admin_token.is_some() && s.admin.is_none() {
             return Err(needs("admin_token", "admin"));
         }
+        self.traces()?;
         if s.max_buffered < s.max_body {
             anyhow::bail!(
                 "`max_buffered` ({} bytes, from {}) is less than `max_body` ({} bytes, from {}): \
@@ -587,6 +630,16 @@ impl Resolved {
             );
         }
         Ok(())
+    }
+
+    /// Where traces go, if anywhere (`otlp_endpoint` and
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`), checked.
+    pub fn traces(&self) -> anyhow::Result<Option<crate::trace::ExportConfig>> {
+        crate::trace::ExportConfig::new(
+            self.settings.otlp_endpoint.as_deref(),
+            self.otlp_protocol.as_deref(),
+        )
+        .map_err(|err| anyhow::anyhow!("{err} (from {})", self.source("otlp_endpoint")))
     }
 
     /// The host configuration these settings describe. Reads the admin token
@@ -630,6 +683,12 @@ impl Resolved {
             .map_err(|why| {
                 anyhow::anyhow!("admin_token (from {}): {why}", self.source("admin_token"))
             })?;
+        let file = self.config_file.clone().unwrap_or_default();
+        config.alerts = self
+            .alerts
+            .iter()
+            .map(|spec| spec.resolve(&file))
+            .collect::<anyhow::Result<_>>()?;
         Ok(config)
     }
 
@@ -690,12 +749,29 @@ impl Resolved {
         line("dedupe_window", duration(&s.dedupe_window));
         line("retention", duration(&s.retention));
         line(
+            "otlp_endpoint",
+            s.otlp_endpoint.as_ref().and_then(|e| text(e)),
+        );
+        line(
             LOG_FORMAT_KEY,
             text(&match self.log_format {
                 LogFormat::Pretty => "pretty",
                 LogFormat::Json => "json",
             }),
         );
+        // Tables come after every plain key, as TOML wants.
+        let source = self.config_file.as_deref().map(Path::display);
+        for alert in &self.alerts {
+            if let Some(file) = &source {
+                out.push_str(&format!("\n# {file}\n"));
+            }
+            let mut table = toml::Table::new();
+            table.insert(
+                ALERT_KEY.to_owned(),
+                toml::Value::Array(vec![toml::Value::Table(alert.raw.clone())]),
+            );
+            out.push_str(&toml::to_string(&table).unwrap_or_default());
+        }
         out
     }
 }

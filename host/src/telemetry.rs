@@ -24,7 +24,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::series::Series;
@@ -165,6 +165,11 @@ pub struct Metrics {
     oldest_pending_age: Gauge<f64, AtomicU64>,
     body: BodyMeters,
     series: Series,
+    alert_firing: Family<Labels, Gauge>,
+    alert_posts: Family<Labels, Counter>,
+    /// `requests` alone, so alert rules read per-route answers at their
+    /// own pace without a second count per request.
+    answers: prometheus_client::registry::Registry,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -268,6 +273,20 @@ impl Metrics {
             "Requests answered 503 because --max-buffered had no room for their body",
             body.refused.clone(),
         );
+        let alert_firing = Family::<Labels, Gauge>::default();
+        registry.register(
+            "hookhost_alert_firing",
+            "Whether each `[[alert]]` rule of hookhost.toml is firing (1) or not (0), by rule",
+            alert_firing.clone(),
+        );
+        let alert_posts = Family::<Labels, Counter>::default();
+        registry.register(
+            "hookhost_alert_posts",
+            "Alert posts (firing, repeated, resolved) by rule and outcome (ok: a 2xx answer; error: none after every retry)",
+            alert_posts.clone(),
+        );
+        let mut answers = prometheus_client::registry::Registry::default();
+        answers.register("answers", "", requests.clone());
         registry.register_collector(Box::new(Totals { plugins }));
         Self {
             registry,
@@ -285,12 +304,56 @@ impl Metrics {
             oldest_pending_age,
             body,
             series: Series::default(),
+            alert_firing,
+            alert_posts,
+            answers,
         }
     }
 
-    /// The last hour per route, for the dashboard (`GET /stats`).
-    pub fn series(&self) -> &Series {
-        &self.series
+    /// Alert rule `rule` is now firing (or not).
+    pub fn alert_state(&self, rule: &str, firing: bool) {
+        self.alert_firing
+            .get_or_create(&vec![("rule", rule.to_owned())])
+            .set(i64::from(firing));
+    }
+
+    /// A post of alert rule `rule` ended with `outcome` (`ok`, `error`).
+    pub fn alert_post(&self, rule: &str, outcome: &'static str) {
+        self.alert_posts
+            .get_or_create(&vec![
+                ("rule", rule.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Requests answered on `route` since start: all of them, and those
+    /// answered 5xx. Reads the counters through their text form, which is
+    /// fine at an alert rule's pace (every few seconds) and costs requests
+    /// nothing.
+    pub fn route_answers(&self, route: &str) -> RouteAnswers {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.answers)
+            .expect("writing to a String cannot fail");
+        let wanted = format!("route=\"{}\"", escape_label(route));
+        let mut answers = RouteAnswers::default();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("answers_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            if !labels.split(',').any(|label| label == wanted) {
+                continue;
+            }
+            let count = value.trim().parse::<f64>().unwrap_or(0.0) as u64;
+            answers.total += count;
+            if labels.contains("status=\"5") {
+                answers.errors += count;
+            }
+        }
+        answers
     }
 
     /// The body budget's meters, for the server's budget to record into.
@@ -393,6 +456,22 @@ impl Metrics {
     }
 }
 
+/// A route's answers so far (see [`Metrics::route_answers`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteAnswers {
+    /// Every request answered.
+    pub total: u64,
+    /// Those answered with a 5xx status.
+    pub errors: u64,
+}
+
+/// `text` as the Prometheus text format writes a label value.
+fn escape_label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// The queue's state at scrape time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QueueGauges<'a> {
@@ -420,6 +499,8 @@ pub struct LoadTotals {
     pub loaded: u64,
     /// Distinct load failures.
     pub failed: u64,
+    /// Plugins whose newest files failed to load, now.
+    pub failing: u64,
 }
 
 /// Totals kept elsewhere, read at scrape time.
@@ -451,6 +532,13 @@ impl Collector for Totals {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             ConstCounter::new(value).encode(metric)?;
         }
+        let metric = encoder.encode_descriptor(
+            "hookhost_plugins_failing",
+            "Plugins whose newest files failed to load (as `failed` in GET /readyz), now",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(counts.failing as i64).encode(metric)?;
         let mut family = encoder.encode_descriptor(
             "hookhost_deliveries",
             "Deliveries to serving plugins by outcome (as in GET /plugins), since the plugin was first loaded",
@@ -474,6 +562,36 @@ impl Collector for Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_answers_count_one_route_and_its_5xx() {
+        struct NoPlugins;
+        impl PluginTotals for NoPlugins {
+            fn loads(&self) -> LoadTotals {
+                LoadTotals::default()
+            }
+            fn deliveries(&self) -> Vec<(String, Arc<PluginStats>)> {
+                Vec::new()
+            }
+        }
+        let metrics = Metrics::new(Arc::new(NoPlugins), OutboundCounter::default());
+        for status in [200, 200, 503, 500, 401] {
+            metrics.request(Some("/hooks/a"), status);
+        }
+        metrics.request(Some("/hooks/ab"), 500);
+        metrics.request(None, 404);
+        assert_eq!(
+            metrics.route_answers("/hooks/a"),
+            RouteAnswers {
+                total: 5,
+                errors: 2
+            }
+        );
+        assert_eq!(
+            metrics.route_answers("/hooks/none"),
+            RouteAnswers::default()
+        );
+    }
 
     #[test]
     fn outcomes_are_counted_apart() {

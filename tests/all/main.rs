@@ -7,6 +7,7 @@
 //! codes, the log).
 
 mod admin;
+mod alerts;
 mod capabilities;
 mod cli;
 mod connections;
@@ -33,4 +34,5 @@ mod secrets;
 mod serve;
 mod settings;
 mod support;
+mod tracing;
 mod verify;

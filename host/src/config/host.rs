@@ -126,6 +126,8 @@ pub struct HostConfig {
     /// Bearer token the admin API requires; `None` serves it only on
     /// loopback, unauthenticated.
     pub admin_token: Option<Token>,
+    /// The `[[alert]]` rules of `hookhost.toml`, secrets read.
+    pub alerts: Vec<super::AlertRule>,
 }
 
 impl HostConfig {
@@ -143,6 +145,10 @@ impl HostConfig {
         }
         if let Some(tls) = &self.tls {
             rules = rules.deny_file(&tls.key);
+        }
+        // Alert signing keys are the host's: no manifest may read them.
+        for alert in &self.alerts {
+            rules = rules.deny_host_secret(&alert.spec.secret);
         }
         Ok(rules)
     }
@@ -184,6 +190,7 @@ impl HostConfig {
             verify_ca: None,
             inbox: InboxConfig::default(),
             admin_token: None,
+            alerts: Vec::new(),
         }
     }
 }

@@ -394,7 +394,7 @@ type SendFuture = Box<
 impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendFuture {
@@ -436,7 +436,22 @@ impl WasiHttpHooks for Outbound {
         let deadline = self.deadline;
         let max_response = self.policy.max_response;
         tracing::debug!(plugin = %plugin, host = %host, port, "outbound request");
-        Box::new(async move {
+        // With traces on: a client span, a child of the plugin call, whose
+        // context the callee gets as `traceparent`.
+        let span = crate::trace::span(|| {
+            tracing::info_span!(
+                "outbound",
+                otel.kind = "client",
+                http.request.method = %request.method(),
+                server.address = %host,
+                server.port = port,
+                http.response.status_code = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            )
+        });
+        crate::trace::inject(&span, request.headers_mut());
+        let traced = span.clone();
+        let send_traced = async move {
             let target = Target {
                 host: &host,
                 port,
@@ -465,6 +480,7 @@ impl WasiHttpHooks for Outbound {
                 Ok(Ok(sent)) => sent,
             };
             counter.record(&plugin, "ok");
+            traced.record("http.response.status_code", response.status().as_u16());
             let response = response.map(|body| {
                 SizeLimited {
                     inner: body,
@@ -475,8 +491,60 @@ impl WasiHttpHooks for Outbound {
                 .boxed_unsync()
             });
             Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
-        })
+        };
+        Box::new(tracing::Instrument::instrument(send_traced, span))
     }
+}
+
+/// The host's own POST (alert rules, [`crate::alert`]) through the same
+/// connector as plugins' requests: resolved and checked addresses only, so
+/// `url` must be public unless `loopback` says the operator's config named a
+/// loopback address literally. Every step is bounded by `timeout`. Returns
+/// the answer's status (the body is not read).
+pub async fn post(
+    url: &http::Uri,
+    loopback: bool,
+    headers: http::HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<u16, HttpError> {
+    let https = url.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = url
+        .host()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let target = Target {
+        host: &host,
+        port,
+        https,
+        reach: if loopback { Reach::Any } else { Reach::Public },
+    };
+    let authority = url
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default();
+    let mut request = http::Request::post(url.clone())
+        .header(http::header::HOST, authority)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(
+            http_body_util::Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    request.headers_mut().extend(headers);
+    let options = RequestOptions {
+        connect_timeout: Some(timeout),
+        first_byte_timeout: Some(timeout),
+        between_bytes_timeout: Some(timeout),
+    };
+    let (response, _rest) = tokio::time::timeout(timeout * 2, send(request, &target, options))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    Ok(response.status().as_u16())
 }
 
 /// Where one granted request goes.

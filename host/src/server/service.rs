@@ -40,6 +40,7 @@ use crate::inbox::{Admission, Appended, Inbox, NewEvent, StoredRequest};
 use crate::ingress;
 use crate::registry::{Plugin, Registry};
 use crate::telemetry::Outcome;
+use crate::trace;
 use crate::verify::{Handshake, Refusal, ReplayKey, Verdict};
 
 /// Headers in which senders put their own delivery id, most specific first.
@@ -144,25 +145,50 @@ impl App {
         let started = Instant::now();
         let path = request.uri().path().to_owned();
         let id = delivery_id(request.headers());
+        // The fields after `client` are recorded only with traces on (they
+        // are span attributes; the log has them already, or does not need them).
         let span = tracing::info_span!(
             "delivery",
             route = %path,
             plugin = tracing::field::Empty,
             id = %id.value,
             client = tracing::field::Empty,
+            version = tracing::field::Empty,
+            scheme = tracing::field::Empty,
+            mode = tracing::field::Empty,
+            attempt = tracing::field::Empty,
+            status = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
         );
+        let traced = trace::enabled();
+        if traced {
+            // Before the span starts: it joins the sender's trace.
+            trace::join(&span, request.headers());
+            span.record("otel.kind", "server");
+        }
         async move {
             let (route, id, answer) = match self.registry.lookup(&path) {
                 None => (None, id.value, Err(Failure::NoRoute)),
                 Some(plugin) => {
-                    tracing::Span::current()
-                        .record("plugin", tracing::field::display(&plugin.name));
+                    let span = tracing::Span::current();
+                    span.record("plugin", tracing::field::display(&plugin.name));
+                    if traced {
+                        delivery::record_plugin(&span, &plugin, 1);
+                    }
                     let (id, answer) = self.deliver(&plugin, request, peer, id).await;
                     (Some(plugin.manifest.route.clone()), id, answer)
                 }
             };
             let response = answer.unwrap_or_else(|failure| failure.into_response(&path, &id));
             let status = response.status().as_u16();
+            if traced {
+                let span = tracing::Span::current();
+                span.record("status", status);
+                if response.status().is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
             let metrics = self.deliverer.metrics();
             metrics.request(route.as_deref(), status);
             let elapsed = started.elapsed();
@@ -287,6 +313,7 @@ impl App {
         let (parts, body, budget) = self.read_body(plugin, request).await?;
         let verified = self
             .verify(plugin, &parts, &body, received_at, peer)
+            .instrument(trace::span(|| tracing::info_span!("verify")))
             .await?;
         let (verified_by, signed_id, replay) = match verified {
             None => (None, None, None),
@@ -464,16 +491,33 @@ impl App {
         id: &DeliveryId,
         received: Received,
     ) -> Result<http::Response<Full<Bytes>>, Failure> {
+        let mut request = received.request;
+        if trace::enabled() {
+            // The acceptance span (this delivery's), for the attempts to
+            // link to; a sender cannot supply one.
+            trace::strip(&mut request.headers);
+            if let Some(parent) = trace::traceparent(&tracing::Span::current()) {
+                request
+                    .headers
+                    .push((trace::ACCEPTED_HEADER.to_owned(), parent));
+            }
+        }
         let event = NewEvent {
             id: id.value.clone(),
             dedupe: id.from_sender,
             route: plugin.manifest.route.clone(),
             received_at: received.received_at as i64,
-            request: received.request,
+            request,
         };
         let route = &plugin.manifest.route;
         let max_pending = plugin.manifest.max_pending;
-        match self.inbox.append_within(event, max_pending).await {
+        let write = trace::span(|| tracing::info_span!("inbox.write"));
+        match self
+            .inbox
+            .append_within(event, max_pending)
+            .instrument(write)
+            .await
+        {
             Ok(Admission::Full {
                 pending,
                 retry_after,

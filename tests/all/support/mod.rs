@@ -18,6 +18,8 @@
 //!   [`json_header`]).
 //! - [`outbound`]: [`LocalServer`], for plugins to call out to, and
 //!   [`KeyServer`], HTTPS for the keys and confirmations the host fetches.
+//! - [`otlp`]: [`OtlpReceiver`], a collector decoding exported traces
+//!   (HTTP/protobuf and gRPC), and [`attribute`].
 //! - [`wait`]: [`eventually`], for what happens in the background.
 
 mod binary;
@@ -25,6 +27,7 @@ mod cache;
 mod events;
 mod folder;
 mod host;
+mod otlp;
 mod outbound;
 mod signing;
 mod wait;
@@ -34,6 +37,7 @@ pub use cache::{precompile, shared_cache, test_runtime};
 pub use events::{event, json_header, wait_for};
 pub use folder::{Plugin, deploy, folders, install, plugin, plugin_with, with_nonce};
 pub use host::{TestHost, error_body};
+pub use otlp::{OtlpReceiver, attribute};
 pub use outbound::{KeyServer, LocalServer};
 pub use signing::{unix_now, with_headers};
 pub use wait::eventually;

@@ -37,6 +37,7 @@
 //! - [`payload`]: the request every stage sends, and its signature.
 //! - [`server`]: starting, probing and stopping hookhost and the baseline.
 //! - [`http`]: a minimal HTTP/1.1 client (one POST, one answer).
+//! - [`otlp`]: the OTLP sink the traced (b) row exports to (`--otlp`).
 //! - [`wrk`]: the load generator, its Lua script and what it reports.
 //! - [`process`]: running other programs, pinned to a CPU or for their output.
 //! - The measured stages: [`sync`] (the baseline, (a) and (b)), [`queue`]
@@ -47,6 +48,7 @@ mod binaries;
 mod folders;
 mod http;
 mod languages;
+mod otlp;
 mod payload;
 mod process;
 mod queue;
@@ -112,6 +114,12 @@ pub struct Args {
     /// Hot-reload swaps timed in (d) [default: 10; 2 with --smoke].
     #[arg(long, value_name = "N")]
     swaps: Option<usize>,
+
+    /// Also run (b) on a second hookhost that exports traces over OTLP to a
+    /// local sink (`(b) github, traced`), interleaved with the untraced (b):
+    /// the cost of tracing, in the same run.
+    #[arg(long)]
+    otlp: bool,
 }
 
 /// The flags with their defaults applied: what every stage reads.
@@ -229,7 +237,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let mut targets = sync::targets(&plan, &work, &host, &baseline, &payload)?;
+    // The traced twin of (b): same plugins, its own data folder, exporting
+    // every span to a sink that only counts.
+    let sink = if args.otlp && plan.has('b') {
+        Some(otlp::Sink::start()?)
+    } else {
+        None
+    };
+    let traced = match &sink {
+        Some(sink) => {
+            let traced = Server::start_with_env(
+                "hookhost-traced",
+                &work,
+                plan.server_cpu(),
+                &bins.hookhost,
+                &|port| {
+                    server::serve_args(port, &plugins, &work.join("data-traced"), &compile_cache)
+                },
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint())],
+            )?;
+            traced.wait_status("/hooks/github", github, &payload.file, 200, PATIENCE)?;
+            targets.push(sync::traced_target(&work, &traced, &payload)?);
+            Some(traced)
+        }
+        None => None,
+    };
     wrk::measure(&plan, &mut targets)?;
+    if let Some(sink) = &sink {
+        let (requests, bytes) = sink.received();
+        eprintln!("OTLP sink: {requests} export requests, {bytes} bytes of spans");
+    }
+    drop(traced);
 
     // --- (d) hot reload, on the same (now idle) host ----------------------
     let reload = if plan.has('d') {

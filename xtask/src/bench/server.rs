@@ -65,6 +65,18 @@ impl Server {
         binary: &Path,
         args: &dyn Fn(u16) -> Vec<String>,
     ) -> anyhow::Result<Self> {
+        Self::start_with_env(name, work, cpu, binary, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(
+        name: &'static str,
+        work: &Path,
+        cpu: Option<usize>,
+        binary: &Path,
+        args: &dyn Fn(u16) -> Vec<String>,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let log = work.join(format!("{name}.log"));
         let file = std::fs::File::create(&log)?;
@@ -74,6 +86,7 @@ impl Server {
             // Per-request log lines off: the baseline logs nothing either.
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .envs(env.iter().map(|(name, value)| (*name, value)))
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);

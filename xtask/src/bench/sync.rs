@@ -80,3 +80,13 @@ pub fn targets(
     }
     Ok(targets)
 }
+
+/// (b) on the host that exports traces (`--otlp`).
+pub fn traced_target(work: &Path, traced: &Server, payload: &Payload) -> anyhow::Result<Target> {
+    Ok(Target::new(
+        "(b) github, traced",
+        "(b) on a host exporting every span over OTLP (HTTP/protobuf) to a local sink",
+        traced.url("/hooks/github"),
+        wrk::script(work, "github", &payload.file, &payload.github_headers)?,
+    ))
+}
