@@ -130,6 +130,10 @@ pub struct RawRetry {
 pub struct RawQueue {
     /// Queued events of this route handled at once.
     pub concurrency: Option<u32>,
+    /// What names the object an event is about (`"json:/pointer"` or
+    /// `"header:Name"`): events with the same key are delivered one at a
+    /// time, in acceptance order.
+    pub order_key: Option<String>,
 }
 
 /// How a route answers its sender.
@@ -217,6 +221,8 @@ pub struct Manifest {
     pub retry: RetryPolicy,
     /// Queue mode: events of this route handled at once.
     pub concurrency: u32,
+    /// Queue mode: `[queue] order_key`, parsed; `None`: no order.
+    pub order_key: Option<crate::inbox::OrderKey>,
     /// Outbound HTTP: `[allow] http` and the `http_*` limits.
     pub outbound: Arc<OutboundPolicy>,
     /// The `[config]` values, resolved.
@@ -254,6 +260,7 @@ impl Manifest {
             mode: Mode::Sync,
             retry: RetryPolicy::default(),
             concurrency: DEFAULT_QUEUE_CONCURRENCY,
+            order_key: None,
             outbound: Arc::default(),
             config: Arc::default(),
             kv: KvLimits::default(),
@@ -400,6 +407,13 @@ impl Manifest {
             }
             None => defaults.concurrency,
         };
+        let order_key = match raw.queue.as_ref().and_then(|q| q.order_key.as_deref()) {
+            Some(text) => Some(
+                crate::inbox::OrderKey::parse(text)
+                    .map_err(|why| format!("`queue.order_key`: {why}"))?,
+            ),
+            None => None,
+        };
         let unverified = raw.unverified.unwrap_or(false);
         if unverified && verify.is_some() {
             return Err(
@@ -423,6 +437,7 @@ impl Manifest {
             mode,
             retry,
             concurrency,
+            order_key,
             outbound: Arc::new(outbound),
             config: Arc::new(parse_config(raw.config, secrets)?),
             kv: parse_kv(raw.kv.as_ref())?,
@@ -843,6 +858,16 @@ mod tests {
         assert!(err.contains("more than zero"), "{err}");
         let err = parse("q", "[queue]\nconcurrency = 0\n").unwrap_err();
         assert!(err.contains("queue.concurrency"), "{err}");
+        let manifest = parse("q", "[queue]\norder_key = \"header:X-Shop\"\n").unwrap();
+        assert_eq!(
+            manifest.order_key,
+            Some(crate::inbox::OrderKey::Header("x-shop".into()))
+        );
+        let err = parse("q", "[queue]\norder_key = \"repository\"\n").unwrap_err();
+        assert!(
+            err.contains("`queue.order_key`") && err.contains("json:/"),
+            "{err}"
+        );
         let err = parse("q", "[retry]\nattempts = 3\n").unwrap_err();
         assert!(err.contains("unknown field `attempts`"), "{err}");
     }

@@ -460,6 +460,11 @@ impl App {
             dedupe: id.from_sender,
             route: plugin.manifest.route.clone(),
             received_at: received.received_at as i64,
+            order_key: plugin
+                .manifest
+                .order_key
+                .as_ref()
+                .map(|key| key.read(&received.request)),
             request: received.request,
         };
         match self.inbox.append(event).await {
