@@ -52,6 +52,7 @@ fn bench_append(c: &mut Criterion) {
                                         dedupe: true,
                                         route: "/hooks/bench".into(),
                                         received_at: now_millis(),
+                                        order_key: None,
                                         request: StoredRequest {
                                             method: "POST".into(),
                                             path: "/hooks/bench".into(),

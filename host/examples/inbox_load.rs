@@ -127,6 +127,7 @@ async fn store_run(
                         dedupe: true,
                         route: "/hooks/load".into(),
                         received_at: now_millis(),
+                        order_key: None,
                         request: StoredRequest {
                             method: "POST".into(),
                             path: "/hooks/load".into(),

@@ -180,8 +180,8 @@ impl Rule {
                     .list(Filter {
                         status: Some(Status::Dead),
                         route: route.clone(),
-                        before: None,
                         limit: DEAD_SCAN,
+                        ..Filter::default()
                     })
                     .await?;
                 let since = now_millis() - crate::inbox::millis(*window);

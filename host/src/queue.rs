@@ -2,62 +2,89 @@
 //! ones that fail, and purge old ones.
 //!
 //! Owns when an event is attempted and what its outcome means (done, retry
-//! after a backoff, dead). Does not own storing events (the inbox records
-//! what the workers decide, through its typed API) or running a plugin
-//! ([`crate::delivery`], shared with the sync path).
+//! after a backoff, dead, or put back unspent). Does not own storing events
+//! (the inbox records what the workers decide, through its typed API) or
+//! running a plugin ([`crate::delivery`], shared with the sync path).
 //!
 //! Strategy:
-//! - One dispatcher task finds routes with due events and claims up to each
-//!   route's free concurrency (`[queue] concurrency` minus its attempts
-//!   running), then runs every claimed event as its own task. It sleeps until
-//!   the next event is due (a retry, or a lease running out), and is woken
-//!   early when an event is appended or replayed, or an attempt finishes and
-//!   frees a slot. A slow poll ([`IDLE_POLL`]) is only a safety net.
-//! - The plugin is looked up in the registry at claim time, by route: an
-//!   attempt always runs the newest version (hot reload), with that version's
-//!   limits and retry policy. Events of a route that no plugin serves are
-//!   parked, not dropped: they stay pending with a `last_error` saying so,
-//!   and are looked at again after `orphan_retry`, without spending an
-//!   attempt.
-//! - An attempt: `ok` → done; `reject` → dead; a retry, trap, timeout or no
-//!   free instance slot → retried after a random wait up to
+//! - One dispatcher task keeps a *lane* per route: events claimed but not
+//!   started yet, and the attempts running. Claims are taken in batches
+//!   ([`claim_batch`]: one transaction claims up to N due events of a route,
+//!   N from `[queue] concurrency`), and the next batch is claimed while the
+//!   lane still holds half of the last one, so a claim's commit is hidden
+//!   behind attempts instead of stalling them. Up to `concurrency` attempts
+//!   of a route run at once, each as its own task.
+//! - An attempt frees its slot as soon as the plugin answers; its outcome is
+//!   then written through the group-commit writer like an append (many
+//!   outcomes, one fsync) while the next attempt already runs. The event
+//!   stays leased until its outcome commits, so it is never claimed twice.
+//! - Order per key (`[queue] order_key`): the store claims only the oldest
+//!   pending event of each key, so one key's events run one at a time, in
+//!   acceptance order, while other keys run beside them; a key waiting for
+//!   a retry holds back only itself. An ordered lane claims again whenever
+//!   an outcome committed (it frees that key's next event).
+//! - The dispatcher looks at the store for due routes when woken: an event
+//!   appended or replayed, the next retry or lease end due, or the slow
+//!   [`IDLE_POLL`] safety net; at most once per [`SCAN_GAP`], so a burst of
+//!   appends costs a few reads, not one per event. A lane whose last claim
+//!   came back full claims again by itself without a scan.
+//! - The plugin is looked up in the registry when an attempt starts: it
+//!   always runs the newest version (hot reload), with that version's limits
+//!   and retry policy. Events of a route that no plugin serves are parked,
+//!   not dropped: they stay pending with a `last_error` saying so, and are
+//!   looked at again after `orphan_retry`, without spending an attempt.
+//! - Only the plugin's outcome spends an attempt: `ok` → done; `reject` →
+//!   dead; a retry, trap or timeout → retried after a random wait up to
 //!   `min(max, base * 2^(attempt-1))` (full jitter), or dead once it was the
-//!   last allowed attempt (the failure's [`CallError::classify`](crate::runtime::CallError::classify) says which
-//!   failures are worth another attempt). The outcome is written through the
-//!   group-commit writer, fenced by the attempt number.
-//! - A claim leases the event for the plugin's timeout (which bounds the
-//!   whole call, waiting for an instance slot included) plus
-//!   [`LEASE_MARGIN`]: an attempt always ends well within it, so a lease only
-//!   runs out when its host died.
-//! - Shutdown: stop claiming, let running attempts finish within the grace
-//!   period, then stop. An attempt cut off is made again after a restart.
+//!   last allowed attempt (the failure's [`CallError::classify`] says which
+//!   failures are worth another attempt). The host's own limits never do: no
+//!   free instance slot ([`CallError::Capacity`]) puts the event back
+//!   unspent after [`CAPACITY_PAUSE`], and so does a shutdown (claimed events
+//!   not started yet are released; an attempt cut off by the grace period,
+//!   a crash or a failed outcome write keeps its lease, which the next start
+//!   or its end gives back). Every outcome is fenced by the claim's token.
+//! - A claim leases its events for as long as the lane may take to reach
+//!   the last of them (see [`lease_for`]); an attempt always ends well within
+//!   it, so a lease only runs out when its host died. An event whose lease
+//!   would end during its attempt is released instead of started.
+//! - Shutdown: stop claiming, release what was claimed but not started, let
+//!   running attempts finish (and their outcomes commit) within the grace
+//!   period, then stop.
 //! - A purge task deletes done events older than the retention, and dedupe
 //!   records older than the dedupe window, in bounded batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
 
 use crate::delivery::{self, Deliverer};
 use crate::inbox::{Claimed, Inbox, Millis, Recorded, StoreError, millis, now_millis};
 use crate::registry::{Plugin, Registry};
-use crate::runtime::Retry;
+use crate::runtime::{CallError, Retry};
 use crate::trace;
 
 /// Longest the dispatcher sleeps without being woken.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
-/// Added to every lease on top of the plugin's timeout: time to write the
+/// Shortest time between two looks at the store for due routes: appends
+/// wake the dispatcher by the thousand during a burst.
+const SCAN_GAP: Duration = Duration::from_millis(2);
+
+/// Added to every lease on top of the attempts it covers: time to write the
 /// outcome even when the writer is busy.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
 
 /// After a store error the dispatcher waits this long before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// An event that found no free instance slot is due again after this: the
+/// pool is full now, and the event did nothing wrong.
+const CAPACITY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Longest `last_error` kept: trap messages carry wasm backtraces.
 const MAX_ERROR_LEN: usize = 2000;
@@ -65,6 +92,24 @@ const MAX_ERROR_LEN: usize = 2000;
 /// Events and dedupe records deleted per purge transaction, so a big purge
 /// never holds the writer for long.
 const PURGE_BATCH: u32 = 5000;
+
+/// Events one claim takes for a route with `concurrency` slots: 16 per slot,
+/// so that claiming the next batch when half of this one is left hides one
+/// commit (a few ms of fsync) behind at least 8 attempts per slot. More
+/// only lengthens the leases (see [`lease_for`]) and how long a hot reload
+/// takes to reach queued events' claims.
+pub fn claim_batch(concurrency: u32) -> u32 {
+    concurrency.saturating_mul(16).clamp(16, 1024)
+}
+
+/// The lease of a batch of `batch` events for a route with `concurrency`
+/// slots and attempts of at most `timeout`: the last of them may wait for
+/// one and a half batches ahead of it (half the previous batch is still
+/// queued when it is claimed), `concurrency` at a time, then run.
+fn lease_for(timeout: Duration, batch: u32, concurrency: u32) -> Duration {
+    let rounds = (batch * 3 / 2).div_ceil(concurrency.max(1)) + 1;
+    timeout * rounds + LEASE_MARGIN
+}
 
 /// The running workers.
 pub struct Workers {
@@ -82,12 +127,19 @@ impl Workers {
         grace: Duration,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
+        let (freed_tx, freed) = mpsc::unbounded_channel();
         let dispatcher = Dispatcher {
             inbox: inbox.clone(),
             registry,
             deliverer,
-            running: HashMap::new(),
+            lanes: HashMap::new(),
             attempts: JoinSet::new(),
+            claims: JoinSet::new(),
+            freed_tx,
+            freed,
+            scan_wanted: true,
+            next_scan: Instant::now(),
+            next_timer: Instant::now() + IDLE_POLL,
         };
         Self {
             dispatcher: tokio::spawn(dispatcher.run(stopped.clone(), grace)),
@@ -105,52 +157,157 @@ impl Workers {
     }
 }
 
+/// A claimed event not started yet, and the end of its lease.
+struct Ready {
+    event: Claimed,
+    lease_until: Millis,
+}
+
+/// One route's events in the dispatcher's hands.
+struct Lane {
+    /// The plugin as of the last scan: its concurrency, timeout and limits
+    /// size the claims.
+    plugin: Arc<Plugin>,
+    ready: VecDeque<Ready>,
+    running: u32,
+    /// A claim of this route is in flight.
+    claiming: bool,
+    /// More events may be due: the last claim came back full, or a scan
+    /// saw some.
+    more: bool,
+}
+
+impl Lane {
+    fn concurrency(&self) -> u32 {
+        self.plugin.manifest.concurrency.max(1)
+    }
+
+    /// Whether to claim the next batch now.
+    fn wants_claim(&self) -> bool {
+        self.more
+            && !self.claiming
+            && self.ready.len() <= (claim_batch(self.concurrency()) / 2) as usize
+    }
+
+    fn idle(&self) -> bool {
+        self.ready.is_empty() && self.running == 0 && !self.claiming && !self.more
+    }
+}
+
+/// What a claim task yields.
+struct ClaimDone {
+    route: String,
+    limit: u32,
+    lease_until: Millis,
+    result: Result<Vec<Claimed>, StoreError>,
+}
+
 struct Dispatcher {
     inbox: Arc<Inbox>,
     registry: Arc<Registry>,
     deliverer: Arc<Deliverer>,
-    /// Attempts running, per route.
-    running: HashMap<String, u32>,
-    /// Running attempts; each yields its route when it ends.
-    attempts: JoinSet<String>,
+    lanes: HashMap<String, Lane>,
+    /// Attempts (and releases), each until its outcome is recorded.
+    attempts: JoinSet<()>,
+    claims: JoinSet<ClaimDone>,
+    /// An attempt sends its route here when its plugin call ended: its slot
+    /// is free, though its outcome may still be committing.
+    freed_tx: mpsc::UnboundedSender<Ended>,
+    freed: mpsc::UnboundedReceiver<Ended>,
+    /// Look at the store for due routes at `next_scan`.
+    scan_wanted: bool,
+    next_scan: Instant,
+    /// When the next retry or lease end is due (or the idle poll).
+    next_timer: Instant,
+}
+
+/// What an attempt tells the dispatcher, by route.
+enum Ended {
+    /// The plugin call ended: a slot is free.
+    Call(String),
+    /// The outcome committed: a retry may be due soon, and on an ordered
+    /// route the key's next event may be claimed.
+    Recorded(String),
 }
 
 /// What ended a dispatcher wait.
 enum Woken {
     Stop,
-    Finished(Option<String>),
+    Freed(Ended),
+    Claimed(Option<ClaimDone>),
     Due,
 }
 
 impl Dispatcher {
     async fn run(mut self, mut stop: watch::Receiver<bool>, grace: Duration) {
         loop {
-            let wait = match self.dispatch().await {
-                Ok(wait) => wait,
-                Err(err) => {
+            let now = Instant::now();
+            if self.scan_wanted && now >= self.next_scan {
+                self.scan_wanted = false;
+                self.next_scan = now + SCAN_GAP;
+                if let Err(err) = self.scan().await {
                     tracing::error!(error = %err, "inbox workers cannot read the store; trying again");
-                    ERROR_PAUSE
+                    self.next_timer = Instant::now() + ERROR_PAUSE;
                 }
+            }
+            self.refill();
+            self.start_ready();
+            // A wanted scan resets the timer anyway: wait for it alone.
+            let wake_at = if self.scan_wanted {
+                self.next_scan
+            } else {
+                self.next_timer
             };
             let woken = tokio::select! {
                 biased;
                 _ = stop.wait_for(|stop| *stop) => Woken::Stop,
-                Some(joined) = self.attempts.join_next(), if !self.attempts.is_empty() => {
-                    Woken::Finished(joined.ok())
+                Some(route) = self.freed.recv() => Woken::Freed(route),
+                Some(joined) = self.claims.join_next(), if !self.claims.is_empty() => {
+                    Woken::Claimed(joined.ok())
                 }
                 () = self.inbox.due_now() => Woken::Due,
-                () = tokio::time::sleep(wait) => Woken::Due,
+                () = tokio::time::sleep_until(wake_at.into()) => Woken::Due,
             };
             match woken {
                 Woken::Stop => break,
-                Woken::Finished(route) => self.finished(route),
-                Woken::Due => {}
+                Woken::Freed(ended) => self.freed(&ended),
+                Woken::Claimed(done) => self.claimed(done),
+                Woken::Due => self.scan_wanted = true,
             }
-            // Collect every other attempt that ended meanwhile, so a burst of
-            // them costs one look at the store, not one each.
-            while let Some(joined) = self.attempts.try_join_next() {
-                self.finished(joined.ok());
+            // Take in everything else that happened meanwhile, so a burst
+            // of ends costs one pass, not one each.
+            while let Ok(ended) = self.freed.try_recv() {
+                self.freed(&ended);
             }
+            while let Some(joined) = self.claims.try_join_next() {
+                self.claimed(joined.ok());
+            }
+            while self.attempts.try_join_next().is_some() {}
+            self.lanes.retain(|_, lane| !lane.idle());
+        }
+        self.shut_down(grace).await;
+    }
+
+    /// Releases what was claimed but not started, then lets running
+    /// attempts finish within `grace`.
+    async fn shut_down(mut self, grace: Duration) {
+        while let Some(joined) = self.claims.join_next().await {
+            self.claimed(joined.ok());
+        }
+        let now = now_millis();
+        let mut released = 0;
+        for lane in self.lanes.values_mut() {
+            for ready in lane.ready.drain(..) {
+                released += 1;
+                self.attempts
+                    .spawn(release(self.inbox.clone(), ready.event, now));
+            }
+        }
+        if released > 0 {
+            tracing::info!(
+                events = released,
+                "inbox: claimed events not started are put back"
+            );
         }
         if self.attempts.is_empty() {
             return;
@@ -159,66 +316,153 @@ impl Dispatcher {
             attempts = self.attempts.len(),
             "inbox: letting running attempts finish"
         );
-        let drain = async {
-            while let Some(joined) = self.attempts.join_next().await {
-                self.finished(joined.ok());
-            }
-        };
+        let drain = async { while self.attempts.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!(
                 attempts = self.attempts.len(),
-                "inbox: grace period over with attempts running; they are made again after a restart"
+                "inbox: grace period over with attempts running; they are made again after a restart, without spending an attempt"
             );
             self.attempts.abort_all();
         }
     }
 
-    fn finished(&mut self, route: Option<String>) {
-        // A task that panicked (attempts report every failure as a value, so
-        // this would be a bug) loses its route: its slot stays taken.
-        if let Some(route) = route
-            && let Some(count) = self.running.get_mut(&route)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.running.remove(&route);
+    fn freed(&mut self, ended: &Ended) {
+        match ended {
+            Ended::Call(route) => {
+                if let Some(lane) = self.lanes.get_mut(route) {
+                    lane.running = lane.running.saturating_sub(1);
+                }
+            }
+            Ended::Recorded(route) => {
+                // A retry's due time is new to the timer, and on an ordered
+                // route the key's next event is free: look again (at most
+                // once per SCAN_GAP).
+                self.scan_wanted = true;
+                if let Some(lane) = self.lanes.get_mut(route) {
+                    lane.more = true;
+                }
             }
         }
     }
 
-    /// Claims and starts what is due; returns how long to sleep at most.
-    async fn dispatch(&mut self) -> Result<Duration, StoreError> {
+    fn claimed(&mut self, done: Option<ClaimDone>) {
+        // A claim task that panicked (store calls report errors as values,
+        // so this would be a bug) leaves its lane claiming; the lane's
+        // events are due again when their leases end.
+        let Some(ClaimDone {
+            route,
+            limit,
+            lease_until,
+            result,
+        }) = done
+        else {
+            return;
+        };
+        let Some(lane) = self.lanes.get_mut(&route) else {
+            return;
+        };
+        lane.claiming = false;
+        match result {
+            Ok(events) => {
+                lane.more = events.len() as u32 == limit;
+                lane.ready
+                    .extend(events.into_iter().map(|event| Ready { event, lease_until }));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, %route, "cannot claim queued events; trying again");
+                lane.more = false;
+                self.scan_wanted = true;
+                self.next_scan = Instant::now() + ERROR_PAUSE;
+            }
+        }
+    }
+
+    /// Finds the routes with due events, parks those no plugin serves, and
+    /// sets when to look again.
+    async fn scan(&mut self) -> Result<(), StoreError> {
         let now = now_millis();
         for route in self.inbox.due_routes(now).await? {
             let Some(plugin) = self.registry.lookup(&route) else {
                 self.park(&route, now).await?;
                 continue;
             };
-            let running = self.running.get(&route).copied().unwrap_or(0);
-            let free = plugin.manifest.concurrency.saturating_sub(running);
-            if free == 0 {
-                continue; // woken again when one of its attempts ends
-            }
-            let lease = plugin.manifest.timeout + LEASE_MARGIN;
-            let claimed = self
-                .inbox
-                .claim(&route, now, now + millis(lease), free)
-                .await?;
-            for event in claimed {
-                *self.running.entry(route.clone()).or_default() += 1;
-                self.attempts.spawn(attempt(
-                    self.inbox.clone(),
-                    self.deliverer.clone(),
-                    plugin.clone(),
-                    event,
-                ));
-            }
+            let lane = self.lanes.entry(route).or_insert_with(|| Lane {
+                plugin: plugin.clone(),
+                ready: VecDeque::new(),
+                running: 0,
+                claiming: false,
+                more: false,
+            });
+            lane.plugin = plugin;
+            lane.more = true;
         }
         let wait = match self.inbox.next_due(now_millis()).await? {
             Some(at) => Duration::from_millis((at - now_millis()).max(1) as u64),
             None => IDLE_POLL,
         };
-        Ok(wait.min(IDLE_POLL))
+        self.next_timer = Instant::now() + wait.min(IDLE_POLL);
+        Ok(())
+    }
+
+    /// Claims the next batch for every lane that wants one.
+    fn refill(&mut self) {
+        for (route, lane) in &mut self.lanes {
+            if !lane.wants_claim() {
+                continue;
+            }
+            if self.registry.lookup(route).is_none() {
+                lane.more = false; // the scan parks its events
+                continue;
+            }
+            lane.claiming = true;
+            let concurrency = lane.concurrency();
+            let limit = claim_batch(concurrency);
+            let now = now_millis();
+            let lease = lease_for(lane.plugin.manifest.timeout, limit, concurrency);
+            let lease_until = now + millis(lease);
+            let (inbox, route) = (self.inbox.clone(), route.clone());
+            self.claims.spawn(async move {
+                let result = inbox.claim(&route, now, lease_until, limit).await;
+                ClaimDone {
+                    route,
+                    limit,
+                    lease_until,
+                    result,
+                }
+            });
+        }
+    }
+
+    /// Starts claimed events while their routes have free slots.
+    fn start_ready(&mut self) {
+        for (route, lane) in &mut self.lanes {
+            while lane.running < lane.concurrency() {
+                let Some(Ready { event, lease_until }) = lane.ready.pop_front() else {
+                    break;
+                };
+                let now = now_millis();
+                // The newest version; a route that lost its plugin gets its
+                // events back, due now, for the scan to park.
+                let Some(plugin) = self.registry.lookup(route) else {
+                    self.attempts.spawn(release(self.inbox.clone(), event, now));
+                    continue;
+                };
+                if now + millis(plugin.manifest.timeout) >= lease_until {
+                    // Its lease could end mid-attempt and another claim run
+                    // it too: give it back unspent instead.
+                    self.attempts.spawn(release(self.inbox.clone(), event, now));
+                    continue;
+                }
+                lane.running += 1;
+                self.attempts.spawn(attempt(
+                    self.inbox.clone(),
+                    self.deliverer.clone(),
+                    plugin,
+                    event,
+                    self.freed_tx.clone(),
+                ));
+            }
+        }
     }
 
     /// Postpones the due events of a route that no plugin serves.
@@ -245,13 +489,27 @@ impl Dispatcher {
     }
 }
 
-/// One attempt of one event; yields its route.
+/// Puts a claimed event back, unspent, due at `at`.
+async fn release(inbox: Arc<Inbox>, event: Claimed, at: Millis) {
+    match inbox.release(event.seq, event.token, at).await {
+        Ok(_) => {}
+        Err(err) => tracing::warn!(
+            error = %err,
+            id = %event.id,
+            "cannot put a claimed event back; it is due again when its lease ends"
+        ),
+    }
+}
+
+/// One attempt of one event: tells `freed` when the plugin call ended, then
+/// records the outcome and says when it did.
 async fn attempt(
     inbox: Arc<Inbox>,
     deliverer: Arc<Deliverer>,
     plugin: Arc<Plugin>,
     event: Claimed,
-) -> String {
+    freed: mpsc::UnboundedSender<Ended>,
+) {
     let span = tracing::info_span!(
         "attempt",
         route = %event.route,
@@ -273,18 +531,19 @@ async fn attempt(
             trace::link(&span, accepted);
         }
     }
-    let route = event.route.clone();
     async move {
         let Claimed {
             seq,
+            token,
             id,
             route,
             attempt,
             received_at,
             request,
         } = event;
-        let delivery = delivery::build(id, route, request, received_at, attempt);
+        let delivery = delivery::build(id, route.clone(), request, received_at, attempt);
         let called = deliverer.call(&plugin, &delivery).await;
+        let _ = freed.send(Ended::Call(route.clone()));
         let elapsed_us = called.elapsed.as_micros() as u64;
         let policy = plugin.manifest.retry;
         let at = now_millis();
@@ -295,26 +554,30 @@ async fn attempt(
         let recorded = match called.result {
             Ok(_) => {
                 tracing::info!(elapsed_us, "delivered");
-                inbox.complete(seq, attempt, at).await
+                inbox.complete(seq, token, at).await
+            }
+            Err(CallError::Capacity) => {
+                tracing::info!(elapsed_us, retry_in = ?CAPACITY_PAUSE, "no free instance slot; the event waits, no attempt spent");
+                inbox.release(seq, token, at + millis(CAPACITY_PAUSE)).await
             }
             Err(err) => match (err.classify().retry, attempt >= policy.max_attempts) {
                 (Retry::Never, _) => {
                     tracing::warn!(error = %err, elapsed_us, "event is dead: the plugin rejected it");
                     metrics.dead_letter();
-                    inbox.dead(seq, attempt, at, bounded(err.to_string())).await
+                    inbox.dead(seq, token, at, bounded(err.to_string())).await
                 }
                 (Retry::Again, true) => {
                     tracing::warn!(error = %err, elapsed_us, "event is dead: last attempt failed");
                     metrics.dead_letter();
                     let error = bounded(format!("{err} (gave up after {attempt} attempts)"));
-                    inbox.dead(seq, attempt, at, error).await
+                    inbox.dead(seq, token, at, error).await
                 }
                 (Retry::Again, false) => {
                     let wait = jitter(policy.backoff_cap(attempt));
                     tracing::info!(error = %err, elapsed_us, retry_in = ?wait, "attempt failed; will retry");
                     metrics.retry();
                     inbox
-                        .retry(seq, attempt, at + millis(wait), bounded(err.to_string()))
+                        .retry(seq, token, at + millis(wait), bounded(err.to_string()))
                         .await
                 }
             },
@@ -322,17 +585,17 @@ async fn attempt(
         match recorded {
             Ok(Recorded::Applied) => {}
             Ok(Recorded::Stale) => tracing::warn!(
-                "outcome not recorded: the event's lease ran out and it was claimed again"
+                "outcome not recorded: the event was claimed again (its lease ran out) or replayed since"
             ),
             Err(err) => tracing::error!(
                 error = %err,
-                "cannot record the attempt's outcome; the event is tried again when its lease ends"
+                "cannot record the attempt's outcome; the event is tried again when its lease ends, without spending an attempt"
             ),
         }
+        let _ = freed.send(Ended::Recorded(route));
     }
     .instrument(span)
     .await;
-    route
 }
 
 /// A random duration between zero and `cap` ("full jitter").
@@ -405,6 +668,19 @@ mod tests {
             (50..150).contains(&low),
             "{low} of 200 waits in the lower half"
         );
+    }
+
+    #[test]
+    fn leases_cover_the_batch_queued_ahead() {
+        let batch = claim_batch(4);
+        assert_eq!(batch, 64);
+        // 96 events ahead at most, 4 at a time: 24 rounds, plus its own.
+        assert_eq!(
+            lease_for(Duration::from_secs(5), batch, 4),
+            Duration::from_secs(5 * 25) + LEASE_MARGIN
+        );
+        assert_eq!(claim_batch(1), 16);
+        assert_eq!(claim_batch(1000), 1024);
     }
 
     #[test]

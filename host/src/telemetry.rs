@@ -310,6 +310,11 @@ impl Metrics {
         }
     }
 
+    /// The last hour per route, for the dashboard (`GET /stats`).
+    pub fn series(&self) -> &Series {
+        &self.series
+    }
+
     /// Alert rule `rule` is now firing (or not).
     pub fn alert_state(&self, rule: &str, firing: bool) {
         self.alert_firing

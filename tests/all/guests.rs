@@ -28,7 +28,7 @@ mod tests_of {
     pub(super) use crate::hostile_guests::{
         fields_bomb, huge_body, huge_headers, kv_abuse, log_flood, outbound_flood, stack_overflow,
     };
-    pub(super) use crate::inbox::flaky;
+    pub(super) use crate::inbox::{flaky, keyed};
     pub(super) use crate::instances::{counter, sleeper};
     pub(super) use crate::sandbox;
     pub(super) use crate::serve::inspect;

@@ -426,6 +426,38 @@ pub(crate) mod flaky {
     }
 }
 
+/// Issue 16, part 3: the host's own capacity never spends an attempt. The
+/// host has one instance slot; a sync delivery to `slow` holds it for 1.5 s
+/// while a queued event of `q` (one attempt allowed, 300 ms timeout) waits
+/// for it and runs out of time: that is the host being full, not the
+/// plugin failing, so the event waits for the slot instead of dying.
+#[tokio::test]
+async fn a_full_instance_pool_never_spends_an_attempt() {
+    let manifest = format!("{QUEUE}max_attempts = 1\n[limits]\ntimeout = \"300ms\"\n");
+    let plugins = [
+        plugin("slow", GUEST_SLEEPER),
+        plugin_with("q", ECHO, &manifest),
+    ];
+    let host =
+        Arc::new(TestHost::start_with_admin(&plugins, |config| config.max_concurrency = 1).await);
+    let hog = {
+        let host = host.clone();
+        tokio::spawn(async move { host.post("/hooks/slow?ms=1500", "{}").await.status() })
+    };
+    // The sync call takes the slot at once; give it ample time to.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepted = host.post_with_id("/hooks/q", "cap-1", "{}").await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert_eq!(hog.await.unwrap(), StatusCode::OK);
+    let done = wait_for(&host, "cap-1", "done").await;
+    assert_eq!(
+        done["attempts"], 1,
+        "only the plugin's own attempt counts: {done}"
+    );
+    let host = Arc::into_inner(host).unwrap();
+    host.stop().await;
+}
+
 #[tokio::test]
 async fn sigterm_lets_a_running_attempt_finish() {
     let (_dir, plugins, data) = folders();
@@ -646,5 +678,221 @@ async fn all_events(client: &reqwest::Client, admin: &str) -> HashMap<String, Ve
             Some(before) => query = format!("limit=1000&before={before}"),
             None => return events,
         }
+    }
+}
+
+/// The `keyed` guest on a route with `[queue] order_key` (issue 16, part 2):
+/// events of one key reach the plugin one at a time in acceptance order,
+/// and a key being retried holds back only itself.
+pub(crate) mod keyed {
+    use hookhost_test_artifacts::GUEST_KEYED;
+
+    use super::*;
+    use crate::support::LocalServer;
+
+    const KEYS: usize = 10;
+    const PER_KEY: usize = 100;
+    /// The retry interval of `RETRIED`'s events: `[retry] max`.
+    const RETRY_MAX: Duration = Duration::from_millis(40);
+    /// The key whose every event is retried three times.
+    const RETRIED: &str = "k0";
+
+    fn manifest(recorder: &LocalServer) -> String {
+        format!(
+            "mode = \"queue\"\n[retry]\nbase = \"20ms\"\nmax = \"{}ms\"\n\
+             [queue]\norder_key = \"json:/key\"\nconcurrency = 8\n\
+             [allow]\nhttp = [\"{}\"]\n",
+            RETRY_MAX.as_millis(),
+            recorder.addr
+        )
+    }
+
+    fn path(recorder: &LocalServer) -> String {
+        format!(
+            "/hooks/keyed?log=http://{}/&retry={RETRIED}&retries=3",
+            recorder.addr
+        )
+    }
+
+    /// Sends each key's events in order (one sender per key, each waiting
+    /// for its 202 before the next) until `stop`; returns the ids answered
+    /// 202, per key, in order.
+    async fn send(url: String, stop: Arc<std::sync::atomic::AtomicBool>) -> Vec<Vec<String>> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let senders: Vec<_> = (0..KEYS)
+            .map(|k| {
+                let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut accepted = Vec::new();
+                    for n in 0..PER_KEY {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let id = format!("k{k}-{n}");
+                        let sent = client
+                            .post(&url)
+                            .header("idempotency-key", &id)
+                            .body(format!("{{\"key\":\"k{k}\",\"n\":{n}}}"))
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) if r.status() == StatusCode::ACCEPTED => accepted.push(id),
+                            _ => break, // the host was killed
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let mut accepted = Vec::new();
+        for sender in senders {
+            accepted.push(sender.await.unwrap());
+        }
+        accepted
+    }
+
+    /// What the plugin saw, per key: (n, attempt) in the order it saw them.
+    fn seen(recorder: &LocalServer) -> HashMap<String, Vec<(u64, u64)>> {
+        let mut seen: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+        for request in recorder.requests() {
+            let body = request.split("\r\n\r\n").nth(1).unwrap_or_default();
+            let fields: Vec<&str> = body.split(' ').collect();
+            let [key, n, attempt] = fields[..] else {
+                panic!("unreadable log line {body:?}");
+            };
+            seen.entry(key.to_owned())
+                .or_default()
+                .push((n.parse().unwrap(), attempt.parse().unwrap()));
+        }
+        seen
+    }
+
+    /// Per key, the events reached the plugin in acceptance order: `n` never
+    /// goes down (it may repeat: an attempt made again after a crash), and
+    /// every accepted `n` was seen.
+    fn assert_acceptance_order(seen: &HashMap<String, Vec<(u64, u64)>>, accepted: &[Vec<String>]) {
+        for (k, ids) in accepted.iter().enumerate() {
+            let key = format!("k{k}");
+            let order: Vec<u64> = seen
+                .get(&key)
+                .map_or(Vec::new(), |s| s.iter().map(|x| x.0).collect());
+            assert!(
+                order.windows(2).all(|w| w[0] <= w[1]),
+                "{key} out of acceptance order at the plugin: {order:?}"
+            );
+            for n in 0..ids.len() as u64 {
+                assert!(
+                    order.contains(&n),
+                    "{key}'s event {n} was accepted but never delivered"
+                );
+            }
+        }
+    }
+
+    fn millis_of(event: &Value, field: &str) -> i64 {
+        let text = event[field].as_str().unwrap();
+        let at = humantime::parse_rfc3339(text).unwrap();
+        at.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_key_at_a_time_in_acceptance_order_and_a_retried_key_holds_back_only_itself() {
+        let recorder = LocalServer::start(200, Vec::new(), Duration::ZERO).await;
+        let manifest = manifest(&recorder);
+        let plugins = [plugin_with("keyed", GUEST_KEYED, &manifest)];
+        let host = TestHost::start_with_admin(&plugins, |_| {}).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = send(host.url(&path(&recorder)), stop).await;
+        assert!(accepted.iter().all(|ids| ids.len() == PER_KEY));
+        let admin = host.admin_url("");
+        eventually(Duration::from_secs(60), "every event done", || async {
+            let pending = list(&host.client, &admin, "status=pending&limit=1").await;
+            pending.is_empty().then_some(())
+        })
+        .await;
+        let seen = seen(&recorder);
+        assert_acceptance_order(&seen, &accepted);
+        let retried = &seen[RETRIED];
+        assert_eq!(retried.len(), PER_KEY * 4, "3 retries and a success each");
+        for (i, (n, attempt)) in retried.iter().enumerate() {
+            assert_eq!((*n, *attempt), ((i / 4) as u64, (i % 4 + 1) as u64));
+        }
+
+        // The other keys never waited for RETRIED's retries: each of their
+        // events was done within one retry interval (plus the time a debug
+        // build on a shared machine takes to deliver a burst) of arriving,
+        // while RETRIED's took far longer in all.
+        let events = all_events(&host.client, &admin).await;
+        let mut slowest = 0;
+        let (mut first, mut last) = (i64::MAX, 0);
+        for rows in events.values() {
+            let event = &rows[0];
+            assert_eq!(event["status"], "done", "{event}");
+            assert!(event["order_key"].is_string(), "{event}");
+            let (received, done) = (millis_of(event, "received_at"), millis_of(event, "done_at"));
+            if event["order_key"] == RETRIED {
+                first = first.min(received);
+                last = last.max(done);
+            } else {
+                slowest = slowest.max(done - received);
+            }
+        }
+        let allowance = RETRY_MAX.as_millis() as i64 + 1500;
+        assert!(
+            slowest <= allowance,
+            "an event of another key took {slowest} ms, over one retry interval (+1.5 s)"
+        );
+        assert!(
+            last - first > slowest,
+            "{RETRIED} took {} ms in all",
+            last - first
+        );
+        host.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_mid_load_loses_no_event_and_breaks_no_keys_order() {
+        let recorder = LocalServer::start(200, Vec::new(), Duration::ZERO).await;
+        let (_dir, plugins, data) = folders();
+        install(
+            &plugins,
+            &[plugin_with("keyed", GUEST_KEYED, &manifest(&recorder))],
+        );
+        let args = ["--admin", "127.0.0.1:0"];
+        let mut host = Binary::spawn(&plugins, &data, &args);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = tokio::spawn(send(host.url(&path(&recorder)), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        host.signal("KILL");
+        host.wait(Duration::from_secs(10));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let accepted = load.await.unwrap();
+        let total: usize = accepted.iter().map(Vec::len).sum();
+        assert!(total > 0, "nothing was accepted before the kill");
+
+        let host = Binary::spawn(&plugins, &data, &args);
+        let admin = format!("http://{}", host.admin_addr());
+        let client = reqwest::Client::new();
+        eventually(Duration::from_secs(60), "every event done", || async {
+            let pending = list(&client, &admin, "status=pending&limit=1").await;
+            pending.is_empty().then_some(())
+        })
+        .await;
+        let events = all_events(&client, &admin).await;
+        for id in accepted.iter().flatten() {
+            let rows = events
+                .get(id)
+                .unwrap_or_else(|| panic!("{id} was acknowledged but is lost"));
+            assert_eq!(rows[0]["status"], "done", "{id}: {}", rows[0]);
+        }
+        assert_acceptance_order(&seen(&recorder), &accepted);
+        eprintln!(
+            "ordered crash test: {total} events acknowledged before the kill, all done in order"
+        );
     }
 }

@@ -62,6 +62,7 @@ pub(super) fn event_json(event: &Event, secret_headers: &[HeaderName]) -> Value 
         "id": event.id,
         "seq": event.seq,
         "route": event.route,
+        "order_key": event.order_key,
         "status": event.status.as_str(),
         "attempts": event.attempts,
         "replays": event.replays,

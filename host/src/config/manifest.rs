@@ -143,6 +143,10 @@ pub struct RawQueue {
     /// [`DEFAULT_MAX_PENDING`]. Signed, so a negative value gets our error,
     /// not serde's.
     pub max_pending: Option<i64>,
+    /// What names the object an event is about (`"json:/pointer"` or
+    /// `"header:Name"`): events with the same key are delivered one at a
+    /// time, in acceptance order.
+    pub order_key: Option<String>,
 }
 
 /// How a route answers its sender.
@@ -232,6 +236,8 @@ pub struct Manifest {
     pub concurrency: u32,
     /// Queue mode: most events of this route pending before it answers 429.
     pub max_pending: u64,
+    /// Queue mode: `[queue] order_key`, parsed; `None`: no order.
+    pub order_key: Option<crate::inbox::OrderKey>,
     /// Outbound HTTP: `[allow] http` and the `http_*` limits.
     pub outbound: Arc<OutboundPolicy>,
     /// The `[config]` values, resolved.
@@ -270,6 +276,7 @@ impl Manifest {
             retry: RetryPolicy::default(),
             concurrency: DEFAULT_QUEUE_CONCURRENCY,
             max_pending: DEFAULT_MAX_PENDING,
+            order_key: None,
             outbound: Arc::default(),
             config: Arc::default(),
             kv: KvLimits::default(),
@@ -426,6 +433,13 @@ impl Manifest {
                 ));
             }
         };
+        let order_key = match raw.queue.as_ref().and_then(|q| q.order_key.as_deref()) {
+            Some(text) => Some(
+                crate::inbox::OrderKey::parse(text)
+                    .map_err(|why| format!("`queue.order_key`: {why}"))?,
+            ),
+            None => None,
+        };
         let unverified = raw.unverified.unwrap_or(false);
         if unverified && verify.is_some() {
             return Err(
@@ -450,6 +464,7 @@ impl Manifest {
             retry,
             concurrency,
             max_pending,
+            order_key,
             outbound: Arc::new(outbound),
             config: Arc::new(parse_config(raw.config, secrets)?),
             kv: parse_kv(raw.kv.as_ref())?,
@@ -887,6 +902,16 @@ mod tests {
                 "{err}"
             );
         }
+        let manifest = parse("q", "[queue]\norder_key = \"header:X-Shop\"\n").unwrap();
+        assert_eq!(
+            manifest.order_key,
+            Some(crate::inbox::OrderKey::Header("x-shop".into()))
+        );
+        let err = parse("q", "[queue]\norder_key = \"repository\"\n").unwrap_err();
+        assert!(
+            err.contains("`queue.order_key`") && err.contains("json:/"),
+            "{err}"
+        );
         let err = parse("q", "[retry]\nattempts = 3\n").unwrap_err();
         assert!(err.contains("unknown field `attempts`"), "{err}");
     }

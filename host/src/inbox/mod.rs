@@ -5,9 +5,9 @@
 //! Owns storing events ([`store`], with the SQLite backend in [`sqlite`]),
 //! group commit ([`writer`]), and delivery-id deduplication for both modes,
 //! behind one typed API, [`Inbox`]: `append`, `claim`, `complete`, `retry`,
-//! `dead`, `park`, `replay`, `replay_dead`, `purge` (and reads), and each
-//! route's pending count for `[queue] max_pending` ([`depth`]). The write
-//! protocol between [`Inbox`], its writer thread and a backend ([`store::Write`],
+//! `dead`, `release`, `park`, `replay`, `replay_dead`, `purge` (and reads),
+//! and each route's pending count for `[queue] max_pending` ([`depth`]). The
+//! write protocol between [`Inbox`], its writer thread and a backend ([`store::Write`],
 //! [`store::Written`]) is private to this module: a new backend (PostgreSQL)
 //! implements [`store::Store`] here, and nothing outside changes.
 //!
@@ -30,6 +30,7 @@
 //!   sender's redelivery revives it (pending again, fresh retry budget).
 
 mod depth;
+mod order;
 mod sqlite;
 mod store;
 mod writer;
@@ -41,9 +42,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use order::{DEFAULT_LANE, OrderKey};
 pub use store::{
-    Appended, Attempt, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis,
-    NewEvent, Recorded, Replayed, Status, StoreError, StoredRequest, now_millis,
+    Appended, Attempt, Backlog, ClaimToken, Claimed, Event, EventKey, Filter, KvWrite, KvWritten,
+    Millis, NewEvent, Recorded, Replayed, Status, StoreError, StoredRequest, now_millis,
 };
 pub use writer::Counts;
 
@@ -354,9 +356,10 @@ impl Inbox {
         self.writer.close().await;
     }
 
-    /// Starts an attempt on up to `limit` events of `route` due at `now`,
-    /// each leased until `lease_until`; their attempt numbers are counted
-    /// up. An event whose lease runs out (its host died) is due again.
+    /// Starts an attempt on up to `limit` events of `route` due at `now`, in
+    /// acceptance order, each leased until `lease_until`, under a fresh
+    /// claim token. An event whose lease runs out (its host died) is due
+    /// again.
     pub async fn claim(
         &self,
         route: &str,
@@ -383,49 +386,50 @@ impl Inbox {
         }
     }
 
-    /// Attempt `attempt` of event `seq` succeeded: the event is done.
+    /// The attempt of claim `token` on event `seq` succeeded: the event is
+    /// done.
     pub async fn complete(
         &self,
         seq: i64,
-        attempt: u32,
+        token: ClaimToken,
         at: Millis,
     ) -> Result<Recorded, StoreError> {
-        let recorded = self.record(Write::Complete { seq, attempt, at }).await?;
+        let recorded = self.record(Write::Complete { seq, token, at }).await?;
         self.settled(seq, recorded);
         Ok(recorded)
     }
 
-    /// Attempt `attempt` of event `seq` failed with `error`: try again at
-    /// `at`.
+    /// The attempt of claim `token` on event `seq` failed with `error`: try
+    /// again at `at`.
     pub async fn retry(
         &self,
         seq: i64,
-        attempt: u32,
+        token: ClaimToken,
         at: Millis,
         error: String,
     ) -> Result<Recorded, StoreError> {
         self.record(Write::Retry {
             seq,
-            attempt,
+            token,
             at,
             error,
         })
         .await
     }
 
-    /// Attempt `attempt` of event `seq` failed for good with `error`: the
-    /// event is dead (kept until replayed).
+    /// The attempt of claim `token` on event `seq` failed for good with
+    /// `error`: the event is dead (kept until replayed).
     pub async fn dead(
         &self,
         seq: i64,
-        attempt: u32,
+        token: ClaimToken,
         at: Millis,
         error: String,
     ) -> Result<Recorded, StoreError> {
         let recorded = self
             .record(Write::Dead {
                 seq,
-                attempt,
+                token,
                 at,
                 error,
             })
@@ -445,6 +449,18 @@ impl Inbox {
         if let Some(depth) = depth {
             depth.settle();
         }
+    }
+
+    /// The host did not make the attempt of claim `token` on event `seq`
+    /// (no free instance slot, shutting down): the event is due again at
+    /// `at`, and no attempt is spent.
+    pub async fn release(
+        &self,
+        seq: i64,
+        token: ClaimToken,
+        at: Millis,
+    ) -> Result<Recorded, StoreError> {
+        self.record(Write::Release { seq, token, at }).await
     }
 
     /// Postpones the events of `route` due at `now` to `until`, noting
@@ -550,11 +566,16 @@ mod tests {
     use super::*;
 
     fn event(id: &str, route: &str) -> NewEvent {
+        event_at(id, route, now_millis())
+    }
+
+    fn event_at(id: &str, route: &str, at: Millis) -> NewEvent {
         NewEvent {
             id: id.into(),
             dedupe: true,
             route: route.into(),
-            received_at: now_millis(),
+            received_at: at,
+            order_key: None,
             request: StoredRequest {
                 method: "POST".into(),
                 path: route.into(),
@@ -605,7 +626,10 @@ mod tests {
             .unwrap();
         assert_eq!(claimed.len(), 2);
         let (done, dead) = (&claimed[0], &claimed[1]);
-        inbox.retry(done.seq, 1, now, "again".into()).await.unwrap();
+        inbox
+            .retry(done.seq, done.token, now, "again".into())
+            .await
+            .unwrap();
         assert_eq!(
             inbox.depths(),
             [("/hooks/a".to_owned(), 2)],
@@ -618,11 +642,14 @@ mod tests {
         assert_eq!(again[0].attempt, 2);
         // A stale outcome (the first attempt's) takes nothing off.
         assert_eq!(
-            inbox.complete(done.seq, 1, now).await.unwrap(),
+            inbox.complete(done.seq, done.token, now).await.unwrap(),
             Recorded::Stale
         );
-        inbox.complete(done.seq, 2, now).await.unwrap();
-        inbox.dead(dead.seq, 1, now, "no".into()).await.unwrap();
+        inbox.complete(done.seq, again[0].token, now).await.unwrap();
+        inbox
+            .dead(dead.seq, dead.token, now, "no".into())
+            .await
+            .unwrap();
         assert_eq!(inbox.depths(), [("/hooks/a".to_owned(), 0)]);
         assert_eq!(inbox.backlog().await.unwrap().pending, 0);
 
@@ -651,5 +678,55 @@ mod tests {
             id: id.into(),
             route: None,
         }
+    }
+
+    /// Part 3 of issue 16: an outcome is fenced by its claim's token, not by
+    /// the attempt number, which a replay starts again from 1.
+    #[tokio::test]
+    async fn a_late_outcome_from_before_a_replay_never_lands_on_the_replayed_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Inbox::open(dir.path(), InboxConfig::default()).unwrap();
+        let key = EventKey {
+            id: "e1".into(),
+            route: None,
+        };
+        let now = now_millis();
+        inbox.append(event_at("e1", "/hooks/a", now)).await.unwrap();
+        // Claim 1's lease runs out while its plugin is still busy; claim 2
+        // ends the event dead; an operator replays it; claim 3 runs it.
+        let first = inbox.claim("/hooks/a", now, now + 10, 10).await.unwrap();
+        let second = inbox
+            .claim("/hooks/a", now + 10, now + 60_000, 10)
+            .await
+            .unwrap();
+        let recorded = inbox
+            .dead(second[0].seq, second[0].token, now + 20, "rejected".into())
+            .await;
+        assert_eq!(recorded.unwrap(), Recorded::Applied);
+        assert!(matches!(
+            inbox.replay(key.clone()).await.unwrap(),
+            Replayed::Replayed { .. }
+        ));
+        let later = now_millis();
+        let third = inbox
+            .claim("/hooks/a", later, later + 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            third[0].attempt, first[0].attempt,
+            "a replay counts from 1 again"
+        );
+
+        // Claim 1's plugin finally answers: refused, the replay stays pending.
+        let late = inbox.complete(first[0].seq, first[0].token, later).await;
+        assert_eq!(late.unwrap(), Recorded::Stale);
+        assert_eq!(
+            inbox.get(key.clone()).await.unwrap().unwrap().status,
+            Status::Pending
+        );
+        let own = inbox.complete(third[0].seq, third[0].token, later).await;
+        assert_eq!(own.unwrap(), Recorded::Applied);
+        assert_eq!(inbox.get(key).await.unwrap().unwrap().status, Status::Done);
+        inbox.close().await;
     }
 }

@@ -20,8 +20,14 @@
 //!   end every lease at start: whoever held them is gone, so their events are
 //!   due now instead of when the leases would have run out.
 //! - The schema is versioned with `PRAGMA user_version`; [`migrate`] brings an
-//!   older file up to date (version 2 added the plugins' key-value store) and
+//!   older file up to date (version 2 added the plugins' key-value store,
+//!   version 3 split the requests off the events and added claim tokens) and
 //!   refuses a file from a newer host.
+//! - The row a claim and an outcome rewrite is small: an event's request
+//!   (headers, body) sits in `requests`, written once at append and read
+//!   once per claim; `events` holds only what changes. Page writes per event
+//!   follow the row size, so this is what keeps bytes written per event (and
+//!   the WAL's fsyncs) small.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -31,12 +37,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 
 use super::store::{
-    Appended, Attempt, Backlog, Claimed, Event, EventKey, Filter, KvWrite, KvWritten, Millis,
-    NewEvent, Replayed, Status, Store, StoreError, StoredRequest, Write, Written, now_millis,
+    Appended, Attempt, Backlog, ClaimToken, Claimed, Event, EventKey, Filter, KvWrite, KvWritten,
+    Millis, NewEvent, Replayed, Status, Store, StoreError, StoredRequest, Write, Written,
+    now_millis,
 };
 
 /// The schema version this host writes.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Read connections kept open between reads; more are opened under load and
 /// closed after.
@@ -101,10 +108,69 @@ CREATE TABLE kv_usage (
 ) WITHOUT ROWID;
 ";
 
-/// Schema version 3: every attempt's outcome, for the admin API and the
+/// Schema version 3: the request of an event in its own table (written
+/// once, at append), a small hot `events` row for claims and outcomes to
+/// rewrite, and claim tokens (the fence of every outcome) drawn from a
+/// counter that only grows, so a token is never issued twice, even to an
+/// event whose `seq` is reused after a purge.
+///
+/// The events of a version 2 file keep their seq, state and request. An
+/// attempt interrupted by the host that wrote the file is given back
+/// (`attempts` now counts attempts spent, see [`super::store`]).
+const SCHEMA_V3: &str = "
+CREATE TABLE requests (
+    seq         INTEGER PRIMARY KEY,       -- the event's seq
+    method      TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    query       TEXT    NOT NULL,
+    headers     TEXT    NOT NULL,          -- JSON [[name, value], ...]
+    body        BLOB    NOT NULL,
+    verified_by TEXT
+);
+INSERT INTO requests (seq, method, path, query, headers, body, verified_by)
+    SELECT seq, method, path, query, headers, body, verified_by FROM events;
+CREATE TABLE events_v3 (
+    seq             INTEGER PRIMARY KEY,   -- arrival order; the store's own key
+    id              TEXT    NOT NULL,      -- delivery id (sender's or host-made)
+    route           TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('pending', 'done', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,  -- attempts spent
+    replays         INTEGER NOT NULL DEFAULT 0,
+    received_at     INTEGER NOT NULL,      -- ms since the Unix epoch, like every time here
+    next_attempt_at INTEGER,               -- due when <= now; the lease end while claimed
+    claimed_until   INTEGER,               -- lease of the running attempt
+    claim_token     INTEGER,               -- fence of the running attempt's outcome
+    order_key       TEXT,                  -- [queue] order_key's value; NULL: unordered
+    done_at         INTEGER,
+    dead_at         INTEGER,
+    last_error      TEXT
+);
+INSERT INTO events_v3 (seq, id, route, status, attempts, replays, received_at,
+                       next_attempt_at, claimed_until, done_at, dead_at, last_error)
+    SELECT seq, id, route, status,
+           attempts - (status = 'pending' AND claimed_until IS NOT NULL AND attempts > 0),
+           replays, received_at, next_attempt_at, claimed_until, done_at, dead_at, last_error
+    FROM events;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE INDEX events_due ON events (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX events_route_due ON events (route, next_attempt_at) WHERE status = 'pending';
+CREATE INDEX events_id ON events (id);
+CREATE INDEX events_status ON events (status, seq);
+CREATE INDEX events_done ON events (done_at) WHERE status = 'done';
+CREATE INDEX events_key ON events (route, order_key, seq)
+    WHERE status = 'pending' AND order_key IS NOT NULL;
+CREATE TABLE counters (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters (name, value) VALUES ('claim_token', 0);
+";
+
+/// Schema version 4: every attempt's outcome, for the admin API and the
 /// dashboard (`last_error` keeps only the newest). Written in the same
 /// transaction as the outcome it records; removed with its event.
-const SCHEMA_V3: &str = "
+const SCHEMA_V4: &str = "
 CREATE TABLE attempts (
     seq     INTEGER NOT NULL,              -- the event
     replay  INTEGER NOT NULL,              -- the event's replays when attempted: 0 before any
@@ -153,7 +219,7 @@ impl SqliteStore {
         migrate(&mut writer).with_context(|| format!("inbox {}", path.display()))?;
         let released = writer
             .execute(
-                "UPDATE events SET next_attempt_at = ?1, claimed_until = NULL
+                "UPDATE events SET next_attempt_at = ?1, claimed_until = NULL, claim_token = NULL
                  WHERE status = 'pending' AND claimed_until IS NOT NULL",
                 params![now_millis()],
             )
@@ -244,27 +310,31 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version < 3 {
         tx.execute_batch(SCHEMA_V3)?;
     }
-    // Later versions: `if version < 4 { … }`, each in this one transaction.
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
+    }
+    // Later versions: `if version < 5 { … }`, each in this one transaction.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(())
 }
 
-/// Records how attempt `attempt` of event `seq` ended, under the event's
-/// current replay count (a replay starts attempts from 1 again).
+/// Records how the attempt just spent on event `seq` ended, under the
+/// event's current replay count (a replay starts attempts from 1 again).
+/// Called after the outcome's `UPDATE`, so the row's `attempts` is that
+/// attempt's number.
 fn log_attempt(
     conn: &Connection,
     seq: i64,
-    attempt: u32,
     at: Millis,
     outcome: &str,
     error: Option<&str>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO attempts (seq, replay, attempt, at, outcome, error)
-         SELECT seq, replays, ?2, ?3, ?4, ?5 FROM events WHERE seq = ?1",
+         SELECT seq, replays, attempts, ?2, ?3, ?4 FROM events WHERE seq = ?1",
     )?
-    .execute(params![seq, attempt, at, outcome, error])?;
+    .execute(params![seq, at, outcome, error])?;
     Ok(())
 }
 
@@ -303,18 +373,19 @@ impl Store for SqliteStore {
         self.read(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS}, method, path, query, headers, body, verified_by
-                 FROM events WHERE id = ?1 AND (?2 IS NULL OR route = ?2)
+                 FROM events JOIN requests USING (seq)
+                 WHERE id = ?1 AND (?2 IS NULL OR route = ?2)
                  ORDER BY seq DESC LIMIT 1"
             ))?
             .query_row(params![key.id, key.route], |row| {
                 let mut event = event_from_row(row)?;
                 event.request = Some(StoredRequest {
-                    method: row.get(12)?,
-                    path: row.get(13)?,
-                    query: row.get(14)?,
-                    headers: headers_from_json(&row.get::<_, String>(15)?),
-                    body: row.get(16)?,
-                    verified_by: row.get(17)?,
+                    method: row.get(13)?,
+                    path: row.get(14)?,
+                    query: row.get(15)?,
+                    headers: headers_from_json(&row.get::<_, String>(16)?),
+                    body: row.get(17)?,
+                    verified_by: row.get(18)?,
                 });
                 Ok(event)
             })
@@ -629,7 +700,7 @@ fn set_usage(conn: &Connection, plugin: &str, bytes: u64) -> rusqlite::Result<()
 
 /// The columns [`event_from_row`] reads, in order.
 const EVENT_COLUMNS: &str = "seq, id, route, status, attempts, replays, received_at, \
-     next_attempt_at, claimed_until, done_at, dead_at, last_error";
+     next_attempt_at, claimed_until, done_at, dead_at, last_error, order_key";
 
 fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let status: String = row.get(3)?;
@@ -652,6 +723,7 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         done_at: row.get(9)?,
         dead_at: row.get(10)?,
         last_error: row.get(11)?,
+        order_key: row.get(12)?,
         request: None,
     })
 }
@@ -671,7 +743,7 @@ fn headers_from_json(text: &str) -> Vec<(String, String)> {
 fn replay_row(conn: &Connection, seq: i64, at: Millis) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE events SET status = 'pending', attempts = 0, replays = replays + 1,
-                           next_attempt_at = ?2, claimed_until = NULL,
+                           next_attempt_at = ?2, claimed_until = NULL, claim_token = NULL,
                            done_at = NULL, dead_at = NULL
          WHERE seq = ?1",
     )?
@@ -707,6 +779,147 @@ fn redelivered(conn: &Connection, event: &NewEvent) -> rusqlite::Result<Written>
     }
 }
 
+/// Inserts a new pending event and its request; returns its seq.
+fn insert_event(conn: &Connection, event: &super::store::NewEvent) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO events (id, route, status, received_at, next_attempt_at, order_key)
+         VALUES (?1, ?2, 'pending', ?3, ?3, ?4)",
+    )?
+    .execute(params![
+        event.id,
+        event.route,
+        event.received_at,
+        event.order_key
+    ])?;
+    let seq = conn.last_insert_rowid();
+    let request = &event.request;
+    conn.prepare_cached(
+        "INSERT INTO requests (seq, method, path, query, headers, body, verified_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        seq,
+        request.method,
+        request.path,
+        request.query,
+        headers_to_json(&request.headers),
+        &request.body[..],
+        request.verified_by,
+    ])?;
+    Ok(seq)
+}
+
+/// Claims up to `limit` due events of `route` under one fresh token, and
+/// reads their requests.
+fn claim(
+    conn: &Connection,
+    route: &str,
+    now: Millis,
+    lease_until: Millis,
+    limit: u32,
+) -> rusqlite::Result<Vec<Claimed>> {
+    let token: i64 = conn
+        .prepare_cached(
+            "UPDATE counters SET value = value + 1 WHERE name = 'claim_token' RETURNING value",
+        )?
+        .query_row([], |row| row.get(0))?;
+    let mut claimed = conn
+        .prepare_cached(
+            "UPDATE events SET claimed_until = ?3, next_attempt_at = ?3, claim_token = ?5
+             WHERE seq IN (
+                 SELECT seq FROM events AS e
+                 WHERE status = 'pending' AND route = ?1 AND next_attempt_at <= ?2
+                   AND (order_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM events AS older INDEXED BY events_key
+                        WHERE older.status = 'pending' AND older.order_key IS NOT NULL
+                          AND older.route = e.route AND older.order_key = e.order_key
+                          AND older.seq < e.seq))
+                 ORDER BY next_attempt_at, seq LIMIT ?4)
+             RETURNING seq, id, route, attempts, received_at",
+        )?
+        .query_map(params![route, now, lease_until, limit, token], |row| {
+            Ok(Claimed {
+                seq: row.get(0)?,
+                token: ClaimToken(token),
+                id: row.get(1)?,
+                route: row.get(2)?,
+                attempt: row.get::<_, u32>(3)?.saturating_add(1),
+                received_at: row.get(4)?,
+                request: StoredRequest {
+                    method: String::new(),
+                    path: String::new(),
+                    query: String::new(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    verified_by: None,
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    claimed.sort_by_key(|event| event.seq);
+    let mut request = conn.prepare_cached(
+        "SELECT method, path, query, headers, body, verified_by FROM requests WHERE seq = ?1",
+    )?;
+    for event in &mut claimed {
+        event.request = request.query_row(params![event.seq], |row| {
+            Ok(StoredRequest {
+                method: row.get(0)?,
+                path: row.get(1)?,
+                query: row.get(2)?,
+                headers: headers_from_json(&row.get::<_, String>(3)?),
+                body: row.get(4)?,
+                verified_by: row.get(5)?,
+            })
+        })?;
+    }
+    Ok(claimed)
+}
+
+/// Runs an outcome's fenced `UPDATE`: applied when it changed the row.
+fn record(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Written> {
+    let changed = conn.prepare_cached(sql)?.execute(params)?;
+    Ok(Written::Applied(changed == 1))
+}
+
+/// [`record`] for an outcome that spends an attempt, which the attempt log
+/// keeps (`log`: the event, when, `ok`/`retry`/`dead`, the error) when it
+/// applied.
+fn outcome(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    (seq, at, outcome, error): (i64, Millis, &str, Option<&str>),
+) -> rusqlite::Result<Written> {
+    let written = record(conn, sql, params)?;
+    if matches!(written, Written::Applied(true)) {
+        log_attempt(conn, seq, at, outcome, error)?;
+    }
+    Ok(written)
+}
+
+/// Deletes up to `limit` done events finished before `done_before`, with
+/// their requests; returns how many events.
+fn purge_done(conn: &Connection, done_before: Millis, limit: u32) -> rusqlite::Result<usize> {
+    let seqs = conn
+        .prepare_cached(
+            "DELETE FROM events WHERE seq IN (
+                 SELECT seq FROM events INDEXED BY events_done
+                 WHERE status = 'done' AND done_at < ?1 LIMIT ?2)
+             RETURNING seq",
+        )?
+        .query_map(params![done_before, limit], |row| row.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut request = conn.prepare_cached("DELETE FROM requests WHERE seq = ?1")?;
+    for seq in &seqs {
+        request.execute(params![seq])?;
+    }
+    Ok(seqs.len())
+}
+
 fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
     match write {
         Write::Append {
@@ -732,25 +945,8 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
                     return redelivered(conn, event);
                 }
             }
-            conn.prepare_cached(
-                "INSERT INTO events (id, route, status, received_at, next_attempt_at,
-                                     method, path, query, headers, body, verified_by)
-                 VALUES (?1, ?2, 'pending', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                event.id,
-                event.route,
-                event.received_at,
-                event.request.method,
-                event.request.path,
-                event.request.query,
-                headers_to_json(&event.request.headers),
-                &event.request.body[..],
-                event.request.verified_by,
-            ])?;
-            Ok(Written::Appended(Appended::Accepted {
-                seq: conn.last_insert_rowid(),
-            }))
+            let seq = insert_event(conn, event)?;
+            Ok(Written::Appended(Appended::Accepted { seq }))
         }
         Write::Remember { route, id, at } => {
             conn.prepare_cached(
@@ -765,93 +961,48 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             now,
             lease_until,
             limit,
-        } => {
-            let mut statement = conn.prepare_cached(
-                "UPDATE events
-                 SET attempts = attempts + 1, claimed_until = ?3, next_attempt_at = ?3
-                 WHERE seq IN (SELECT seq FROM events
-                               WHERE status = 'pending' AND route = ?1 AND next_attempt_at <= ?2
-                               ORDER BY next_attempt_at, seq LIMIT ?4)
-                 RETURNING seq, id, route, attempts, method, path, query, headers, body,
-                           received_at, verified_by",
-            )?;
-            let mut claimed = statement
-                .query_map(params![route, now, lease_until, limit], |row| {
-                    Ok(Claimed {
-                        seq: row.get(0)?,
-                        id: row.get(1)?,
-                        route: row.get(2)?,
-                        attempt: row.get(3)?,
-                        received_at: row.get(9)?,
-                        request: StoredRequest {
-                            method: row.get(4)?,
-                            path: row.get(5)?,
-                            query: row.get(6)?,
-                            headers: headers_from_json(&row.get::<_, String>(7)?),
-                            body: row.get(8)?,
-                            verified_by: row.get(10)?,
-                        },
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            claimed.sort_by_key(|event| event.seq);
-            Ok(Written::Claimed(claimed))
-        }
-        Write::Complete { seq, attempt, at } => {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE events SET status = 'done', done_at = ?3,
-                                       next_attempt_at = NULL, claimed_until = NULL
-                     WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
-                )?
-                .execute(params![seq, attempt, at])?;
-            if changed == 1 {
-                log_attempt(conn, *seq, *attempt, *at, "ok", None)?;
-            }
-            Ok(Written::Applied(changed == 1))
-        }
+        } => claim(conn, route, *now, *lease_until, *limit).map(Written::Claimed),
+        Write::Complete { seq, token, at } => outcome(
+            conn,
+            "UPDATE events SET status = 'done', done_at = ?3, attempts = attempts + 1,
+                               next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL
+             WHERE seq = ?1 AND status = 'pending' AND claim_token = ?2",
+            params![seq, token.0, at],
+            (*seq, *at, "ok", None),
+        ),
         Write::Retry {
             seq,
-            attempt,
+            token,
             at,
             error,
-        } => {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE events SET next_attempt_at = ?3, claimed_until = NULL, last_error = ?4
-                     WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
-                )?
-                .execute(params![seq, attempt, at, error])?;
-            if changed == 1 {
-                log_attempt(
-                    conn,
-                    *seq,
-                    *attempt,
-                    now_millis(),
-                    "retry",
-                    Some(error.as_str()),
-                )?;
-            }
-            Ok(Written::Applied(changed == 1))
-        }
+        } => outcome(
+            conn,
+            "UPDATE events SET next_attempt_at = ?3, last_error = ?4, attempts = attempts + 1,
+                               claimed_until = NULL, claim_token = NULL
+             WHERE seq = ?1 AND status = 'pending' AND claim_token = ?2",
+            params![seq, token.0, at, error],
+            (*seq, now_millis(), "retry", Some(error.as_str())),
+        ),
         Write::Dead {
             seq,
-            attempt,
+            token,
             at,
             error,
-        } => {
-            let changed = conn
-                .prepare_cached(
-                    "UPDATE events SET status = 'dead', dead_at = ?3, last_error = ?4,
-                                       next_attempt_at = NULL, claimed_until = NULL
-                     WHERE seq = ?1 AND status = 'pending' AND attempts = ?2",
-                )?
-                .execute(params![seq, attempt, at, error])?;
-            if changed == 1 {
-                log_attempt(conn, *seq, *attempt, *at, "dead", Some(error.as_str()))?;
-            }
-            Ok(Written::Applied(changed == 1))
-        }
+        } => outcome(
+            conn,
+            "UPDATE events SET status = 'dead', dead_at = ?3, last_error = ?4,
+                               attempts = attempts + 1,
+                               next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL
+             WHERE seq = ?1 AND status = 'pending' AND claim_token = ?2",
+            params![seq, token.0, at, error],
+            (*seq, *at, "dead", Some(error.as_str())),
+        ),
+        Write::Release { seq, token, at } => record(
+            conn,
+            "UPDATE events SET next_attempt_at = ?3, claimed_until = NULL, claim_token = NULL
+             WHERE seq = ?1 AND status = 'pending' AND claim_token = ?2",
+            params![seq, token.0, at],
+        ),
         Write::Park {
             route,
             now,
@@ -896,7 +1047,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             // request and dead again since is not replayed twice.
             let mut statement = conn.prepare_cached(
                 "UPDATE events SET status = 'pending', attempts = 0, replays = replays + 1,
-                                   next_attempt_at = ?3, claimed_until = NULL,
+                                   next_attempt_at = ?3, claimed_until = NULL, claim_token = NULL,
                                    done_at = NULL, dead_at = NULL
                  WHERE seq IN (SELECT seq FROM events INDEXED BY events_status
                                WHERE status = 'dead' AND dead_at <= ?2
@@ -921,13 +1072,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             seen_before,
             limit,
         } => {
-            let events = conn
-                .prepare_cached(
-                    "DELETE FROM events WHERE seq IN (
-                         SELECT seq FROM events INDEXED BY events_done
-                         WHERE status = 'done' AND done_at < ?1 LIMIT ?2)",
-                )?
-                .execute(params![done_before, limit])?;
+            let events = purge_done(conn, *done_before, *limit)?;
             // `seen` has no rowid (WITHOUT ROWID): delete by key.
             let seen = conn
                 .prepare_cached(
@@ -951,6 +1096,7 @@ mod tests {
             dedupe: true,
             route: route.into(),
             received_at: at,
+            order_key: None,
             request: StoredRequest {
                 method: "POST".into(),
                 path: route.into(),
@@ -1101,7 +1247,7 @@ mod tests {
             &store,
             Write::Dead {
                 seq: first.seq,
-                attempt: 1,
+                token: first.token,
                 at: 1200,
                 error: "rejected".into(),
             },
@@ -1129,7 +1275,7 @@ mod tests {
             &store,
             Write::Dead {
                 seq,
-                attempt: 1,
+                token: again.token,
                 at: 2100,
                 error: "rejected".into(),
             },
@@ -1160,7 +1306,7 @@ mod tests {
             &store,
             Write::Complete {
                 seq: last.seq,
-                attempt: last.attempt,
+                token: last.token,
                 at: 3100,
             },
         );
@@ -1221,18 +1367,20 @@ mod tests {
         assert_eq!(store.next_due(1000).unwrap(), Some(1100));
         let shown = get(&store, "e1");
         assert_eq!(shown.claimed_until, Some(1100));
-        assert_eq!(shown.attempts, 1);
+        assert_eq!(shown.attempts, 0, "a running attempt is not spent yet");
 
-        // The lease runs out (the host died): due again, as attempt 2.
+        // The lease runs out (the host died): due again, under a new token,
+        // and the interrupted attempt was not spent.
         let again = claim(&store, "/hooks/a", 1100, 100);
         assert_eq!(again.len(), 2);
-        assert!(again.iter().all(|c| c.attempt == 2));
-        // The first attempt's late result is stale and ignored.
+        assert!(again.iter().all(|c| c.attempt == 1));
+        assert_ne!(again[0].token, claimed[0].token);
+        // The first claim's late result is stale and ignored.
         assert!(!applied(
             &store,
             Write::Complete {
                 seq: claimed[0].seq,
-                attempt: 1,
+                token: claimed[0].token,
                 at: 1150
             }
         ));
@@ -1240,7 +1388,7 @@ mod tests {
             &store,
             Write::Complete {
                 seq: again[0].seq,
-                attempt: 2,
+                token: again[0].token,
                 at: 1160
             }
         ));
@@ -1249,12 +1397,13 @@ mod tests {
         assert_eq!(done.done_at, Some(1160));
         assert_eq!(done.next_attempt_at, None);
         assert_eq!(done.claimed_until, None);
+        assert_eq!(done.attempts, 1, "the outcome spent the attempt");
         // Done is final: no second completion.
         assert!(!applied(
             &store,
             Write::Complete {
                 seq: again[0].seq,
-                attempt: 2,
+                token: again[0].token,
                 at: 1170
             }
         ));
@@ -1270,7 +1419,7 @@ mod tests {
             &store,
             Write::Retry {
                 seq: first.seq,
-                attempt: 1,
+                token: first.token,
                 at: 1500,
                 error: "downstream down".into()
             }
@@ -1287,7 +1436,7 @@ mod tests {
             &store,
             Write::Dead {
                 seq: second.seq,
-                attempt: 2,
+                token: second.token,
                 at: 1600,
                 error: "rejected".into()
             }
@@ -1349,13 +1498,13 @@ mod tests {
                 let write = if claimed.id == "a3" {
                     Write::Complete {
                         seq: claimed.seq,
-                        attempt: 1,
+                        token: claimed.token,
                         at: 1100,
                     }
                 } else {
                     Write::Dead {
                         seq: claimed.seq,
-                        attempt: 1,
+                        token: claimed.token,
                         at: 1100,
                         error: "rejected".into(),
                     }
@@ -1447,7 +1596,7 @@ mod tests {
             &store,
             Write::Complete {
                 seq: done.seq,
-                attempt: 1,
+                token: done.token,
                 at: 1001,
             },
         );
@@ -1515,7 +1664,7 @@ mod tests {
                 &store,
                 Write::Complete {
                     seq: event.seq,
-                    attempt: 1,
+                    token: event.token,
                     at,
                 },
             );
@@ -1524,7 +1673,7 @@ mod tests {
             &store,
             Write::Dead {
                 seq: claimed[2].seq,
-                attempt: 1,
+                token: claimed[2].token,
                 at: 2000,
                 error: "x".into(),
             },
@@ -1550,6 +1699,10 @@ mod tests {
             .map(|e| e.id)
             .collect();
         assert_eq!(left, ["pending", "dead", "new"]);
+        let requests: i64 = store
+            .read(|conn| conn.query_row("SELECT count(*) FROM requests", [], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(requests, 3, "a purged event's request goes with it");
         assert!(store.seen("/hooks/a", "old", 0).unwrap());
         one(
             &store,
@@ -1609,7 +1762,102 @@ mod tests {
         let event = get(&store, "e1");
         assert_eq!(event.claimed_until, None);
         assert!(event.next_attempt_at.unwrap() <= now_millis());
-        assert_eq!(claim(&store, "/hooks/a", now_millis(), 100)[0].attempt, 2);
+        // The host, not the plugin, cut that attempt short: not spent.
+        assert_eq!(claim(&store, "/hooks/a", now_millis(), 100)[0].attempt, 1);
+    }
+
+    #[test]
+    fn a_late_outcome_from_before_a_replay_is_refused() {
+        let (_dir, store) = open();
+        append(&store, event("e1", "/hooks/a", 1000), 0);
+        // Claim 1's lease runs out while its plugin is still busy; claim 2
+        // ends the event dead; an operator replays it; claim 3 runs it.
+        let first = claim(&store, "/hooks/a", 1000, 100).remove(0);
+        let second = claim(&store, "/hooks/a", 1100, 100).remove(0);
+        assert!(applied(
+            &store,
+            Write::Dead {
+                seq: second.seq,
+                token: second.token,
+                at: 1150,
+                error: "rejected".into()
+            }
+        ));
+        let key = EventKey {
+            id: "e1".into(),
+            route: None,
+        };
+        one(&store, Write::Replay { key, at: 1200 });
+        let third = claim(&store, "/hooks/a", 1200, 100).remove(0);
+        assert_eq!(
+            third.attempt, first.attempt,
+            "same attempt number as claim 1"
+        );
+        // Claim 1's plugin finally answers: it must not end claim 3's attempt.
+        assert!(!applied(
+            &store,
+            Write::Complete {
+                seq: first.seq,
+                token: first.token,
+                at: 1250
+            }
+        ));
+        assert_eq!(get(&store, "e1").status, Status::Pending);
+        assert!(applied(
+            &store,
+            Write::Complete {
+                seq: third.seq,
+                token: third.token,
+                at: 1260
+            }
+        ));
+    }
+
+    #[test]
+    fn a_release_spends_no_attempt_and_is_fenced() {
+        let (_dir, store) = open();
+        append(&store, event("e1", "/hooks/a", 1000), 0);
+        let first = claim(&store, "/hooks/a", 1000, 100).remove(0);
+        assert!(applied(
+            &store,
+            Write::Release {
+                seq: first.seq,
+                token: first.token,
+                at: 1300
+            }
+        ));
+        let released = get(&store, "e1");
+        assert_eq!(released.attempts, 0);
+        assert_eq!(released.next_attempt_at, Some(1300));
+        assert_eq!(released.claimed_until, None);
+        assert!(claim(&store, "/hooks/a", 1299, 100).is_empty());
+        let second = claim(&store, "/hooks/a", 1300, 100).remove(0);
+        assert_eq!(second.attempt, 1);
+        // A second release under the old token changes nothing.
+        assert!(!applied(
+            &store,
+            Write::Release {
+                seq: first.seq,
+                token: first.token,
+                at: 5000
+            }
+        ));
+    }
+
+    #[test]
+    fn claims_take_a_batch_in_acceptance_order_under_one_fresh_token() {
+        let (_dir, store) = open();
+        for i in 0..30 {
+            append(&store, event(&format!("e{i}"), "/hooks/a", 1000), 0);
+        }
+        let batch = claim(&store, "/hooks/a", 1000, 100);
+        assert_eq!(batch.len(), 10, "the limit");
+        let ids: Vec<_> = batch.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, (0..10).map(|i| format!("e{i}")).collect::<Vec<_>>());
+        assert!(batch.iter().all(|c| c.token == batch[0].token));
+        let next = claim(&store, "/hooks/a", 1000, 100);
+        assert_eq!(next[0].id, "e10");
+        assert!(next[0].token.0 > batch[0].token.0);
     }
 
     fn kv(store: &SqliteStore, write: KvWrite) -> KvWritten {
@@ -1719,17 +1967,17 @@ mod tests {
         let first = claim(&store, "/hooks/a", 1000, 100).remove(0);
         let retry = Write::Retry {
             seq: first.seq,
-            attempt: 1,
+            token: first.token,
             at: 1100,
             error: "downstream down".into(),
         };
         assert!(applied(&store, retry));
-        claim(&store, "/hooks/a", 1100, 100);
+        let second = claim(&store, "/hooks/a", 1100, 100).remove(0);
         assert!(applied(
             &store,
             Write::Dead {
                 seq: first.seq,
-                attempt: 2,
+                token: second.token,
                 at: 1200,
                 error: "rejected".into()
             }
@@ -1744,12 +1992,12 @@ mod tests {
                 at: 1300,
             },
         );
-        claim(&store, "/hooks/a", 1300, 100);
+        let third = claim(&store, "/hooks/a", 1300, 100).remove(0);
         assert!(applied(
             &store,
             Write::Complete {
                 seq: first.seq,
-                attempt: 1,
+                token: third.token,
                 at: 1400
             }
         ));
@@ -1836,6 +2084,51 @@ mod tests {
         let store = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(get(&store, "old").status, Status::Done);
         assert_eq!(kv(&store, incr("a", "n", 1)), KvWritten::Incremented(1));
+    }
+
+    /// An inbox written by the previous host (schema version 2, its SQL as
+    /// it was) opens, keeps every event with its request and state, gives
+    /// back an attempt its host was running, and works on.
+    #[test]
+    fn a_version_2_inbox_is_migrated_and_keeps_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("inbox.db")).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO events (seq, id, route, status, attempts, received_at, next_attempt_at,
+                                     claimed_until, method, path, query, headers, body, verified_by)
+                 VALUES (1, 'done', '/hooks/a', 'done', 1, 1, NULL, NULL,
+                         'POST', '/hooks/a', '', '[]', x'01', NULL),
+                        (2, 'running', '/hooks/a', 'pending', 2, 2, 99, 99,
+                         'POST', '/hooks/a', 'q=1', '[[\"x-a\",\"b\"]]', x'7b7d', 'github'),
+                        (3, 'waiting', '/hooks/a', 'pending', 1, 3, 50, NULL,
+                         'PUT', '/hooks/a', '', '[]', x'', NULL);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(get(&store, "done").status, Status::Done);
+        let running = get(&store, "running");
+        assert_eq!(running.attempts, 1, "the interrupted attempt is given back");
+        let request = running.request.unwrap();
+        assert_eq!(request.body, b"{}");
+        assert_eq!(request.query, "q=1");
+        assert_eq!(request.headers, [("x-a".to_owned(), "b".to_owned())]);
+        assert_eq!(request.verified_by.as_deref(), Some("github"));
+        assert_eq!(get(&store, "waiting").attempts, 1);
+        let claimed = claim(&store, "/hooks/a", now_millis(), 100);
+        let ids: Vec<_> = claimed.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["running", "waiting"]);
+        assert_eq!(claimed[0].attempt, 2);
+        assert_eq!(claimed[1].request.method, "PUT");
+        // New events take seqs after the old ones.
+        let Appended::Accepted { seq } = append(&store, event("new", "/hooks/a", 1000), 0) else {
+            panic!("not accepted");
+        };
+        assert_eq!(seq, 4);
     }
 
     #[test]

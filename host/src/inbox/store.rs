@@ -5,24 +5,38 @@
 //! Owns the event model (statuses, attempts, leases, timestamps) and the
 //! [`Store`] trait. Does not own batching (the writer thread in
 //! [`super::writer`] groups writes into one transaction), retry policy or
-//! plugin calls (the workers in [`super::worker`]).
+//! plugin calls (the workers in [`crate::queue`]).
 //!
 //! The model:
 //! - An event is `pending` until a worker's attempt ends it as `done` (the
 //!   plugin returned `ok`) or `dead` (`reject`, or attempts exhausted).
 //! - A pending event is *due* when `next_attempt_at <= now`. Claiming an
-//!   event starts an attempt: `attempts` goes up by one (the plugin sees that
-//!   number) and the event is leased: `claimed_until` and `next_attempt_at`
-//!   both move to the end of the lease. A host that dies mid-attempt never
-//!   reports back, so the event simply becomes due again when the lease ends:
-//!   at least once, with no per-process state to clean up. (In PostgreSQL the
-//!   claim is the same `UPDATE … WHERE seq IN (SELECT … FOR UPDATE SKIP
-//!   LOCKED)`.)
-//! - Every outcome names the attempt it ends (`seq` and `attempt`); a backend
-//!   applies it only if the event is still pending at that attempt. A late
-//!   result from an expired lease whose event was claimed again is ignored,
-//!   so an event is marked done at most once per delivery (a replay is a new
-//!   delivery of it).
+//!   event starts an attempt and leases the event: `claimed_until` and
+//!   `next_attempt_at` both move to the end of the lease, and the claim gets
+//!   a fresh [`ClaimToken`], never issued before (in SQLite a counter kept in
+//!   the file; in PostgreSQL a sequence). Claims are taken in batches: one
+//!   transaction claims up to `limit` due events of a route, in acceptance
+//!   order (the claim is one `UPDATE … WHERE seq IN (SELECT … LIMIT n)`; in
+//!   PostgreSQL the same with `FOR UPDATE SKIP LOCKED`, so hosts sharing the
+//!   table never claim one event twice). A host that dies mid-attempt never
+//!   reports back, so the event simply becomes due again when the lease
+//!   ends: at least once, with no per-process state to clean up.
+//! - `attempts` counts attempts *spent*: the ones whose outcome the plugin
+//!   decided (done, retry, dead). It goes up when an outcome is recorded,
+//!   not when a claim is taken, so an attempt the host itself cut short (a
+//!   crash, a shutdown, a full instance pool, a store error: the event is
+//!   [released](Write::Release) or its lease runs out) costs the event
+//!   nothing. The plugin sees `attempts + 1`.
+//! - Every outcome names the claim it ends (`seq` and its token); a backend
+//!   applies it only if the event is still pending under that same token. A
+//!   late result from a claim whose lease ran out (the event was claimed
+//!   again) or from before a replay (a replay drops the token) changes
+//!   nothing: an outcome lands only on the delivery it belongs to.
+//! - Order: an event with an order key is claimed only when no older
+//!   pending event of its route has the same key (one waiting for a retry,
+//!   or in an attempt, holds its key back, and only its key). Events without
+//!   one are claimed in any order. (In PostgreSQL the same `NOT EXISTS`, and
+//!   the claim locks the key's head row.)
 //! - Deduplication: a sender-given delivery id is remembered per route for
 //!   the dedupe window; a second delivery of it inside the window is a
 //!   duplicate while its event is pending or done. A dead event does not
@@ -88,6 +102,9 @@ pub struct NewEvent {
     pub route: String,
     /// When the host received it.
     pub received_at: Millis,
+    /// Its order key, on a route with `[queue] order_key` (see
+    /// [`super::OrderKey`]); `None` on a route without one.
+    pub order_key: Option<String>,
     /// What the sender sent.
     pub request: StoredRequest,
 }
@@ -104,6 +121,7 @@ impl NewEvent {
                 .sum::<usize>()
             + self.id.len()
             + self.route.len()
+            + self.order_key.as_ref().map_or(0, String::len)
             + request.path.len()
             + request.query.len()
     }
@@ -118,14 +136,21 @@ pub struct EventKey {
     pub route: Option<String>,
 }
 
+/// Names one claim of one event: outcomes carry it, and apply only while
+/// the event is still held under it (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken(pub i64);
+
 /// An event claimed for one attempt: what the plugin needs.
 #[derive(Debug, Clone)]
 pub struct Claimed {
     /// The store's own key for the event.
     pub seq: i64,
+    /// This claim's fence: what its outcome must name.
+    pub token: ClaimToken,
     pub id: String,
     pub route: String,
-    /// This attempt's number, 1 for the first.
+    /// This attempt's number, 1 for the first: attempts spent so far plus 1.
     pub attempt: u32,
     pub received_at: Millis,
     /// What the sender sent.
@@ -139,8 +164,11 @@ pub struct Event {
     pub seq: i64,
     pub id: String,
     pub route: String,
+    /// Its order key; `None` when its route had no `[queue] order_key`.
+    pub order_key: Option<String>,
     pub status: Status,
-    /// Attempts started since it was accepted (or last replayed).
+    /// Attempts spent since it was accepted (or last replayed): those that
+    /// ended with the plugin's outcome. A running attempt is not counted yet.
     pub attempts: u32,
     /// How often an operator replayed it.
     pub replays: u32,
@@ -219,29 +247,44 @@ pub(crate) enum Write {
         id: String,
         at: Millis,
     },
-    /// Start an attempt on up to `limit` due events of `route`, leased until
-    /// `lease_until`. → [`Written::Claimed`]
+    /// Start an attempt on up to `limit` due events of `route`, in
+    /// acceptance order, leased until `lease_until`, under one fresh claim
+    /// token. → [`Written::Claimed`]
     Claim {
         route: String,
         now: Millis,
         lease_until: Millis,
         limit: u32,
     },
-    /// The attempt succeeded. → [`Written::Applied`]
-    Complete { seq: i64, attempt: u32, at: Millis },
-    /// The attempt failed; try again at `at`. → [`Written::Applied`]
+    /// The attempt succeeded: done, one attempt spent. → [`Written::Applied`]
+    Complete {
+        seq: i64,
+        token: ClaimToken,
+        at: Millis,
+    },
+    /// The attempt failed: one attempt spent, try again at `at`.
+    /// → [`Written::Applied`]
     Retry {
         seq: i64,
-        attempt: u32,
+        token: ClaimToken,
         at: Millis,
         error: String,
     },
-    /// The attempt failed for good. → [`Written::Applied`]
+    /// The attempt failed for good: one attempt spent, dead.
+    /// → [`Written::Applied`]
     Dead {
         seq: i64,
-        attempt: u32,
+        token: ClaimToken,
         at: Millis,
         error: String,
+    },
+    /// The host did not make the attempt (no free instance slot, shutting
+    /// down): pending again, due at `at`, no attempt spent.
+    /// → [`Written::Applied`]
+    Release {
+        seq: i64,
+        token: ClaimToken,
+        at: Millis,
     },
     /// No plugin serves `route`: postpone its due events to `until` with
     /// `error`, without spending an attempt. → [`Written::Count`]
@@ -346,8 +389,8 @@ pub enum Appended {
 pub enum Recorded {
     /// The event moved on (done, pending again, or dead).
     Applied,
-    /// The event is no longer at that attempt (its lease ran out and it was
-    /// claimed again, or it was replayed): nothing changed.
+    /// The event is no longer held by that claim (its lease ran out and it
+    /// was claimed again, or it was replayed): nothing changed.
     Stale,
 }
 
@@ -370,8 +413,8 @@ pub(crate) enum Written {
     Appended(Appended),
     Done,
     Claimed(Vec<Claimed>),
-    /// `false` when the outcome was stale (the event is no longer pending at
-    /// that attempt) and nothing changed.
+    /// `false` when the outcome was stale (the event is no longer pending
+    /// under that claim token) and nothing changed.
     Applied(bool),
     Replayed(Replayed),
     /// Events replayed in bulk, counted by route.

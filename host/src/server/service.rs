@@ -492,21 +492,27 @@ impl App {
         received: Received,
     ) -> Result<http::Response<Full<Bytes>>, Failure> {
         let mut request = received.request;
-        if trace::enabled() {
-            // The acceptance span (this delivery's), for the attempts to
-            // link to; a sender cannot supply one.
-            trace::strip(&mut request.headers);
-            if let Some(parent) = trace::traceparent(&tracing::Span::current()) {
-                request
-                    .headers
-                    .push((trace::ACCEPTED_HEADER.to_owned(), parent));
-            }
+        // The acceptance span (this delivery's), for the attempts to link
+        // to; a sender cannot supply one, even while tracing is off (the
+        // event may be attempted after a restart with tracing on).
+        trace::strip(&mut request.headers);
+        if trace::enabled()
+            && let Some(parent) = trace::traceparent(&tracing::Span::current())
+        {
+            request
+                .headers
+                .push((trace::ACCEPTED_HEADER.to_owned(), parent));
         }
         let event = NewEvent {
             id: id.value.clone(),
             dedupe: id.from_sender,
             route: plugin.manifest.route.clone(),
             received_at: received.received_at as i64,
+            order_key: plugin
+                .manifest
+                .order_key
+                .as_ref()
+                .map(|key| key.read(&request)),
             request,
         };
         let route = &plugin.manifest.route;

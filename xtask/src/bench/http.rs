@@ -1,5 +1,5 @@
-//! The bench's own HTTP/1.1 client, just enough to probe a route and time a
-//! call: a POST written whole, one answer read to its Content-Length. The
+//! The bench's own HTTP/1.1 client, just enough to probe a route, time a
+//! call and read `/metrics`: a POST (or GET) written whole, one answer read to its Content-Length. The
 //! load itself comes from [`super::wrk`].
 
 use std::fmt::Write as _;
@@ -18,6 +18,18 @@ pub fn post(
 ) -> anyhow::Result<(u16, Vec<u8>)> {
     let mut stream = connect(addr)?;
     stream.write_all(&post_request(addr, path, headers, body, false))?;
+    let mut answer = Vec::new();
+    let (status, body_start) = read_answer(&mut stream, &mut answer)?;
+    Ok((status, answer.split_off(body_start)))
+}
+
+/// One HTTP/1.1 GET on a fresh connection: (status, body).
+pub fn get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut stream = connect(addr)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut answer = Vec::new();
     let (status, body_start) = read_answer(&mut stream, &mut answer)?;
     Ok((status, answer.split_off(body_start)))

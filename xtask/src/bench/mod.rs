@@ -24,7 +24,11 @@
 //! 5. (d) renames a new version of a plugin into the folder N times and
 //!    times the first answer of each; (e) times warm calls on one connection,
 //!    back to back (wrk) and then paced, 10 ms apart.
-//! 6. Print one table, medians with (min–max), and the ratios.
+//! 6. (f) bursts at a third hookhost whose route has only `mode = "queue"`
+//!    and waits until every accepted event is done: accept/s, deliver/s,
+//!    end-to-end/s, p99 ack, bytes written per event, and end-to-end
+//!    against (a) of the same run.
+//! 7. Print one table, medians with (min–max), and the ratios.
 //!
 //! Nothing here asserts a timing: `--smoke` only checks that every step
 //! still works (CI runs it so the command never rots).
@@ -41,10 +45,11 @@
 //! - [`wrk`]: the load generator, its Lua script and what it reports.
 //! - [`process`]: running other programs, pinned to a CPU or for their output.
 //! - The measured stages: [`sync`] (the baseline, (a) and (b)), [`queue`]
-//!   (c), [`reload`] (d) and [`languages`] (e).
+//!   (c), [`reload`] (d), [`languages`] (e) and [`drain`] (f).
 //! - [`report`]: the table, its statistics and the machine line.
 
 mod binaries;
+mod drain;
 mod folders;
 mod http;
 mod languages;
@@ -102,14 +107,21 @@ pub struct Args {
     connections: u32,
 
     /// Which scenarios to run, comma-separated: a (echo), b (github,
-    /// verified), c (queue mode), d (hot reload), e (per-language calls).
+    /// verified), c (queue mode), d (hot reload), e (per-language calls),
+    /// f (queue drain: burst, then until every event is done).
     #[arg(
         long,
-        default_value = "a,b,c,d,e",
+        default_value = "a,b,c,d,e,f",
         value_delimiter = ',',
         value_name = "LIST"
     )]
     scenarios: Vec<char>,
+
+    /// Measure this hookhost binary instead of the one just built, e.g. a
+    /// copy of an older build, to compare two versions in one run (the
+    /// plugins and the baseline are still built as usual).
+    #[arg(long, value_name = "PATH")]
+    hookhost: Option<std::path::PathBuf>,
 
     /// Hot-reload swaps timed in (d) [default: 10; 2 with --smoke].
     #[arg(long, value_name = "N")]
@@ -139,8 +151,8 @@ struct Plan {
 impl Plan {
     fn new(args: &Args) -> anyhow::Result<Self> {
         for s in &args.scenarios {
-            if !"abcde".contains(*s) {
-                bail!("--scenarios: unknown scenario `{s}` (known: a,b,c,d,e)");
+            if !"abcdef".contains(*s) {
+                bail!("--scenarios: unknown scenario `{s}` (known: a,b,c,d,e,f)");
             }
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -173,7 +185,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     binaries::ensure_wasm_target()?;
     wrk::ensure_installed()?;
-    let bins = binaries::build(release)?;
+    let mut bins = binaries::build(release)?;
+    if let Some(hookhost) = &args.hookhost {
+        eprintln!("measuring {} (--hookhost)", hookhost.display());
+        bins.hookhost = hookhost.clone();
+    }
 
     let work = crate::target_dir().join("bench");
     // Everything but `cache/` goes: compiled plugins (wasmtime's cache) and
@@ -292,8 +308,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?);
     }
 
+    // --- (f) queue drain, its own host ---------------------------------------
+    let drains = if plan.has('f') {
+        drain::measure(&plan, &work, &bins, &compile_cache, &payload)?
+    } else {
+        Vec::new()
+    };
+
     // --- the table -----------------------------------------------------------
     report::tables(&mut out, &plan, &targets, reload.as_deref(), &calls)?;
+    if !drains.is_empty() {
+        report::drain_table(&mut out, &targets, &drains)?;
+    }
     print!("{out}");
     std::fs::write(work.join("table.md"), &out)?;
     eprintln!(

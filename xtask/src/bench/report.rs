@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::Plan;
+use super::drain::Drain;
 use super::languages::{Calls, PACED_GAP};
 use super::process::command_output;
 use super::wrk::{self, Sample, Target};
@@ -84,6 +85,54 @@ fn wrk_table(out: &mut String, targets: &[Target]) -> anyhow::Result<()> {
             runs.median_rps() / base.median_rps(),
             runs.p99 / base.p99,
         )?;
+    }
+    Ok(())
+}
+
+/// (f): one row per burst, and the median end-to-end rate against (a)'s
+/// median of the same run (the bar: at least 0.5).
+pub fn drain_table(out: &mut String, targets: &[Target], drains: &[Drain]) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| (f) queue drain, only `mode = \"queue\"` | accepted | accept/s | deliver/s (during burst) | end-to-end/s | p99 ack | bytes written/event | end-to-end vs (a) |\n|---|---|---|---|---|---|---|---|"
+    )?;
+    let echo = targets
+        .iter()
+        .find(|t| t.name == "(a) echo")
+        .map(|t| Summary::of(&t.samples).median_rps());
+    for drain in drains {
+        let ratio = echo.map_or("n/a (run a too)".to_owned(), |echo| {
+            format!("{:.2}", drain.end_to_end_rate() / echo)
+        });
+        writeln!(
+            out,
+            "| burst {:.1} s, drained {:.1} s after it{} | {} | {} | {} | {} | {} | {} | {ratio} |",
+            drain.burst_s,
+            drain.total_s - drain.burst_s,
+            if drain.errors > 0 {
+                format!(" — **{} errors/non-2xx**", drain.errors)
+            } else {
+                String::new()
+            },
+            drain.accepted,
+            thousands(drain.accept_rate()),
+            thousands(drain.deliver_rate()),
+            thousands(drain.end_to_end_rate()),
+            millis(drain.p99_ack_us),
+            thousands(drain.bytes_per_event()),
+        )?;
+    }
+    let e2e = median(drains.iter().map(Drain::end_to_end_rate).collect());
+    match echo {
+        Some(echo) => writeln!(
+            out,
+            "(f) end-to-end median {} events/s = {:.2} × (a) sync echo's {} req/s (bar: ≥ 0.50)",
+            thousands(e2e),
+            e2e / echo,
+            thousands(echo)
+        )?,
+        None => writeln!(out, "(f) end-to-end median {} events/s", thousands(e2e))?,
     }
     Ok(())
 }

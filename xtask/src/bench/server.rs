@@ -110,6 +110,11 @@ impl Server {
         Ok(server)
     }
 
+    /// The server's process id (`taskset` execs it, so this is the server's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://ADDR/PATH` on this server, for wrk.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -173,6 +178,6 @@ impl Drop for Server {
 }
 
 /// A port nothing listens on now (the server binds it right after).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
