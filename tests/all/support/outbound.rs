@@ -88,6 +88,9 @@ impl LocalServer {
     }
 }
 
+/// What a [`KeyServer`] answers, by path: status and body.
+type Answers = Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>>;
+
 /// An HTTPS server on 127.0.0.1 for the host's own fetches (signing keys,
 /// SNS subscription confirmations): a fresh self-signed certificate for
 /// `127.0.0.1`, written to [`KeyServer::ca`] for the host's `--verify-ca`;
@@ -97,7 +100,7 @@ pub struct KeyServer {
     pub addr: SocketAddr,
     /// The server's certificate (PEM): the host's extra trust root.
     pub ca: std::path::PathBuf,
-    answers: Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>>,
+    answers: Answers,
     seen: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -121,7 +124,7 @@ impl KeyServer {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let answers: Arc<Mutex<HashMap<String, (u16, Vec<u8>)>>> = Arc::default();
+        let answers: Answers = Arc::default();
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let (table, record) = (answers.clone(), seen.clone());
         let task = tokio::spawn(async move {
