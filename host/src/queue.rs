@@ -37,7 +37,10 @@
 //!   dead; a retry, trap or timeout → retried after a random wait up to
 //!   `min(max, base * 2^(attempt-1))` (full jitter), or dead once it was the
 //!   last allowed attempt (the failure's [`CallError::classify`] says which
-//!   failures are worth another attempt). The host's own limits never do: no
+//!   failures are worth another attempt). A `retry` that came with a hint
+//!   (`queue.retry-after`, [`retry_wait`]) waits what the plugin asked
+//!   instead, capped at `[retry] max`, without jitter: the plugin knows when
+//!   its downstream is back. The host's own limits never do: no
 //!   free instance slot ([`CallError::Capacity`]) puts the event back
 //!   unspent after [`CAPACITY_PAUSE`], and so does a shutdown (claimed events
 //!   not started yet are released; an attempt cut off by the grace period,
@@ -62,6 +65,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument as _;
 
+use crate::config::RetryPolicy;
 use crate::delivery::{self, Deliverer};
 use crate::inbox::{Claimed, Inbox, Millis, Recorded, StoreError, millis, now_millis};
 use crate::registry::{Plugin, Registry};
@@ -573,8 +577,8 @@ async fn attempt(
                     inbox.dead(seq, token, at, error).await
                 }
                 (Retry::Again, false) => {
-                    let wait = jitter(policy.backoff_cap(attempt));
-                    tracing::info!(error = %err, elapsed_us, retry_in = ?wait, "attempt failed; will retry");
+                    let (wait, source) = retry_wait(&err, &policy, attempt);
+                    tracing::info!(error = %err, elapsed_us, retry_in = ?wait, source, "attempt failed; will retry");
                     metrics.retry();
                     inbox
                         .retry(seq, token, at + millis(wait), bounded(err.to_string()))
@@ -596,6 +600,16 @@ async fn attempt(
     }
     .instrument(span)
     .await;
+}
+
+/// How long to wait before the next attempt after failed attempt
+/// `attempt`, and who decided: the plugin's hint (`queue.retry-after`),
+/// capped at the policy's `max`, or the host's backoff with full jitter.
+fn retry_wait(err: &CallError, policy: &RetryPolicy, attempt: u32) -> (Duration, &'static str) {
+    match err {
+        CallError::Retry(_, Some(after)) => ((*after).min(policy.max), "plugin"),
+        _ => (jitter(policy.backoff_cap(attempt)), "backoff"),
+    }
 }
 
 /// A random duration between zero and `cap` ("full jitter").
@@ -668,6 +682,37 @@ mod tests {
             (50..150).contains(&low),
             "{low} of 200 waits in the lower half"
         );
+    }
+
+    #[test]
+    fn a_plugins_hint_is_the_wait_capped_at_the_policys_max() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        let hinted = |ms| CallError::Retry("busy".into(), Some(Duration::from_millis(ms)));
+        assert_eq!(
+            retry_wait(&hinted(3000), &policy, 1),
+            (Duration::from_secs(3), "plugin")
+        );
+        assert_eq!(
+            retry_wait(&hinted(0), &policy, 4),
+            (Duration::ZERO, "plugin")
+        );
+        assert_eq!(
+            retry_wait(&hinted(u64::MAX), &policy, 1),
+            (Duration::from_secs(60), "plugin")
+        );
+        // No hint, or a failure that is not the plugin's `retry`: the backoff.
+        for err in [
+            CallError::Retry("busy".into(), None),
+            CallError::Trap("boom".into()),
+        ] {
+            let (wait, source) = retry_wait(&err, &policy, 3);
+            assert_eq!(source, "backoff");
+            assert!(wait <= Duration::from_secs(4));
+        }
     }
 
     #[test]

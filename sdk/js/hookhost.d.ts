@@ -42,6 +42,8 @@ export function withHeader(response: Response, name: string, value: string): Res
 
 /** A transient failure, to `throw` (503 in sync mode; retried in queue mode). */
 export function retry(message: string): HandlerFailure;
+/** A transient failure with a hint: the next attempt `delayMs` from now (capped at `[retry] max`). */
+export function retryAfter(message: string, delayMs: number): HandlerFailure;
 /** A permanent failure, to `throw` (422 in sync mode; dead-lettered). */
 export function reject(message: string): HandlerFailure;
 

@@ -21,13 +21,15 @@
 // Build: componentize-js plugin.js --wit wit --world-name handler -o myhook.wasm
 //
 // Errors: `throw hookhost.retry('...')` when trying the same delivery later may
-// succeed (503 in sync mode, retried in queue mode), `throw
+// succeed (503 in sync mode, retried in queue mode; `hookhost.retryAfter('...',
+// ms)` says when), `throw
 // hookhost.reject('...')` when it never will (422, dead-lettered). Any other
 // exception is a bug: the host sees a trap and logs it.
 
-import { log as hostLog } from 'hookhost:plugin/log@0.1.1';
-import * as hostKv from 'hookhost:plugin/kv@0.1.1';
-import * as hostConfig from 'hookhost:plugin/config@0.1.1';
+import { log as hostLog } from 'hookhost:plugin/log@0.1.2';
+import * as hostKv from 'hookhost:plugin/kv@0.1.2';
+import * as hostConfig from 'hookhost:plugin/config@0.1.2';
+import { retryAfter as hostRetryAfter } from 'hookhost:plugin/queue@0.1.2';
 
 const utf8 = new TextEncoder();
 
@@ -122,6 +124,18 @@ function handlerError(tag, message) {
 
 /** A transient failure, to `throw`: the host may deliver the event again later. */
 export function retry(message) {
+  return handlerError('retry', message);
+}
+
+/**
+ * A transient failure that knows when to try again, to `throw`: the host makes
+ * the next attempt `delayMs` milliseconds from now instead of after its own
+ * backoff (capped at the manifest's `[retry] max`; in sync mode the 503 carries
+ * `Retry-After`). The hint reaches the host when this is called.
+ */
+export function retryAfter(message, delayMs) {
+  const ms = Math.max(0, Math.min(Number(delayMs) || 0, Number.MAX_SAFE_INTEGER));
+  hostRetryAfter(BigInt(Math.round(ms)));
   return handlerError('retry', message);
 }
 

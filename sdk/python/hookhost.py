@@ -22,7 +22,8 @@ Build (from the folder holding `app.py`, with this file on the path):
     componentize-py -d wit -w handler componentize -p . -p sdk/python app -o myhook.wasm
 
 Errors: `raise hookhost.retry("...")` when trying the same delivery later may
-succeed (answered 503 in sync mode, retried in queue mode), `raise
+succeed (answered 503 in sync mode, retried in queue mode;
+`hookhost.retry_after("...", seconds)` says when), `raise
 hookhost.reject("...")` when it never will (422, dead-lettered). Any other
 exception is a bug: the host sees a trap and logs it.
 """
@@ -35,6 +36,7 @@ from componentize_py_types import Err
 from wit_world.imports import config as _config
 from wit_world.imports import kv as _kv
 from wit_world.imports import log as _log
+from wit_world.imports import queue as _queue
 from wit_world.imports.types import (
     Delivery,
     HandlerError_Reject,
@@ -47,7 +49,7 @@ __all__ = [
     "Handler", "Delivery", "Response", "Header",
     "header", "headers_all", "body_text", "json_body",
     "status", "ok", "empty", "text", "json", "with_header",
-    "retry", "reject",
+    "retry", "retry_after", "reject",
     "trace", "debug", "info", "warn", "error",
     "kv", "config",
 ]
@@ -141,6 +143,16 @@ def with_header(response: Response, name: str, value: str) -> Response:
 def retry(message: str) -> Err:
     """A transient failure, to `raise`: the host may deliver the same event
     again later (503 in sync mode; retried with backoff in queue mode)."""
+    return Err(HandlerError_Retry(message))
+
+
+def retry_after(message: str, seconds: float) -> Err:
+    """A transient failure that knows when to try again, to `raise`: the host
+    makes the next attempt `seconds` from now instead of after its own backoff
+    (capped at the manifest's `[retry] max`; in sync mode the 503 carries
+    `Retry-After`). The hint reaches the host when this is called."""
+    millis = min(max(int(seconds * 1000), 0), 2**64 - 1)
+    _queue.retry_after(millis)
     return Err(HandlerError_Retry(message))
 
 

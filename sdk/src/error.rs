@@ -16,6 +16,31 @@ pub fn retry(message: impl Into<String>) -> HandlerError {
     HandlerError::Retry(message.into())
 }
 
+/// A transient failure that knows when to try again: like [`retry`], and
+/// the host makes the next attempt `after` from now instead of after its own
+/// backoff (capped at the manifest's `[retry] max`; in sync mode the 503
+/// carries `Retry-After`). For a downstream that said when it is back, as an
+/// HTTP `Retry-After` or a rate limit's reset.
+///
+/// The hint is sent to the host when this is called (the `queue.retry-after`
+/// import): return the error it makes from this delivery's `handle`. Off
+/// WebAssembly (native unit tests) there is no host and the hint is dropped.
+///
+/// ```
+/// # use std::time::Duration;
+/// # fn f() -> hookhost_sdk::Result<()> {
+/// return Err(hookhost_sdk::retry_after("rate limited by the CRM", Duration::from_secs(30)));
+/// # }
+/// ```
+pub fn retry_after(message: impl Into<String>, after: std::time::Duration) -> HandlerError {
+    let millis = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+    #[cfg(target_arch = "wasm32")]
+    crate::__bindings::hookhost::plugin::queue::retry_after(millis);
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = millis;
+    retry(message)
+}
+
 /// A permanent failure: trying the same delivery again will not help
 /// (answered 422 in sync mode; dead-lettered in queue mode).
 ///

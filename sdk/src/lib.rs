@@ -63,7 +63,8 @@
 //! # Errors
 //!
 //! A handler fails with an [`Error`]: [`retry`] when trying the same delivery
-//! later may succeed (a downstream is down), [`reject`] when it never will
+//! later may succeed (a downstream is down; [`retry_after`] when it said when
+//! it is back), [`reject`] when it never will
 //! (malformed payload, unsupported event). A panic is not an error but a bug:
 //! the host sees a trap and logs it.
 //!
@@ -109,7 +110,7 @@ pub mod __bindings {
 
 pub use __bindings::hookhost::plugin::log::Level;
 pub use __bindings::hookhost::plugin::types::{Delivery, HandlerError, Header, Response};
-pub use error::{reject, retry};
+pub use error::{reject, retry, retry_after};
 pub use log::log;
 
 /// Why a handler could not handle a delivery: [`HandlerError::Retry`] or

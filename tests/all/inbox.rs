@@ -896,3 +896,127 @@ pub(crate) mod keyed {
         );
     }
 }
+
+/// Retry hints: a plugin's `queue.retry-after` decides when its `retry` is
+/// tried again (capped at `[retry] max`), in queue and in sync mode.
+mod retry_hints {
+    use super::*;
+
+    fn millis(text: &Value) -> i64 {
+        let at = humantime::parse_rfc3339(text.as_str().unwrap()).unwrap();
+        at.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+
+    async fn post_hinted(host: &TestHost, id: &str, hint_ms: u64) -> reqwest::Response {
+        host.client
+            .post(host.url("/hooks/retry"))
+            .header("idempotency-key", id)
+            .header("x-retry-after-ms", hint_ms.to_string())
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The event's first attempt, once recorded, and the event then.
+    async fn after_first_attempt(host: &TestHost, id: &str) -> (Value, Value) {
+        let admin = host.admin_url("");
+        eventually(
+            Duration::from_secs(20),
+            "the first attempt recorded",
+            || {
+                let (client, admin) = (host.client.clone(), admin.clone());
+                async move {
+                    let event = event(&client, &admin, id).await?;
+                    let first = event["attempt_log"].as_array()?.first()?.clone();
+                    Some((event, first))
+                }
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_hinted_retry_waits_what_the_plugin_asked_not_the_backoff() {
+        // Without the hint the backoff would retry within 100 ms (base 50 ms).
+        let manifest =
+            "mode = \"queue\"\n[retry]\nbase = \"50ms\"\nmax = \"1m\"\nmax_attempts = 2\n";
+        let host =
+            TestHost::start_with_admin(&[plugin_with("retry", GUEST_RETRY, manifest)], |_| {})
+                .await;
+        assert_eq!(
+            post_hinted(&host, "hint-1", 3000).await.status(),
+            StatusCode::ACCEPTED
+        );
+        let (pending, first) = after_first_attempt(&host, "hint-1").await;
+        assert_eq!(first["outcome"], "retry", "{pending}");
+        let wait = millis(&pending["next_attempt_at"]) - millis(&first["at"]);
+        assert!(
+            (2_500..=3_050).contains(&wait),
+            "next attempt {wait} ms after the first, not 3 s: {pending}"
+        );
+        // And it is kept: the second attempt comes no earlier.
+        let dead = wait_for(&host, "hint-1", "dead").await;
+        let log = event(&host.client, &host.admin_url(""), "hint-1")
+            .await
+            .unwrap()["attempt_log"]
+            .clone();
+        let gap = millis(&log[1]["at"]) - millis(&log[0]["at"]);
+        assert!(
+            gap >= 2_500,
+            "second attempt {gap} ms after the first: {dead}"
+        );
+        host.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_hint_is_capped_at_the_retry_max() {
+        let host =
+            TestHost::start_with_admin(&[plugin_with("retry", GUEST_RETRY, QUEUE)], |_| {}).await;
+        // An hour asked; `[retry] max` is 200 ms.
+        assert_eq!(
+            post_hinted(&host, "hint-2", 3_600_000).await.status(),
+            StatusCode::ACCEPTED
+        );
+        let (pending, first) = after_first_attempt(&host, "hint-2").await;
+        let wait = millis(&pending["next_attempt_at"]) - millis(&first["at"]);
+        // The backoff alone would be at most 50 ms (base) after a first attempt;
+        // the attempt log's time is its commit's, a little after the decision.
+        assert!(
+            (100..=250).contains(&wait),
+            "next attempt {wait} ms after the first, not the 200 ms cap: {pending}"
+        );
+        host.stop().await;
+    }
+
+    #[tokio::test]
+    async fn sync_mode_sends_the_hint_as_retry_after_and_it_never_outlives_its_call() {
+        // Instances are reused, so a hint left behind by one delivery would
+        // reach the next if the host did not drop it.
+        let manifest = "[instance]\nmax_deliveries = 100\n";
+        let host = TestHost::start(&[plugin_with("retry", GUEST_RETRY, manifest)]).await;
+        let send = |hint: Option<&str>, answer: Option<&str>| {
+            let mut request = host.client.post(host.url("/hooks/retry")).body("{}");
+            if let Some(hint) = hint {
+                request = request.header("x-retry-after-ms", hint);
+            }
+            if let Some(answer) = answer {
+                request = request.header("x-answer", answer);
+            }
+            request.send()
+        };
+        let hinted = send(Some("29500"), None).await.unwrap();
+        assert_eq!(hinted.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(hinted.headers()["retry-after"], "30", "rounded up");
+
+        // A hint, then `ok`: the instance is kept, the hint is not.
+        let answered = send(Some("60000"), Some("ok")).await.unwrap();
+        assert_eq!(answered.status(), StatusCode::OK);
+        let plain = send(None, None).await.unwrap();
+        assert_eq!(plain.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(plain.headers()["retry-after"], "1", "the host's default");
+        host.stop().await;
+    }
+}

@@ -132,7 +132,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// The component's imports (`hookhost:plugin/log@0.1.1`,
+    /// The component's imports (`hookhost:plugin/log@0.1.2`,
     /// `wasi:cli/stdout@0.2.6`...), in its own order: what it may ask of the
     /// host, for `hookhost check`.
     pub fn imports(&self) -> Vec<String> {
@@ -159,9 +159,10 @@ pub struct CallLimits {
 /// Why a call produced no response.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The plugin returned `retry`.
+    /// The plugin returned `retry`, with the delay it asked for through
+    /// `queue.retry-after` during the call, if it did.
     #[error("plugin asked to retry: {0}")]
-    Retry(String),
+    Retry(String, Option<Duration>),
     /// The plugin returned `reject`.
     #[error("plugin rejected the delivery: {0}")]
     Reject(String),
@@ -210,7 +211,7 @@ impl CallError {
     pub fn classify(&self) -> Classification {
         use http::StatusCode as S;
         let (status, outcome, retry) = match self {
-            CallError::Retry(_) => (S::SERVICE_UNAVAILABLE, Outcome::Retry, Retry::Again),
+            CallError::Retry(..) => (S::SERVICE_UNAVAILABLE, Outcome::Retry, Retry::Again),
             CallError::Reject(_) => (S::UNPROCESSABLE_ENTITY, Outcome::Reject, Retry::Never),
             CallError::Timeout(_) => (S::GATEWAY_TIMEOUT, Outcome::Timeout, Retry::Again),
             CallError::MemoryExceeded(_) => {
@@ -354,6 +355,7 @@ impl Runtime {
         let outcome =
             tokio::time::timeout_at((deadline + Duration::from_millis(250)).into(), run).await;
         let memory_exceeded = store.data().limiter.memory_exceeded;
+        let retry_after = store.data_mut().retry_after.take();
         let (handler, result) = match outcome {
             Err(_elapsed) => (None, Err(CallError::Timeout(limits.timeout))),
             Ok(Err(err)) => (None, Err(classify_trap(err, memory_exceeded, limits))),
@@ -362,7 +364,7 @@ impl Runtime {
                 match answer {
                     Ok(response) => validate_response(response),
                     Err(HandlerError::Retry(message)) => {
-                        Err(CallError::Retry(message::bounded(&message)))
+                        Err(CallError::Retry(message::bounded(&message), retry_after))
                     }
                     Err(HandlerError::Reject(message)) => {
                         Err(CallError::Reject(message::bounded(&message)))
@@ -457,7 +459,7 @@ mod tests {
         use http::StatusCode as S;
         let cases = [
             (
-                CallError::Retry("r".into()),
+                CallError::Retry("r".into(), None),
                 S::SERVICE_UNAVAILABLE,
                 Outcome::Retry,
                 Retry::Again,

@@ -109,6 +109,9 @@ pub struct State {
     /// The guest's stdout and stderr, kept to point them at the delivery's
     /// span when an instance made ahead of time is handed its delivery.
     outputs: [GuestOutput; 2],
+    /// The delay the running call asked for with `queue.retry-after`, if
+    /// any; taken by [`super::Runtime::call`] when the call ends.
+    pub(super) retry_after: Option<std::time::Duration>,
 }
 
 impl State {
@@ -144,6 +147,7 @@ impl State {
             limiter: Limiter::new(memory),
             log_lines_left: Some(LOG_LINES_BUDGET),
             outputs,
+            retry_after: None,
         }
     }
 
@@ -157,6 +161,8 @@ impl State {
             output.start_delivery(tracing::Span::current());
         }
         self.log_lines_left = Some(LOG_LINES_BUDGET);
+        // A hint is one call's: the previous delivery's must not delay this one.
+        self.retry_after = None;
         // A guest that survived a refused `memory.grow` (and answered) must
         // not have the next delivery's trap blamed on memory.
         self.limiter.memory_exceeded = false;
@@ -253,6 +259,12 @@ impl hookhost::plugin::config::Host for State {
             .iter()
             .map(|(key, value)| (key.to_owned(), value.to_owned()))
             .collect()
+    }
+}
+
+impl hookhost::plugin::queue::Host for State {
+    async fn retry_after(&mut self, delay_ms: u64) {
+        self.retry_after = Some(std::time::Duration::from_millis(delay_ms));
     }
 }
 

@@ -101,7 +101,7 @@ impl Failure {
             Failure::Fetch(_) => "cannot fetch what verification needs, try again".into(),
             Failure::Plugin(err) => match err {
                 // The plugin's own message is meant for the sender.
-                CallError::Retry(message) => format!("plugin asked to retry: {message}"),
+                CallError::Retry(message, _) => format!("plugin asked to retry: {message}"),
                 CallError::Reject(message) => format!("plugin rejected the delivery: {message}"),
                 CallError::Timeout(_) => "plugin timed out".into(),
                 CallError::MemoryExceeded(_) => "plugin exceeded its memory limit".into(),
@@ -154,7 +154,14 @@ impl Failure {
             Failure::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Failure::Plugin(CallError::Retry(_) | CallError::Capacity)
+            Failure::Plugin(CallError::Retry(_, Some(after))) => {
+                // The plugin's own hint (`queue.retry-after`), whole seconds
+                // rounded up, capped like a queued retry's.
+                let after = after.min(crate::config::DEFAULT_RETRY_MAX);
+                let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            Failure::Plugin(CallError::Retry(_, None) | CallError::Capacity)
             | Failure::Store(_)
             | Failure::BodyBudget(_)
             | Failure::Fetch(_) => {

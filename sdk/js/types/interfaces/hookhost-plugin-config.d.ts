@@ -1,4 +1,4 @@
-/** @module Interface hookhost:plugin/config@0.1.1 **/
+/** @module Interface hookhost:plugin/config@0.1.2 **/
 /**
  * The value of `key`, or none when the manifest does not set it.
  */

@@ -1,4 +1,4 @@
-/** @module Interface hookhost:plugin/kv@0.1.1 **/
+/** @module Interface hookhost:plugin/kv@0.1.2 **/
 /**
  * The value of `key`, or none when it is not set.
  */

@@ -1,4 +1,4 @@
-/** @module Interface hookhost:plugin/log@0.1.1 **/
+/** @module Interface hookhost:plugin/log@0.1.2 **/
 /**
  * Writes one line to the host's log at `level`.
  */

@@ -1,4 +1,4 @@
-/** @module Interface hookhost:plugin/types@0.1.1 **/
+/** @module Interface hookhost:plugin/types@0.1.2 **/
 /**
  * One HTTP header. Names are lower-case. A header sent several times
  * appears once per value, in the order received. Values that are not valid
@@ -86,7 +86,9 @@ export interface Response {
 export type HandlerError = HandlerErrorRetry | HandlerErrorReject;
 /**
  * A transient failure (a downstream is down, a lock is held): trying the
- * same delivery again later may succeed. Answered 503 in sync mode.
+ * same delivery again later may succeed. Answered 503 in sync mode. When
+ * to try again is the host's backoff, unless the plugin called
+ * `queue.retry-after` during this call.
  */
 export interface HandlerErrorRetry {
   tag: 'retry',
