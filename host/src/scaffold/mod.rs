@@ -113,6 +113,10 @@ const JS_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk/js/types/interfaces/hookhost-plugin-log.d.ts"),
     ),
     (
+        "types/interfaces/hookhost-plugin-queue.d.ts",
+        include_str!("../../../sdk/js/types/interfaces/hookhost-plugin-queue.d.ts"),
+    ),
+    (
         "types/interfaces/hookhost-plugin-types.d.ts",
         include_str!("../../../sdk/js/types/interfaces/hookhost-plugin-types.d.ts"),
     ),
