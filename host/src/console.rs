@@ -121,7 +121,11 @@ impl Target {
                 error,
             ]);
         }
-        Ok(table(&rows))
+        let mut out = table(&rows);
+        if let Some(host) = answer["host"].as_str() {
+            let _ = writeln!(out, "host: {host}");
+        }
+        Ok(out)
     }
 
     /// `GET /events`, as a table or JSON.
@@ -154,6 +158,7 @@ impl Target {
             "STATUS",
             "ATTEMPTS",
             "RECEIVED",
+            "HOST",
             "LAST ERROR",
         ])];
         for event in answer["events"].as_array().into_iter().flatten() {
@@ -164,6 +169,7 @@ impl Target {
                 text(&event["status"]),
                 text(&event["attempts"]),
                 text(&event["received_at"]),
+                text(&event["host"]),
                 text(&event["last_error"]),
             ]);
         }

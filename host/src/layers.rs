@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "leaves",
         &["secret", "telemetry", "trace", "ingress", "fetch"],
     ),
+    ("database connections", &["pg"]),
     ("storage and verification", &["inbox", "verify"]),
     ("sandbox", &["runtime"]),
     ("configuration", &["config"]),

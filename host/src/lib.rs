@@ -49,6 +49,7 @@ pub mod files;
 pub mod fuzz;
 pub mod inbox;
 pub mod ingress;
+pub mod pg;
 pub mod queue;
 pub mod registry;
 pub mod runtime;
@@ -121,7 +122,14 @@ pub async fn run(
     let keys = server::Keys::new(fetcher);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-    let inbox = Arc::new(Inbox::open(&config.data_dir, config.inbox.clone())?);
+    let inbox = Arc::new(match &config.store {
+        pg::StoreSpec::Sqlite => Inbox::open(&config.data_dir, config.inbox.clone())?,
+        pg::StoreSpec::Postgres(target) => {
+            let pool = target.connect().await?;
+            tracing::info!(store = %config.store, host = %config.inbox.host_id, "inbox in PostgreSQL, shared by every host using it");
+            Inbox::connect(pool, config.inbox.clone()).await?
+        }
+    });
     let outbound = telemetry::OutboundCounter::default();
     let runtime = Arc::new(Runtime::new(&RuntimeConfig {
         max_concurrency: config.max_concurrency,

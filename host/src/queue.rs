@@ -106,6 +106,24 @@ pub fn claim_batch(concurrency: u32) -> u32 {
     concurrency.saturating_mul(16).clamp(16, 1024)
 }
 
+/// Events one claim takes when other hosts share the store: two per slot.
+/// A host that dies holds its batch until the lease ends, and the others
+/// can take over only then; small batches keep leases short (about four
+/// timeouts plus [`LEASE_MARGIN`], see [`lease_for`]) and spread a route's
+/// events over the hosts instead of letting the first claimer take them all.
+pub fn shared_claim_batch(concurrency: u32) -> u32 {
+    concurrency.saturating_mul(2).clamp(2, 128)
+}
+
+/// [`claim_batch`] or [`shared_claim_batch`].
+fn batch_for(concurrency: u32, shared: bool) -> u32 {
+    if shared {
+        shared_claim_batch(concurrency)
+    } else {
+        claim_batch(concurrency)
+    }
+}
+
 /// The lease of a batch of `batch` events for a route with `concurrency`
 /// slots and attempts of at most `timeout`: the last of them may wait for
 /// one and a half batches ahead of it (half the previous batch is still
@@ -145,6 +163,9 @@ impl Workers {
             next_scan: Instant::now(),
             next_timer: Instant::now() + IDLE_POLL,
         };
+        if inbox.is_shared() {
+            tokio::spawn(resync_depths(inbox.clone(), stopped.clone()));
+        }
         Self {
             dispatcher: tokio::spawn(dispatcher.run(stopped.clone(), grace)),
             purger: tokio::spawn(purge(inbox, stopped)),
@@ -186,11 +207,12 @@ impl Lane {
         self.plugin.manifest.concurrency.max(1)
     }
 
-    /// Whether to claim the next batch now.
-    fn wants_claim(&self) -> bool {
+    /// Whether to claim the next batch now (`shared`: other hosts claim
+    /// from the same store).
+    fn wants_claim(&self, shared: bool) -> bool {
         self.more
             && !self.claiming
-            && self.ready.len() <= (claim_batch(self.concurrency()) / 2) as usize
+            && self.ready.len() <= (batch_for(self.concurrency(), shared) / 2) as usize
     }
 
     fn idle(&self) -> bool {
@@ -410,8 +432,9 @@ impl Dispatcher {
 
     /// Claims the next batch for every lane that wants one.
     fn refill(&mut self) {
+        let shared = self.inbox.is_shared();
         for (route, lane) in &mut self.lanes {
-            if !lane.wants_claim() {
+            if !lane.wants_claim(shared) {
                 continue;
             }
             if self.registry.lookup(route).is_none() {
@@ -420,7 +443,7 @@ impl Dispatcher {
             }
             lane.claiming = true;
             let concurrency = lane.concurrency();
-            let limit = claim_batch(concurrency);
+            let limit = batch_for(concurrency, shared);
             let now = now_millis();
             let lease = lease_for(lane.plugin.manifest.timeout, limit, concurrency);
             let lease_until = now + millis(lease);
@@ -632,6 +655,23 @@ fn bounded(mut error: String) -> String {
         error.push('…');
     }
     error
+}
+
+/// How often a host sharing its store re-reads the routes' pending counts.
+const DEPTH_RESYNC: Duration = Duration::from_secs(1);
+
+/// Keeps `[queue] max_pending` true to the store when other hosts append
+/// and settle events too: this host's counts see only its own writes.
+async fn resync_depths(inbox: Arc<Inbox>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(err) = inbox.resync_depths().await {
+            tracing::debug!(error = %err, "cannot re-read the pending counts");
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            () = tokio::time::sleep(DEPTH_RESYNC) => {}
+        }
+    }
 }
 
 /// Deletes done events past the retention and dedupe records past the

@@ -72,6 +72,23 @@ pub struct ServeSettings {
     #[arg(long, default_value = defaults::DATA, value_name = "DIR")]
     pub data: PathBuf,
 
+    /// Where queued events, dedupe records, plugin key-value data and
+    /// deployed plugins are kept: `sqlite` (`inbox.db` in `--data`, one
+    /// host) or `postgres://USER@HOST:PORT/DATABASE` (also `postgresql://`),
+    /// a database every host of a fleet shares. The password goes in as a
+    /// reference, `?password=env:VAR` or `file:PATH`, and is never logged;
+    /// `sslmode=disable|prefer|require` (verify-ca and verify-full mean
+    /// require: certificates are always verified), `sslrootcert=PEM`,
+    /// `pool_size=N` (default 8) and libpq's `connect_timeout` are honoured.
+    #[arg(long, default_value = "sqlite", value_name = "sqlite|postgres://…", value_parser = crate::pg::StoreSpec::parse)]
+    pub store: crate::pg::StoreSpec,
+
+    /// This host's name in a fleet, recorded with every claim and attempt
+    /// it makes and shown by `hookhost events` and `/plugins` [default: the
+    /// machine's host name].
+    #[arg(long, value_name = "ID", value_parser = parse_host_id)]
+    pub host_id: Option<String>,
+
     /// Largest request body accepted; larger bodies are answered 413.
     /// Accepts sizes like `1MiB`, `512KiB` or a number of bytes.
     #[arg(long, default_value = defaults::MAX_BODY, value_name = "SIZE", value_parser = parse_body_size)]
@@ -215,6 +232,21 @@ pub struct ServeSettings {
     /// `OTEL_TRACES_SAMPLER` (`_ARG`) are honoured.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+}
+
+fn parse_host_id(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not a host id: 1 to 64 letters, digits, `-`, `_`, `.` or `:`"
+        ))
+    }
 }
 
 fn parse_body_size(text: &str) -> Result<u64, String> {
@@ -675,6 +707,10 @@ impl Resolved {
         config.reload_debounce = s.reload_debounce;
         config.inbox.dedupe_window = s.dedupe_window;
         config.inbox.retention = s.retention;
+        config.store = s.store;
+        if let Some(id) = s.host_id {
+            config.inbox.host_id = id;
+        }
         config.admin_token = s
             .admin_token
             .as_deref()
@@ -711,6 +747,9 @@ impl Resolved {
         line("plugins", path(&s.plugins));
         line("secrets_dir", s.secrets_dir.as_deref().and_then(path));
         line("data", path(&s.data));
+        // Shown with the password masked (a reference is shown as written).
+        line("store", text(&s.store));
+        line("host_id", s.host_id.as_ref().and_then(|id| text(id)));
         line("max_body", Some(s.max_body.to_string()));
         line("max_concurrency", Some(s.max_concurrency.to_string()));
         line("spare_instances", Some(s.spare_instances.to_string()));

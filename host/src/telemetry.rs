@@ -163,6 +163,7 @@ pub struct Metrics {
     route_depth: Family<Labels, Gauge>,
     queue_refused: Family<Labels, Counter>,
     oldest_pending_age: Gauge<f64, AtomicU64>,
+    store_up: Gauge,
     body: BodyMeters,
     series: Series,
     alert_firing: Family<Labels, Gauge>,
@@ -251,6 +252,12 @@ impl Metrics {
             "Queue-mode deliveries refused 429 and not stored, by route and reason (max_pending)",
             queue_refused.clone(),
         );
+        let store_up = Gauge::default();
+        registry.register(
+            "hookhost_store_up",
+            "1 when the store (SQLite or PostgreSQL) answered this scrape's read, else 0: queue routes then answer 503",
+            store_up.clone(),
+        );
         let oldest_pending_age = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "hookhost_queue_oldest_pending_age_seconds",
@@ -302,6 +309,7 @@ impl Metrics {
             route_depth,
             queue_refused,
             oldest_pending_age,
+            store_up,
             body,
             series: Series::default(),
             alert_firing,
@@ -445,10 +453,12 @@ impl Metrics {
     /// the queue gauges set from `queue` (read by the caller, which may
     /// block on the store).
     pub fn encode(&self, queue: QueueGauges<'_>) -> String {
-        self.queue_depth
-            .set(i64::try_from(queue.pending).unwrap_or(i64::MAX));
-        self.oldest_pending_age
-            .set(queue.oldest_pending_age.as_secs_f64());
+        self.store_up.set(i64::from(queue.backlog.is_some()));
+        if let Some((pending, oldest)) = queue.backlog {
+            self.queue_depth
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            self.oldest_pending_age.set(oldest.as_secs_f64());
+        }
         for (route, pending) in queue.routes {
             self.route_depth
                 .get_or_create(&vec![("route", route.clone())])
@@ -480,10 +490,11 @@ fn escape_label(text: &str) -> String {
 /// The queue's state at scrape time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct QueueGauges<'a> {
-    /// Queued events pending (waiting or being attempted), from the store.
-    pub pending: u64,
-    /// Age of the oldest pending event; zero when none is pending.
-    pub oldest_pending_age: Duration,
+    /// Queued events pending (waiting or being attempted), from the store,
+    /// and the age of the oldest of them (zero when none is pending);
+    /// `None` when the store could not be read for this scrape (the gauges
+    /// keep their last values and `hookhost_store_up` is 0).
+    pub backlog: Option<(u64, Duration)>,
     /// Pending events per route, as the inbox counts them in memory.
     pub routes: &'a [(String, u64)],
 }

@@ -30,6 +30,7 @@ mod tests_of {
     };
     pub(super) use crate::inbox::{flaky, keyed};
     pub(super) use crate::instances::{counter, sleeper};
+    pub(super) use crate::postgres::fleet;
     pub(super) use crate::sandbox;
     pub(super) use crate::serve::inspect;
 }

@@ -27,6 +27,7 @@ mod instances;
 mod languages;
 mod metrics;
 mod plugins;
+mod postgres;
 mod reload;
 mod sandbox;
 mod scaffold;

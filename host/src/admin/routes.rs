@@ -54,17 +54,22 @@ impl Admin {
 
     /// The Prometheus exposition, with the queue gauges read now.
     async fn metrics(&self) -> Result<String, Refusal> {
-        let backlog = self
-            .inbox
-            .backlog()
-            .await
-            .map_err(|err| Refusal::Store(err.to_string()))?;
-        let now = crate::inbox::now_millis();
-        let oldest_age_ms = backlog.oldest_received_at.map_or(0, |at| (now - at).max(0));
+        // A store that cannot be read (the database is down) still leaves
+        // this host's own counters worth scraping: that is when they matter.
+        let backlog = match self.inbox.backlog().await {
+            Ok(backlog) => {
+                let now = crate::inbox::now_millis();
+                let age = backlog.oldest_received_at.map_or(0, |at| (now - at).max(0));
+                Some((backlog.pending, Duration::from_millis(age as u64)))
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the queue backlog for /metrics");
+                None
+            }
+        };
         let routes = self.inbox.depths();
         Ok(self.metrics.encode(QueueGauges {
-            pending: backlog.pending,
-            oldest_pending_age: Duration::from_millis(oldest_age_ms as u64),
+            backlog,
             routes: &routes,
         }))
     }
@@ -133,7 +138,7 @@ impl Admin {
                 "last_error": error_json(error),
             })
         }));
-        json!({ "plugins": plugins })
+        json!({ "host": self.inbox.config().host_id, "plugins": plugins })
     }
 
     /// The last hour of every serving plugin's route (`GET /stats`): per

@@ -32,6 +32,7 @@ pub(super) fn attempt_json(attempt: &Attempt) -> Value {
         "at": time(attempt.at),
         "outcome": attempt.outcome,
         "error": attempt.error,
+        "host": attempt.host,
     })
 }
 
@@ -72,6 +73,7 @@ pub(super) fn event_json(event: &Event, secret_headers: &[HeaderName]) -> Value 
         "done_at": event.done_at.map(time),
         "dead_at": event.dead_at.map(time),
         "last_error": event.last_error,
+        "host": event.host,
     });
     if let Some(request) = &event.request {
         let headers: Vec<[&str; 2]> = request

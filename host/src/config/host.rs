@@ -123,6 +123,10 @@ pub struct HostConfig {
     pub verify_ca: Option<PathBuf>,
     /// The durable inbox for queue-mode routes (and sync-mode dedupe).
     pub inbox: InboxConfig,
+    /// Where the inbox, plugin key-value data and deployed plugins live
+    /// (`--store`): SQLite in `data_dir`, or a PostgreSQL database that a
+    /// fleet of hosts shares.
+    pub store: crate::pg::StoreSpec,
     /// Bearer token the admin API requires; `None` serves it only on
     /// loopback, unauthenticated.
     pub admin_token: Option<Token>,
@@ -189,6 +193,7 @@ impl HostConfig {
             max_buffered: DEFAULT_MAX_BUFFERED,
             verify_ca: None,
             inbox: InboxConfig::default(),
+            store: crate::pg::StoreSpec::Sqlite,
             admin_token: None,
             alerts: Vec::new(),
         }

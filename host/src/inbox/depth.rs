@@ -52,6 +52,29 @@ impl Depths {
             .clone()
     }
 
+    /// Sets every route's count to what the store holds (`pending`; a route
+    /// missing from it has none). For a store other hosts share, where
+    /// events are appended and settled elsewhere; appends in flight on this
+    /// host are counted again as they commit.
+    pub fn resync(&self, pending: impl IntoIterator<Item = (String, u64)>) {
+        let pending: HashMap<String, u64> = pending.into_iter().collect();
+        for (route, depth) in self.routes.read().expect("depths poisoned").iter() {
+            depth
+                .pending
+                .store(pending.get(route).copied().unwrap_or(0), Ordering::Release);
+        }
+        for (route, n) in &pending {
+            if !self
+                .routes
+                .read()
+                .expect("depths poisoned")
+                .contains_key(route)
+            {
+                self.route(route).pending.store(*n, Ordering::Release);
+            }
+        }
+    }
+
     /// Every route's pending count, by route name.
     pub fn snapshot(&self) -> Vec<(String, u64)> {
         let mut all: Vec<(String, u64)> = self

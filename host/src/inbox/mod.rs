@@ -31,6 +31,7 @@
 
 mod depth;
 mod order;
+mod postgres;
 mod sqlite;
 mod store;
 mod writer;
@@ -70,6 +71,8 @@ pub struct InboxConfig {
     /// How long events of a route that no plugin serves (removed, or moved to
     /// another route) wait before the workers look for a plugin again.
     pub orphan_retry: Duration,
+    /// This host's id (`--host-id`), recorded with its claims and attempts.
+    pub host_id: String,
 }
 
 impl Default for InboxConfig {
@@ -79,6 +82,7 @@ impl Default for InboxConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             max_batch: 1024,
             orphan_retry: Duration::from_secs(10),
+            host_id: default_host_id(),
         }
     }
 }
@@ -120,8 +124,35 @@ impl std::fmt::Debug for Inbox {
 impl Inbox {
     /// Opens the embedded store in `data_dir` (`inbox.db`).
     pub fn open(data_dir: &Path, config: InboxConfig) -> anyhow::Result<Self> {
-        let store = sqlite::SqliteStore::open(data_dir)?;
+        let store = sqlite::SqliteStore::open(data_dir, &config.host_id)?;
         Self::with_store(Arc::new(store), config)
+    }
+
+    /// Opens the shared store in the PostgreSQL database behind `pool`
+    /// (migrating it first), which other hosts may be using too.
+    pub async fn connect(
+        pool: deadpool_postgres::Pool,
+        config: InboxConfig,
+    ) -> anyhow::Result<Self> {
+        let store = postgres::PostgresStore::open(pool, config.host_id.clone()).await?;
+        // Blocking: the store's reads block on this runtime.
+        tokio::task::spawn_blocking(move || Self::with_store(Arc::new(store), config))
+            .await
+            .map_err(|err| anyhow::anyhow!("inbox set-up failed: {err}"))?
+    }
+
+    /// Whether other hosts share the store (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.store.is_shared()
+    }
+
+    /// Re-reads every route's pending count from a shared store, where
+    /// other hosts append and settle events too (see [`Inbox::depths`]).
+    pub async fn resync_depths(&self) -> Result<(), StoreError> {
+        let backlogs = self.route_backlogs().await?;
+        self.depths
+            .resync(backlogs.into_iter().map(|(route, b)| (route, b.pending)));
+        Ok(())
     }
 
     /// An inbox over any [`Store`].
@@ -554,6 +585,17 @@ fn unexpected(written: &Written) -> StoreError {
         Written::Kv(_) => "kv",
     };
     StoreError::Backend(format!("store answered `{kind}` to another kind of write"))
+}
+
+/// The host id used when `--host-id` is not given: the machine's host name
+/// (what `hostname` prints), or `hookhost` when it cannot be read.
+pub fn default_host_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "hookhost".to_owned())
 }
 
 /// `duration` in [`Millis`], saturating.

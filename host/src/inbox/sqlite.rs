@@ -39,11 +39,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavio
 use super::store::{
     Appended, Attempt, Backlog, ClaimToken, Claimed, Event, EventKey, Filter, KvWrite, KvWritten,
     Millis, NewEvent, Replayed, Status, Store, StoreError, StoredRequest, Write, Written,
-    now_millis,
+    kv_incremented, kv_total_after, now_millis,
 };
 
 /// The schema version this host writes.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Read connections kept open between reads; more are opened under load and
 /// closed after.
@@ -186,11 +186,20 @@ BEGIN
 END;
 ";
 
+/// Schema version 5: which host claimed an event last and made each
+/// attempt (`--host-id`), as the PostgreSQL backend records for a fleet.
+const SCHEMA_V5: &str = "
+ALTER TABLE events ADD COLUMN claimed_by TEXT;
+ALTER TABLE attempts ADD COLUMN host TEXT;
+";
+
 /// The SQLite store.
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// This host's id, recorded with its claims and attempts.
+    host: String,
     /// Held (locked) for as long as the store is open.
     _lock: File,
 }
@@ -198,7 +207,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) `dir/inbox.db`, migrates it, and makes the
     /// leases of a previous run due at once.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+    pub fn open(dir: &Path, host: &str) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create data folder {}", dir.display()))?;
@@ -234,6 +243,7 @@ impl SqliteStore {
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            host: host.to_owned(),
             _lock: lock,
         })
     }
@@ -313,6 +323,9 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version < 4 {
         tx.execute_batch(SCHEMA_V4)?;
     }
+    if version < 5 {
+        tx.execute_batch(SCHEMA_V5)?;
+    }
     // Later versions: `if version < 5 { … }`, each in this one transaction.
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -325,16 +338,17 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 /// attempt's number.
 fn log_attempt(
     conn: &Connection,
+    host: &str,
     seq: i64,
     at: Millis,
     outcome: &str,
     error: Option<&str>,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO attempts (seq, replay, attempt, at, outcome, error)
-         SELECT seq, replays, attempts, ?2, ?3, ?4 FROM events WHERE seq = ?1",
+        "INSERT OR REPLACE INTO attempts (seq, replay, attempt, at, outcome, error, host)
+         SELECT seq, replays, attempts, ?2, ?3, ?4, ?5 FROM events WHERE seq = ?1",
     )?
-    .execute(params![seq, at, outcome, error])?;
+    .execute(params![seq, at, outcome, error, host])?;
     Ok(())
 }
 
@@ -354,7 +368,7 @@ impl Store for SqliteStore {
             // A savepoint per write: one that fails (a bad row, a trigger)
             // is undone alone and the rest of the batch still commits.
             let savepoint = tx.savepoint().map_err(backend)?;
-            match apply_one(&savepoint, write) {
+            match apply_one(&savepoint, &self.host, write) {
                 Ok(written) => {
                     savepoint.commit().map_err(backend)?;
                     results.push(Ok(written));
@@ -380,12 +394,12 @@ impl Store for SqliteStore {
             .query_row(params![key.id, key.route], |row| {
                 let mut event = event_from_row(row)?;
                 event.request = Some(StoredRequest {
-                    method: row.get(13)?,
-                    path: row.get(14)?,
-                    query: row.get(15)?,
-                    headers: headers_from_json(&row.get::<_, String>(16)?),
-                    body: row.get(17)?,
-                    verified_by: row.get(18)?,
+                    method: row.get(14)?,
+                    path: row.get(15)?,
+                    query: row.get(16)?,
+                    headers: headers_from_json(&row.get::<_, String>(17)?),
+                    body: row.get(18)?,
+                    verified_by: row.get(19)?,
                 });
                 Ok(event)
             })
@@ -509,7 +523,7 @@ impl Store for SqliteStore {
     fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
-                "SELECT replay, attempt, at, outcome, error FROM attempts
+                "SELECT replay, attempt, at, outcome, error, host FROM attempts
                  WHERE seq = ?1 ORDER BY replay, attempt",
             )?;
             let rows = statement.query_map(params![seq], |row| {
@@ -519,6 +533,7 @@ impl Store for SqliteStore {
                     at: row.get(2)?,
                     outcome: row.get(3)?,
                     error: row.get(4)?,
+                    host: row.get(5)?,
                 })
             })?;
             rows.collect()
@@ -601,22 +616,17 @@ fn apply_kv(conn: &Connection, write: &KvWrite) -> rusqlite::Result<Written> {
         Ok(u64::try_from(bytes.unwrap_or_default()).unwrap_or_default())
     };
     // Sets `key` to `value` if the namespace total allows, from `old` (the
-    // current value) to the new one. A write that does not grow the total
-    // always succeeds, so a namespace over a lowered limit can shrink.
+    // current value) to the new one.
     let store = |plugin: &str,
                  key: &str,
                  old: Option<&[u8]>,
                  value: &[u8],
                  max_total: u64|
      -> rusqlite::Result<Option<String>> {
-        let old_size = old.map_or(0, |old| (key.len() + old.len()) as u64);
-        let new_size = (key.len() + value.len()) as u64;
-        let total = usage(plugin)?.saturating_sub(old_size) + new_size;
-        if new_size > old_size && total > max_total {
-            return Ok(Some(format!(
-                "storing `{key}` would take the plugin's key-value total to {total} bytes, over its limit of {max_total} (`kv.max_total` in its manifest); delete keys or raise the limit"
-            )));
-        }
+        let total = match kv_total_after(key, old, value, usage(plugin)?, max_total) {
+            Ok(total) => total,
+            Err(refusal) => return Ok(Some(refusal)),
+        };
         conn.prepare_cached(
             "INSERT INTO kv (plugin, key, value) VALUES (?1, ?2, ?3)
              ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
@@ -656,31 +666,12 @@ fn apply_kv(conn: &Connection, write: &KvWrite) -> rusqlite::Result<Written> {
             max_total,
         } => {
             let old = current(plugin, key)?;
-            let number = match &old {
-                None => Some(0),
-                Some(bytes) => std::str::from_utf8(bytes)
-                    .ok()
-                    .and_then(|text| text.parse::<i64>().ok()),
-            };
-            match number.map(|n| n.checked_add(*delta)) {
-                None => {
-                    KvWritten::NotANumber(format!("the value of `{key}` is not a decimal integer"))
-                }
-                Some(None) => KvWritten::NotANumber(format!(
-                    "adding {delta} to `{key}` overflows a 64-bit integer"
-                )),
-                Some(Some(sum)) => {
-                    let text = sum.to_string();
-                    if text.len() as u64 > *max_value {
-                        KvWritten::QuotaExceeded(format!(
-                            "the sum is {} bytes, over the plugin's value limit of {max_value} (`kv.max_value`)",
-                            text.len()
-                        ))
-                    } else {
-                        match store(plugin, key, old.as_deref(), text.as_bytes(), *max_total)? {
-                            Some(refusal) => KvWritten::QuotaExceeded(refusal),
-                            None => KvWritten::Incremented(sum),
-                        }
+            match kv_incremented(key, old.as_deref(), *delta, *max_value) {
+                Err(refusal) => refusal,
+                Ok((sum, text)) => {
+                    match store(plugin, key, old.as_deref(), text.as_bytes(), *max_total)? {
+                        Some(refusal) => KvWritten::QuotaExceeded(refusal),
+                        None => KvWritten::Incremented(sum),
                     }
                 }
             }
@@ -700,7 +691,7 @@ fn set_usage(conn: &Connection, plugin: &str, bytes: u64) -> rusqlite::Result<()
 
 /// The columns [`event_from_row`] reads, in order.
 const EVENT_COLUMNS: &str = "seq, id, route, status, attempts, replays, received_at, \
-     next_attempt_at, claimed_until, done_at, dead_at, last_error, order_key";
+     next_attempt_at, claimed_until, done_at, dead_at, last_error, order_key, claimed_by";
 
 fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     let status: String = row.get(3)?;
@@ -724,6 +715,7 @@ fn event_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         dead_at: row.get(10)?,
         last_error: row.get(11)?,
         order_key: row.get(12)?,
+        host: row.get(13)?,
         request: None,
     })
 }
@@ -813,6 +805,7 @@ fn insert_event(conn: &Connection, event: &super::store::NewEvent) -> rusqlite::
 /// reads their requests.
 fn claim(
     conn: &Connection,
+    host: &str,
     route: &str,
     now: Millis,
     lease_until: Millis,
@@ -825,7 +818,8 @@ fn claim(
         .query_row([], |row| row.get(0))?;
     let mut claimed = conn
         .prepare_cached(
-            "UPDATE events SET claimed_until = ?3, next_attempt_at = ?3, claim_token = ?5
+            "UPDATE events SET claimed_until = ?3, next_attempt_at = ?3, claim_token = ?5,
+                               claimed_by = ?6
              WHERE seq IN (
                  SELECT seq FROM events AS e
                  WHERE status = 'pending' AND route = ?1 AND next_attempt_at <= ?2
@@ -837,24 +831,27 @@ fn claim(
                  ORDER BY next_attempt_at, seq LIMIT ?4)
              RETURNING seq, id, route, attempts, received_at",
         )?
-        .query_map(params![route, now, lease_until, limit, token], |row| {
-            Ok(Claimed {
-                seq: row.get(0)?,
-                token: ClaimToken(token),
-                id: row.get(1)?,
-                route: row.get(2)?,
-                attempt: row.get::<_, u32>(3)?.saturating_add(1),
-                received_at: row.get(4)?,
-                request: StoredRequest {
-                    method: String::new(),
-                    path: String::new(),
-                    query: String::new(),
-                    headers: Vec::new(),
-                    body: Vec::new(),
-                    verified_by: None,
-                },
-            })
-        })?
+        .query_map(
+            params![route, now, lease_until, limit, token, host],
+            |row| {
+                Ok(Claimed {
+                    seq: row.get(0)?,
+                    token: ClaimToken(token),
+                    id: row.get(1)?,
+                    route: row.get(2)?,
+                    attempt: row.get::<_, u32>(3)?.saturating_add(1),
+                    received_at: row.get(4)?,
+                    request: StoredRequest {
+                        method: String::new(),
+                        path: String::new(),
+                        query: String::new(),
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                        verified_by: None,
+                    },
+                })
+            },
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     claimed.sort_by_key(|event| event.seq);
     let mut request = conn.prepare_cached(
@@ -890,13 +887,14 @@ fn record(
 /// applied.
 fn outcome(
     conn: &Connection,
+    host: &str,
     sql: &str,
     params: impl rusqlite::Params,
     (seq, at, outcome, error): (i64, Millis, &str, Option<&str>),
 ) -> rusqlite::Result<Written> {
     let written = record(conn, sql, params)?;
     if matches!(written, Written::Applied(true)) {
-        log_attempt(conn, seq, at, outcome, error)?;
+        log_attempt(conn, host, seq, at, outcome, error)?;
     }
     Ok(written)
 }
@@ -920,7 +918,7 @@ fn purge_done(conn: &Connection, done_before: Millis, limit: u32) -> rusqlite::R
     Ok(seqs.len())
 }
 
-fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
+fn apply_one(conn: &Connection, host: &str, write: &Write) -> rusqlite::Result<Written> {
     match write {
         Write::Append {
             event,
@@ -961,9 +959,10 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             now,
             lease_until,
             limit,
-        } => claim(conn, route, *now, *lease_until, *limit).map(Written::Claimed),
+        } => claim(conn, host, route, *now, *lease_until, *limit).map(Written::Claimed),
         Write::Complete { seq, token, at } => outcome(
             conn,
+            host,
             "UPDATE events SET status = 'done', done_at = ?3, attempts = attempts + 1,
                                next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL
              WHERE seq = ?1 AND status = 'pending' AND claim_token = ?2",
@@ -977,6 +976,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             error,
         } => outcome(
             conn,
+            host,
             "UPDATE events SET next_attempt_at = ?3, last_error = ?4, attempts = attempts + 1,
                                claimed_until = NULL, claim_token = NULL
              WHERE seq = ?1 AND status = 'pending' AND claim_token = ?2",
@@ -990,6 +990,7 @@ fn apply_one(conn: &Connection, write: &Write) -> rusqlite::Result<Written> {
             error,
         } => outcome(
             conn,
+            host,
             "UPDATE events SET status = 'dead', dead_at = ?3, last_error = ?4,
                                attempts = attempts + 1,
                                next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL
@@ -1159,7 +1160,7 @@ mod tests {
 
     fn open() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), "test-host").unwrap();
         (dir, store)
     }
 
@@ -1749,16 +1750,16 @@ mod tests {
     #[test]
     fn reopening_ends_leases_and_keeps_events() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), "test-host").unwrap();
         let now = now_millis();
         append(&store, event("e1", "/hooks/a", now), 0);
         claim(&store, "/hooks/a", now, 3_600_000);
         assert!(
-            SqliteStore::open(dir.path()).is_err(),
+            SqliteStore::open(dir.path(), "test-host").is_err(),
             "a second host on the same folder is refused"
         );
         drop(store);
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), "test-host").unwrap();
         let event = get(&store, "e1");
         assert_eq!(event.claimed_until, None);
         assert!(event.next_attempt_at.unwrap() <= now_millis());
@@ -2081,7 +2082,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), "test-host").unwrap();
         assert_eq!(get(&store, "old").status, Status::Done);
         assert_eq!(kv(&store, incr("a", "n", 1)), KvWritten::Incremented(1));
     }
@@ -2109,7 +2110,7 @@ mod tests {
             )
             .unwrap();
         }
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path(), "test-host").unwrap();
         assert_eq!(get(&store, "done").status, Status::Done);
         let running = get(&store, "running");
         assert_eq!(running.attempts, 1, "the interrupted attempt is given back");
@@ -2147,7 +2148,7 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         drop(conn);
-        let err = SqliteStore::open(dir.path()).err().unwrap();
+        let err = SqliteStore::open(dir.path(), "test-host").err().unwrap();
         assert!(format!("{err:#}").contains("newer hookhost"), "{err:#}");
     }
 }

@@ -182,6 +182,9 @@ pub struct Event {
     pub dead_at: Option<Millis>,
     /// Why the most recent failed attempt failed (kept after a later success).
     pub last_error: Option<String>,
+    /// The host id of the newest claim: the host running the attempt, or
+    /// the one that made the last. `None` before the first claim.
+    pub host: Option<String>,
     /// The request itself; only filled in by [`Store::get`].
     pub request: Option<StoredRequest>,
 }
@@ -199,6 +202,9 @@ pub struct Attempt {
     pub outcome: String,
     /// The plugin's or the host's reason, for `retry` and `dead`.
     pub error: Option<String>,
+    /// The id of the host that made it (`None` for attempts recorded before
+    /// hosts had ids).
+    pub host: Option<String>,
 }
 
 /// The stored request of an event.
@@ -369,6 +375,63 @@ pub enum KvWritten {
     NotANumber(String),
 }
 
+/// The namespace total after setting `key` from `old` (its current value)
+/// to `value`, in a namespace of `usage` bytes; or, if that grows the total
+/// past `max_total`, the refusal for the plugin. A write that does not grow
+/// the total is always allowed, so a namespace over a lowered limit can
+/// shrink. Both backends decide quotas here, inside their transactions.
+pub(crate) fn kv_total_after(
+    key: &str,
+    old: Option<&[u8]>,
+    value: &[u8],
+    usage: u64,
+    max_total: u64,
+) -> Result<u64, String> {
+    let old_size = old.map_or(0, |old| (key.len() + old.len()) as u64);
+    let new_size = (key.len() + value.len()) as u64;
+    let total = usage.saturating_sub(old_size) + new_size;
+    if new_size > old_size && total > max_total {
+        return Err(format!(
+            "storing `{key}` would take the plugin's key-value total to {total} bytes, over its limit of {max_total} (`kv.max_total` in its manifest); delete keys or raise the limit"
+        ));
+    }
+    Ok(total)
+}
+
+/// What incrementing `key` (currently `old`; missing counts as 0) by
+/// `delta` stores: the sum and its decimal text, or the refusal.
+pub(crate) fn kv_incremented(
+    key: &str,
+    old: Option<&[u8]>,
+    delta: i64,
+    max_value: u64,
+) -> Result<(i64, String), KvWritten> {
+    let number = match old {
+        None => Some(0),
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse::<i64>().ok()),
+    };
+    let Some(number) = number else {
+        return Err(KvWritten::NotANumber(format!(
+            "the value of `{key}` is not a decimal integer"
+        )));
+    };
+    let Some(sum) = number.checked_add(delta) else {
+        return Err(KvWritten::NotANumber(format!(
+            "adding {delta} to `{key}` overflows a 64-bit integer"
+        )));
+    };
+    let text = sum.to_string();
+    if text.len() as u64 > max_value {
+        return Err(KvWritten::QuotaExceeded(format!(
+            "the sum is {} bytes, over the plugin's value limit of {max_value} (`kv.max_value`)",
+            text.len()
+        )));
+    }
+    Ok((sum, text))
+}
+
 /// What an [`Write::Append`] came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -480,6 +543,13 @@ pub(crate) trait Store: Send + Sync {
     /// The keys of `plugin`'s namespace that start with `prefix`, in byte
     /// order.
     fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Whether other hosts share this store: then events change under this
+    /// host (appended, settled elsewhere), so counts kept in memory must be
+    /// re-read, and leases must be short enough for others to take over.
+    fn is_shared(&self) -> bool {
+        false
+    }
 }
 
 /// The pending part of the inbox, for metrics.

@@ -20,6 +20,7 @@
 //!   [`KeyServer`], HTTPS for the keys and confirmations the host fetches.
 //! - [`otlp`]: [`OtlpReceiver`], a collector decoding exported traces
 //!   (HTTP/protobuf and gRPC), and [`attribute`].
+//! - [`pg`]: [`TestDb`], a PostgreSQL database of the test's own.
 //! - [`wait`]: [`eventually`], for what happens in the background.
 
 mod binary;
@@ -29,6 +30,7 @@ mod folder;
 mod host;
 mod otlp;
 mod outbound;
+mod pg;
 mod signing;
 mod wait;
 
@@ -39,5 +41,6 @@ pub use folder::{Plugin, deploy, folders, install, plugin, plugin_with, with_non
 pub use host::{TestHost, error_body};
 pub use otlp::{OtlpReceiver, attribute};
 pub use outbound::{KeyServer, LocalServer};
+pub use pg::TestDb;
 pub use signing::{unix_now, with_headers};
 pub use wait::eventually;

@@ -136,7 +136,7 @@ pub fn measure(
 }
 
 /// Waits until the host's queue depth is 0.
-fn wait_empty(admin: SocketAddr, patience: Duration) -> anyhow::Result<()> {
+pub(super) fn wait_empty(admin: SocketAddr, patience: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         let (pending, _) = queue_gauges(admin)?;
@@ -151,7 +151,7 @@ fn wait_empty(admin: SocketAddr, patience: Duration) -> anyhow::Result<()> {
 }
 
 /// `hookhost_queue_depth` and the dead letters so far, from `/metrics`.
-fn queue_gauges(admin: SocketAddr) -> anyhow::Result<(u64, u64)> {
+pub(super) fn queue_gauges(admin: SocketAddr) -> anyhow::Result<(u64, u64)> {
     let (status, body) = http::get(admin, "/metrics")?;
     if status != 200 {
         bail!("GET /metrics on the admin API answered {status}");

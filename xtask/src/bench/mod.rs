@@ -28,7 +28,9 @@
 //!    and waits until every accepted event is done: accept/s, deliver/s,
 //!    end-to-end/s, p99 ack, bytes written per event, and end-to-end
 //!    against (a) of the same run.
-//! 7. Print one table, medians with (min–max), and the ratios.
+//! 7. (g), when asked for, runs (f)'s burst on one host with SQLite, one
+//!    host with PostgreSQL (`--postgres`) and three hosts sharing it.
+//! 8. Print one table, medians with (min–max), and the ratios.
 //!
 //! Nothing here asserts a timing: `--smoke` only checks that every step
 //! still works (CI runs it so the command never rots).
@@ -45,11 +47,12 @@
 //! - [`wrk`]: the load generator, its Lua script and what it reports.
 //! - [`process`]: running other programs, pinned to a CPU or for their output.
 //! - The measured stages: [`sync`] (the baseline, (a) and (b)), [`queue`]
-//!   (c), [`reload`] (d), [`languages`] (e) and [`drain`] (f).
+//!   (c), [`reload`] (d), [`languages`] (e), [`drain`] (f) and [`fleet`] (g).
 //! - [`report`]: the table, its statistics and the machine line.
 
 mod binaries;
 mod drain;
+mod fleet;
 mod folders;
 mod http;
 mod languages;
@@ -108,7 +111,9 @@ pub struct Args {
 
     /// Which scenarios to run, comma-separated: a (echo), b (github,
     /// verified), c (queue mode), d (hot reload), e (per-language calls),
-    /// f (queue drain: burst, then until every event is done).
+    /// f (queue drain: burst, then until every event is done), g (f on
+    /// SQLite, on PostgreSQL, and on three hosts sharing PostgreSQL; not in
+    /// the default list: it needs `--postgres`'s server).
     #[arg(
         long,
         default_value = "a,b,c,d,e,f",
@@ -132,6 +137,15 @@ pub struct Args {
     /// the cost of tracing, in the same run.
     #[arg(long)]
     otlp: bool,
+
+    /// The PostgreSQL server (g) creates its database on: a role that may
+    /// create databases, reachable with `psql`.
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/test",
+        value_name = "URL"
+    )]
+    postgres: String,
 }
 
 /// The flags with their defaults applied: what every stage reads.
@@ -151,8 +165,8 @@ struct Plan {
 impl Plan {
     fn new(args: &Args) -> anyhow::Result<Self> {
         for s in &args.scenarios {
-            if !"abcdef".contains(*s) {
-                bail!("--scenarios: unknown scenario `{s}` (known: a,b,c,d,e,f)");
+            if !"abcdefg".contains(*s) {
+                bail!("--scenarios: unknown scenario `{s}` (known: a,b,c,d,e,f,g)");
             }
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -315,10 +329,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Vec::new()
     };
 
+    // --- (g) the fleet: SQLite, PostgreSQL, three hosts ---------------------
+    let fleet = if plan.has('g') {
+        fleet::measure(
+            &plan,
+            &work,
+            &bins,
+            &compile_cache,
+            &payload,
+            &args.postgres,
+        )?
+    } else {
+        Vec::new()
+    };
+
     // --- the table -----------------------------------------------------------
     report::tables(&mut out, &plan, &targets, reload.as_deref(), &calls)?;
     if !drains.is_empty() {
         report::drain_table(&mut out, &targets, &drains)?;
+    }
+    if !fleet.is_empty() {
+        report::fleet_table(&mut out, &fleet)?;
     }
     print!("{out}");
     std::fs::write(work.join("table.md"), &out)?;

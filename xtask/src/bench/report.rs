@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Plan;
 use super::drain::Drain;
+use super::fleet::FleetRun;
 use super::languages::{Calls, PACED_GAP};
 use super::process::command_output;
 use super::wrk::{self, Sample, Target};
@@ -266,6 +267,47 @@ fn machine() -> String {
 }
 
 /// The middle value (the upper one of an even count).
+/// (g): one row per set-up (medians of its runs), and each set-up's
+/// end-to-end rate against the SQLite host's.
+pub fn fleet_table(out: &mut String, runs: &[FleetRun]) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| (g) fleet, (f)'s route | hosts | accepted | accept/s | deliver/s (during burst) | end-to-end/s | vs SQLite |\n|---|---|---|---|---|---|---|"
+    )?;
+    let mut setups: Vec<&'static str> = Vec::new();
+    for run in runs {
+        if !setups.contains(&run.setup) {
+            setups.push(run.setup);
+        }
+    }
+    let of = |setup: &str, rate: fn(&FleetRun) -> f64| {
+        median(runs.iter().filter(|r| r.setup == setup).map(rate).collect())
+    };
+    let sqlite = of("SQLite, 1 host", FleetRun::end_to_end_rate);
+    for setup in setups {
+        let mine: Vec<&FleetRun> = runs.iter().filter(|r| r.setup == setup).collect();
+        let errors: u64 = mine.iter().map(|r| r.errors).sum();
+        let e2e = of(setup, FleetRun::end_to_end_rate);
+        writeln!(
+            out,
+            "| {setup}{} | {} | {} | {} | {} | {} | {:.2} |",
+            if errors > 0 {
+                format!(" — **{errors} errors/non-2xx**")
+            } else {
+                String::new()
+            },
+            mine[0].hosts,
+            mine.iter().map(|r| r.accepted).sum::<u64>() / mine.len() as u64,
+            thousands(of(setup, FleetRun::accept_rate)),
+            thousands(of(setup, FleetRun::deliver_rate)),
+            thousands(e2e),
+            e2e / sqlite,
+        )?;
+    }
+    Ok(())
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
