@@ -56,7 +56,8 @@ const PURGE_LOCK: i64 = MIGRATION_LOCK + 1;
 /// Schema migrations, in order; `hookhost_schema` records how many ran.
 /// Later versions are appended, never edited.
 pub(crate) const MIGRATIONS: &[&str] = &[
-    // 1: events, their requests and attempts, dedupe, key-value, tokens.
+    // 1: events, their requests and attempts, dedupe, key-value, tokens,
+    // deployed plugins.
     "
 CREATE TABLE events (
     seq             bigserial PRIMARY KEY,   -- arrival order; the store's own key
@@ -124,6 +125,26 @@ CREATE TABLE kv_usage (
     bytes  bigint NOT NULL                   -- sum of key and value bytes in kv
 );
 CREATE SEQUENCE claim_tokens;
+-- Plugins deployed through the admin API (crate::deploy): every version's
+-- files, which one is live per name, and a counter every change grows.
+CREATE TABLE plugin_versions (
+    name        text   NOT NULL,
+    version     bigint NOT NULL,             -- 1, 2, … per name
+    sha256      text   NOT NULL,             -- crate::deploy::fingerprint
+    size        bigint NOT NULL,
+    wasm        bytea  NOT NULL,
+    manifest    text,
+    deployed_at bigint NOT NULL,
+    deployed_by text   NOT NULL,             -- host id
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE plugin_live (
+    name    text   PRIMARY KEY,
+    version bigint NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES plugin_versions (name, version)
+);
+CREATE TABLE deploy_generation (value bigint NOT NULL);
+INSERT INTO deploy_generation (value) VALUES (0);
 ",
 ];
 
@@ -196,8 +217,25 @@ impl PostgresStore {
         let tx = client.transaction().await?;
         lock_namespaces(&tx, writes).await?;
         let mut results = Vec::with_capacity(writes.len());
-        for write in writes {
-            results.push(apply_one(&tx, &self.host, write).await?);
+        let mut rest = writes;
+        while let Some(first) = rest.first() {
+            // A run of one-statement writes is sent as a pipeline (the
+            // server runs them in order, one round trip for the run); any
+            // other write runs alone, after the run before it.
+            let run = if is_one_statement(first) {
+                rest.iter().take_while(|w| is_one_statement(w)).count()
+            } else {
+                1
+            };
+            let (now, later) = rest.split_at(run);
+            let done = futures_util::future::join_all(
+                now.iter().map(|write| apply_one(&tx, &self.host, write)),
+            )
+            .await;
+            for written in done {
+                results.push(written?);
+            }
+            rest = later;
         }
         tx.commit().await?;
         Ok(results)
@@ -504,6 +542,25 @@ impl Store for PostgresStore {
     }
 }
 
+/// Whether `write` is one statement whose effect does not depend on the
+/// answer to an earlier statement of its batch: then it can be pipelined
+/// with its neighbours. (An append's rare duplicate path reads afterwards,
+/// but only its own id's rows, which the pipeline's earlier statements have
+/// already written.) Key-value writes read before they write, and bulk
+/// changes may touch what the others do: those run alone.
+fn is_one_statement(write: &Write) -> bool {
+    matches!(
+        write,
+        Write::Append { .. }
+            | Write::Remember { .. }
+            | Write::Claim { .. }
+            | Write::Complete { .. }
+            | Write::Retry { .. }
+            | Write::Dead { .. }
+            | Write::Release { .. }
+    )
+}
+
 /// Locks the `kv_usage` row of every namespace the batch writes, in name
 /// order, before any write: each namespace's writes are then serialised
 /// across hosts, and two batches never wait on each other in a cycle.
@@ -627,16 +684,25 @@ async fn redelivered(
     }
 }
 
-/// Inserts a new pending event and its request in one statement; its seq.
+/// Appends `event` in one statement: its dedupe record (a sender-given id
+/// not seen on its route since `dedupe_since`), its row and its request.
+/// `None` when the id was seen: a duplicate or a revival, for
+/// [`redelivered`] to tell.
 async fn insert_event(
     tx: &Transaction<'_>,
     event: &NewEvent,
-) -> Result<i64, tokio_postgres::Error> {
+    dedupe_since: Millis,
+) -> Result<Option<i64>, tokio_postgres::Error> {
     let statement = tx
         .prepare_cached(
-            "WITH e AS (
+            "WITH fresh AS (
+                 INSERT INTO seen (route, id, at) SELECT $2, $1, $3 WHERE $11
+                 ON CONFLICT (route, id) DO UPDATE SET at = excluded.at WHERE seen.at < $12
+                 RETURNING 1),
+             e AS (
                  INSERT INTO events (id, route, status, received_at, next_attempt_at, order_key)
-                 VALUES ($1, $2, 'pending', $3, $3, $4) RETURNING seq)
+                 SELECT $1, $2, 'pending', $3, $3, $4 WHERE NOT $11 OR EXISTS (SELECT 1 FROM fresh)
+                 RETURNING seq)
              INSERT INTO requests (seq, method, path, query, headers, body, verified_by)
                  SELECT seq, $5, $6, $7, $8, $9, $10 FROM e
              RETURNING seq",
@@ -645,7 +711,7 @@ async fn insert_event(
     let request = &event.request;
     let headers = serde_json::to_string(&request.headers).expect("pairs of strings serialise");
     let row = tx
-        .query_one(
+        .query_opt(
             &statement,
             &[
                 &event.id,
@@ -658,10 +724,12 @@ async fn insert_event(
                 &headers,
                 &request.body,
                 &request.verified_by,
+                &event.dedupe,
+                &dedupe_since,
             ],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.map(|row| row.get(0)))
 }
 
 /// Claims up to `limit` due events of `route` under one fresh token, with
@@ -718,31 +786,50 @@ async fn claim(
     Ok(claimed)
 }
 
-/// Runs an outcome's fenced `UPDATE`; if it applied and `log` is given,
-/// records the attempt it spent (with this host's id).
+/// An outcome's fenced `UPDATE … SET {set}` and, if it applied and `log`
+/// is given (when, `ok`/`retry`/`dead`, the error), the attempt it spent
+/// (with this host's id), in one statement. `params` are `$1` seq, `$2`
+/// token and what `set` names from `$3` on.
 async fn outcome(
     tx: &Transaction<'_>,
     host: &str,
-    sql: &str,
+    set: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    log: Option<(i64, Millis, &str, Option<&str>)>,
+    log: Option<(Millis, &str, Option<&str>)>,
 ) -> Result<Written, tokio_postgres::Error> {
-    let statement = tx.prepare_cached(sql).await?;
-    let changed = tx.execute(&statement, params).await? == 1;
-    if let (true, Some((seq, at, outcome, error))) = (changed, log) {
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO attempts (seq, replay, attempt, at, outcome, error, host)
-                 SELECT seq, replays, attempts, $2, $3, $4, $5 FROM events WHERE seq = $1
-                 ON CONFLICT (seq, replay, attempt) DO UPDATE
-                     SET at = excluded.at, outcome = excluded.outcome,
-                         error = excluded.error, host = excluded.host",
-            )
-            .await?;
-        tx.execute(&statement, &[&seq, &at, &outcome, &error, &host])
-            .await?;
-    }
-    Ok(Written::Applied(changed))
+    let update = format!(
+        "UPDATE events SET {set} WHERE seq = $1 AND status = 'pending' AND claim_token = $2"
+    );
+    let Some((at, outcome, error)) = log else {
+        let statement = tx.prepare_cached(&update).await?;
+        return Ok(Written::Applied(tx.execute(&statement, params).await? == 1));
+    };
+    let n = params.len();
+    let statement = tx
+        .prepare_cached(&format!(
+            "WITH spent AS ({update} RETURNING seq, replays, attempts)
+             INSERT INTO attempts (seq, replay, attempt, at, outcome, error, host)
+                 SELECT seq, replays, attempts, ${}, ${}, ${}, ${} FROM spent
+             ON CONFLICT (seq, replay, attempt) DO UPDATE
+                 SET at = excluded.at, outcome = excluded.outcome,
+                     error = excluded.error, host = excluded.host
+             RETURNING 1",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ))
+        .await?;
+    let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+    all.extend([
+        &at as &(dyn tokio_postgres::types::ToSql + Sync),
+        &outcome,
+        &error,
+        &host,
+    ]);
+    Ok(Written::Applied(
+        tx.query_opt(&statement, &all).await?.is_some(),
+    ))
 }
 
 async fn apply_one(
@@ -754,28 +841,10 @@ async fn apply_one(
         Write::Append {
             event,
             dedupe_since,
-        } => {
-            if event.dedupe {
-                let statement = tx
-                    .prepare_cached(
-                        "INSERT INTO seen (route, id, at) VALUES ($1, $2, $3)
-                         ON CONFLICT (route, id) DO UPDATE SET at = excluded.at
-                         WHERE seen.at < $4",
-                    )
-                    .await?;
-                let changed = tx
-                    .execute(
-                        &statement,
-                        &[&event.route, &event.id, &event.received_at, dedupe_since],
-                    )
-                    .await?;
-                if changed == 0 {
-                    return redelivered(tx, event).await;
-                }
-            }
-            let seq = insert_event(tx, event).await?;
-            Ok(Written::Appended(Appended::Accepted { seq }))
-        }
+        } => match insert_event(tx, event, *dedupe_since).await? {
+            Some(seq) => Ok(Written::Appended(Appended::Accepted { seq })),
+            None => redelivered(tx, event).await,
+        },
         Write::Remember { route, id, at } => {
             let statement = tx
                 .prepare_cached(
@@ -798,11 +867,10 @@ async fn apply_one(
             outcome(
                 tx,
                 host,
-                "UPDATE events SET status = 'done', done_at = $3, attempts = attempts + 1,
-                                   next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL
-                 WHERE seq = $1 AND status = 'pending' AND claim_token = $2",
+                "status = 'done', done_at = $3, attempts = attempts + 1,
+                 next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL",
                 &[seq, &token.0, at],
-                Some((*seq, *at, "ok", None)),
+                Some((*at, "ok", None)),
             )
             .await
         }
@@ -815,11 +883,10 @@ async fn apply_one(
             outcome(
                 tx,
                 host,
-                "UPDATE events SET next_attempt_at = $3, last_error = $4, attempts = attempts + 1,
-                                   claimed_until = NULL, claim_token = NULL
-                 WHERE seq = $1 AND status = 'pending' AND claim_token = $2",
+                "next_attempt_at = $3, last_error = $4, attempts = attempts + 1,
+                 claimed_until = NULL, claim_token = NULL",
                 &[seq, &token.0, at, error],
-                Some((*seq, now_millis(), "retry", Some(error.as_str()))),
+                Some((now_millis(), "retry", Some(error.as_str()))),
             )
             .await
         }
@@ -832,12 +899,10 @@ async fn apply_one(
             outcome(
                 tx,
                 host,
-                "UPDATE events SET status = 'dead', dead_at = $3, last_error = $4,
-                                   attempts = attempts + 1,
-                                   next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL
-                 WHERE seq = $1 AND status = 'pending' AND claim_token = $2",
+                "status = 'dead', dead_at = $3, last_error = $4, attempts = attempts + 1,
+                 next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL",
                 &[seq, &token.0, at, error],
-                Some((*seq, *at, "dead", Some(error.as_str()))),
+                Some((*at, "dead", Some(error.as_str()))),
             )
             .await
         }
@@ -845,8 +910,7 @@ async fn apply_one(
             outcome(
                 tx,
                 host,
-                "UPDATE events SET next_attempt_at = $3, claimed_until = NULL, claim_token = NULL
-                 WHERE seq = $1 AND status = 'pending' AND claim_token = $2",
+                "next_attempt_at = $3, claimed_until = NULL, claim_token = NULL",
                 &[seq, &token.0, at],
                 None,
             )
