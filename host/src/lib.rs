@@ -9,7 +9,9 @@
 //!
 //! - Orchestration: [`server`] (HTTP in, the request stages, status codes),
 //!   [`queue`] (the queue workers: claim, call, retry, dead letter, purge),
-//!   [`watch`] (hot reload), [`alert`] (the `[[alert]]` rules: evaluate,
+//!   [`watch`] (hot reload), [`deploy`] (plugins deployed through the
+//!   admin API: versions in a store, mirrored into a folder the registry
+//!   serves), [`alert`] (the `[[alert]]` rules: evaluate,
 //!   sign, post), [`admin`] (the admin API: routes, auth, views),
 //!   and the command line: [`settings`] (`serve` settings from flags,
 //!   `HOOKHOST_*` and `hookhost.toml`), [`check`], [`console`]
@@ -43,6 +45,7 @@ pub mod check;
 pub mod config;
 pub mod console;
 pub mod delivery;
+pub mod deploy;
 pub mod fetch;
 pub mod files;
 #[doc(hidden)]
@@ -133,8 +136,20 @@ pub async fn run(
     // Watch before the first load, so that nothing written during it is missed.
     let watcher = watch::Watcher::new(&config.plugins_dir, config.watch)?;
     let registry = Arc::new(Registry::with_secret_rules(config.secret_rules()?));
-    let report = registry.load_dir(&runtime, &config.plugins_dir).await?;
-    if report.loaded.is_empty() {
+    registry.load_dir(&runtime, &config.plugins_dir).await?;
+
+    // Deployed plugins load after the folder's: at start a name in both
+    // serves from the folder, and the deployed one reports the clash.
+    let deploy = Arc::new(deploy::Deploy::open(
+        &config.data_dir,
+        registry.clone(),
+        runtime.clone(),
+    )?);
+    if let Err(err) = deploy.sync().await {
+        tracing::error!(error = %format!("{err:#}"), "deployed plugins not loaded; retrying every --deploy-poll");
+    }
+    let syncer = deploy.spawn(config.deploy_poll);
+    if registry.plugins().is_empty() {
         tracing::warn!(
             folder = %config.plugins_dir.display(),
             "no plugin loaded: every route answers 404 (put NAME.wasm files in the folder)"
@@ -212,6 +227,8 @@ pub async fn run(
             runtime: runtime.clone(),
             plugins_dir: config.plugins_dir.clone(),
             metrics: metrics.clone(),
+            deploy: deploy.clone(),
+            max_deploy_body: config.max_deploy_body,
         };
         let admin = Arc::new(admin::Admin::new(parts, config.admin_token.clone()));
         let options = server::ServeOptions {
@@ -249,6 +266,7 @@ pub async fn run(
     );
     alerts.stop().await;
     reloader.stop().await;
+    syncer.stop().await;
     inbox.close().await;
     Ok(())
 }
