@@ -253,14 +253,24 @@ impl Admin {
     }
 
     /// Rescans the folder the way SIGHUP does: every manifest re-validated
-    /// (secrets re-read), unchanged components not recompiled.
+    /// (secrets re-read), unchanged components not recompiled; deployed
+    /// plugins' manifests too.
     async fn reload(&self) -> Result<Value, Refusal> {
         tracing::info!(folder = %self.plugins_dir.display(), "reload requested by an operator");
-        let report = self
+        let mut report = self
             .registry
             .reload(&self.runtime, &self.plugins_dir, Changes::Refresh)
             .await
             .map_err(|err| Refusal::Reload(format!("{err:#}")))?;
+        // Deployed plugins' manifests may reference secrets too.
+        let deployed = self
+            .deploy
+            .refresh()
+            .await
+            .map_err(|err| Refusal::Reload(format!("{err:#}")))?;
+        report.loaded.extend(deployed.loaded);
+        report.removed.extend(deployed.removed);
+        report.failed.extend(deployed.failed);
         Ok(json!({
             "loaded": report.loaded,
             "removed": report.removed,

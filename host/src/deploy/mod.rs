@@ -47,7 +47,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::inbox::Millis;
-use crate::registry::{Changes, LoadError, Origin, Registry, check_name, plugin_file};
+use crate::registry::{Changes, LoadError, LoadReport, Origin, Registry, check_name, plugin_file};
 use crate::runtime::Runtime;
 
 pub use sqlite::SqliteDeployments;
@@ -417,6 +417,16 @@ impl Deploy {
         if let Err(err) = self.sync().await {
             tracing::error!(error = %format!("{err:#}"), "deployed plugins not synced; retrying at the next poll");
         }
+    }
+
+    /// Re-validates every deployed plugin's manifest (secrets re-read), as
+    /// `POST /plugins/reload` does for the plugin folder; unchanged
+    /// components are not recompiled.
+    pub async fn refresh(&self) -> anyhow::Result<LoadReport> {
+        let _turn = self.turn.lock().await;
+        self.registry
+            .reload_from(&self.runtime, Origin::Deployed, &self.dir, Changes::Refresh)
+            .await
     }
 
     /// Brings the deployed folder, and through it the registry, in line
