@@ -201,10 +201,11 @@ async fn deploy_redeploy_refuse_broken_list_roll_back_and_undeploy() {
 #[tokio::test]
 async fn bad_requests_are_refused_before_anything_is_stored() {
     let host = TestHost::start_with_admin(&[plugin("echo", ECHO)], |config| {
-        config.max_deploy_body = 4096;
+        // Above echo in base64, below the body sent next.
+        config.max_deploy_body = 512 * 1024;
     })
     .await;
-    let big = body(&vec![0u8; 8192], None);
+    let big = body(&vec![0u8; 1024 * 1024], None);
     let (status, answer) = put(&host, "big", &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
 
