@@ -1,5 +1,6 @@
-//! The operator's console: `hookhost plugins` and `hookhost events
-//! list|show|replay` (`replay --dead` in bulk), a thin client of the admin
+//! The operator's console: `hookhost plugins`, `hookhost events
+//! list|show|replay` (`replay --dead` in bulk) and `hookhost deploy`
+//! (`--versions`, `--rollback`, `--undeploy`), a thin client of the admin
 //! API.
 //!
 //! Owns talking to the admin API from the command line (address, token,
@@ -44,6 +45,16 @@ impl Target {
     /// `method path` against the admin API; the JSON answer of a 2xx, else
     /// an error carrying the API's own message.
     async fn call(&self, method: Method, path: &str) -> anyhow::Result<Value> {
+        self.send(method, path, None).await
+    }
+
+    /// [`Target::call`] with a JSON body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
         if self.admin.scheme_str() != Some("http") {
             anyhow::bail!(
                 "--admin {}: only http:// is served by the admin API",
@@ -57,8 +68,15 @@ impl Target {
         if let Some(token) = &self.token {
             builder = builder.header(header::AUTHORIZATION, token.bearer());
         }
+        let body = match body {
+            Some(body) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(body.to_string())
+            }
+            None => Bytes::new(),
+        };
         let request = builder
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(body))
             .context("cannot build the request")?;
         let client = Client::builder(TokioExecutor::new()).build_http();
         let response = client
@@ -225,6 +243,113 @@ impl Target {
             Some(route) => format!("replayed {replayed} dead {noun} on {route}, due now\n"),
             None => format!("replayed {replayed} dead {noun}, due now\n"),
         })
+    }
+}
+
+impl Target {
+    /// `PUT /plugins/{name}`: one line saying which version is live and
+    /// whether it is new, or the API's JSON.
+    pub async fn deploy(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        manifest: Option<&str>,
+        json: bool,
+    ) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        let body = serde_json::json!({
+            "component_base64": base64::engine::general_purpose::STANDARD.encode(wasm),
+            "manifest": manifest,
+        });
+        let answer = self
+            .send(
+                Method::PUT,
+                &format!("/plugins/{}", encode(name)),
+                Some(&body),
+            )
+            .await?;
+        if json {
+            return Ok(pretty(&answer));
+        }
+        let version = text(&answer["version"]);
+        let sha = text(&answer["sha256"]);
+        let short = sha.get(..12).unwrap_or(&sha);
+        let mut out = match answer["new"] == true {
+            true => format!("deployed {name} version {version} (new, sha256 {short}), now live
+"),
+            false => format!(
+                "{name} version {version} is already live with these bytes (sha256 {short}): nothing new deployed
+"
+            ),
+        };
+        if answer["serving"] == false {
+            let _ = writeln!(
+                out,
+                "warning: the host does not serve it yet; `hookhost plugins` shows why"
+            );
+        }
+        Ok(out)
+    }
+
+    /// `GET /plugins/{name}/versions`, as a table or JSON.
+    pub async fn versions(&self, name: &str, json: bool) -> anyhow::Result<String> {
+        let answer = self
+            .call(Method::GET, &format!("/plugins/{}/versions", encode(name)))
+            .await?;
+        if json {
+            return Ok(pretty(&answer));
+        }
+        let mut rows = vec![row(["VERSION", "LIVE", "SHA256", "SIZE", "DEPLOYED", "BY"])];
+        for version in answer["versions"].as_array().into_iter().flatten() {
+            let sha = text(&version["sha256"]);
+            rows.push(vec![
+                text(&version["version"]),
+                if version["live"] == true {
+                    "live".into()
+                } else {
+                    String::new()
+                },
+                sha.get(..12).unwrap_or(&sha).to_owned(),
+                text(&version["size"]),
+                text(&version["deployed_at"]),
+                text(&version["deployed_by"]),
+            ]);
+        }
+        Ok(table(&rows))
+    }
+
+    /// `POST /plugins/{name}/rollback[?to=V]`: one line, or JSON.
+    pub async fn rollback(
+        &self,
+        name: &str,
+        to: Option<i64>,
+        json: bool,
+    ) -> anyhow::Result<String> {
+        let mut path = format!("/plugins/{}/rollback", encode(name));
+        if let Some(to) = to {
+            let _ = write!(path, "?to={to}");
+        }
+        let answer = self.call(Method::POST, &path).await?;
+        if json {
+            return Ok(pretty(&answer));
+        }
+        Ok(format!(
+            "rolled back {name}: version {} is live\n",
+            text(&answer["version"])
+        ))
+    }
+
+    /// `DELETE /plugins/{name}`: one line, or JSON.
+    pub async fn undeploy(&self, name: &str, json: bool) -> anyhow::Result<String> {
+        let answer = self
+            .call(Method::DELETE, &format!("/plugins/{}", encode(name)))
+            .await?;
+        if json {
+            return Ok(pretty(&answer));
+        }
+        Ok(format!(
+            "undeployed {name}: its route answers 404; its versions are kept\n"
+        ))
     }
 }
 

@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("configuration", &["config"]),
     ("plugin set", &["registry"]),
     ("one delivery", &["delivery"]),
-    ("orchestration", &["server", "queue", "watch", "alert"]),
+    (
+        "orchestration",
+        &["server", "queue", "watch", "alert", "deploy"],
+    ),
     ("admin API", &["admin"]),
     (
         "command line",

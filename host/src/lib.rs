@@ -9,7 +9,9 @@
 //!
 //! - Orchestration: [`server`] (HTTP in, the request stages, status codes),
 //!   [`queue`] (the queue workers: claim, call, retry, dead letter, purge),
-//!   [`watch`] (hot reload), [`alert`] (the `[[alert]]` rules: evaluate,
+//!   [`watch`] (hot reload), [`deploy`] (plugins deployed through the
+//!   admin API: versions in a store, mirrored into a folder the registry
+//!   serves), [`alert`] (the `[[alert]]` rules: evaluate,
 //!   sign, post), [`admin`] (the admin API: routes, auth, views),
 //!   and the command line: [`settings`] (`serve` settings from flags,
 //!   `HOOKHOST_*` and `hookhost.toml`), [`check`], [`console`]
@@ -43,6 +45,7 @@ pub mod check;
 pub mod config;
 pub mod console;
 pub mod delivery;
+pub mod deploy;
 pub mod fetch;
 pub mod files;
 #[doc(hidden)]
@@ -122,14 +125,18 @@ pub async fn run(
     let keys = server::Keys::new(fetcher);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-    let inbox = Arc::new(match &config.store {
-        pg::StoreSpec::Sqlite => Inbox::open(&config.data_dir, config.inbox.clone())?,
+    // A fleet's database, when the store is one: the inbox and the deployed
+    // plugins share its pool.
+    let (inbox, shared) = match &config.store {
+        pg::StoreSpec::Sqlite => (Inbox::open(&config.data_dir, config.inbox.clone())?, None),
         pg::StoreSpec::Postgres(target) => {
             let pool = target.connect().await?;
             tracing::info!(store = %config.store, host = %config.inbox.host_id, "inbox in PostgreSQL, shared by every host using it");
-            Inbox::connect(pool, config.inbox.clone()).await?
+            let inbox = Inbox::connect(pool.clone(), config.inbox.clone()).await?;
+            (inbox, Some((target.clone(), pool)))
         }
-    });
+    };
+    let inbox = Arc::new(inbox);
     let outbound = telemetry::OutboundCounter::default();
     let runtime = Arc::new(Runtime::new(&RuntimeConfig {
         max_concurrency: config.max_concurrency,
@@ -141,8 +148,30 @@ pub async fn run(
     // Watch before the first load, so that nothing written during it is missed.
     let watcher = watch::Watcher::new(&config.plugins_dir, config.watch)?;
     let registry = Arc::new(Registry::with_secret_rules(config.secret_rules()?));
-    let report = registry.load_dir(&runtime, &config.plugins_dir).await?;
-    if report.loaded.is_empty() {
+    registry.load_dir(&runtime, &config.plugins_dir).await?;
+
+    // Deployed plugins load after the folder's: at start a name in both
+    // serves from the folder, and the deployed one reports the clash.
+    let deploy = match &shared {
+        None => deploy::Deploy::open(&config.data_dir, registry.clone(), runtime.clone())?,
+        Some((_, pool)) => deploy::Deploy::new(
+            Arc::new(deploy::PostgresDeployments::new(pool.clone())?),
+            &config.data_dir.join("deployed"),
+            registry.clone(),
+            runtime.clone(),
+        )?,
+    };
+    let deploy = Arc::new(deploy.with_host_id(config.inbox.host_id.clone()));
+    // Every host hears of a deploy through any of them at once (LISTEN);
+    // the --deploy-poll check catches what a lost connection missed.
+    let listener_task = shared.as_ref().map(|(target, _)| {
+        tokio::spawn(deploy::postgres::listen(target.clone(), deploy.notifier()))
+    });
+    if let Err(err) = deploy.sync().await {
+        tracing::error!(error = %format!("{err:#}"), "deployed plugins not loaded; retrying every --deploy-poll");
+    }
+    let syncer = deploy.spawn(config.deploy_poll);
+    if registry.plugins().is_empty() {
         tracing::warn!(
             folder = %config.plugins_dir.display(),
             "no plugin loaded: every route answers 404 (put NAME.wasm files in the folder)"
@@ -220,6 +249,8 @@ pub async fn run(
             runtime: runtime.clone(),
             plugins_dir: config.plugins_dir.clone(),
             metrics: metrics.clone(),
+            deploy: deploy.clone(),
+            max_deploy_body: config.max_deploy_body,
         };
         let admin = Arc::new(admin::Admin::new(parts, config.admin_token.clone()));
         let options = server::ServeOptions {
@@ -257,6 +288,10 @@ pub async fn run(
     );
     alerts.stop().await;
     reloader.stop().await;
+    syncer.stop().await;
+    if let Some(task) = listener_task {
+        task.abort();
+    }
     inbox.close().await;
     Ok(())
 }

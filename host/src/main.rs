@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                 Command::Send(args) => cli::send::run(args),
                 Command::Plugins(args) => cli::plugins::run(args),
                 Command::Events(command) => cli::events::run(command),
+                Command::Deploy(args) => cli::deploy::run(args),
                 Command::Check(args) => cli::check::run(args),
                 Command::New(args) => cli::new::run(args),
                 Command::Keygen(args) => cli::keygen::run(args),

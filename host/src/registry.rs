@@ -48,6 +48,14 @@
 //!   `file:` inside the secrets folder, none of the host's own secrets.
 //! - Removing `NAME.wasm` unroutes the plugin at once; deliveries already
 //!   running hold their own `Arc` of it and finish on it.
+//! - Two folders feed the registry, each an [`Origin`]: the plugin folder
+//!   (`--plugins`, watched by [`crate::watch`]) and the deployed folder
+//!   (`DATA/deployed`, kept equal to the deployment store's live set by
+//!   [`crate::deploy`]). Per-name state is kept per origin, and each reload
+//!   names the origin it reads. A name present in both is a clash handled
+//!   like a route clash: the version already serving keeps serving, the
+//!   other waits with the error "plugin NAME is both in the plugin folder
+//!   and deployed; remove one", and goes live if the first is removed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -68,10 +76,33 @@ use crate::telemetry::{LoadTotals, PluginStats, PluginTotals};
 /// SHA-256 of a file's contents.
 pub type Digest = [u8; 32];
 
+/// Which folder a plugin's files come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Origin {
+    /// The plugin folder (`--plugins`), written by the operator.
+    #[default]
+    Folder,
+    /// The deployed folder (`DATA/deployed`), written by [`crate::deploy`]
+    /// from the versions deployed through the admin API.
+    Deployed,
+}
+
+impl Origin {
+    /// `folder` or `deployed`, as the admin API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Folder => "folder",
+            Origin::Deployed => "deployed",
+        }
+    }
+}
+
 /// One loaded plugin version.
 pub struct Plugin {
     /// The plugin's name: its file name without `.wasm`.
     pub name: String,
+    /// Which folder it was loaded from.
+    pub origin: Origin,
     /// The validated manifest (defaults when there is no `NAME.toml`).
     pub manifest: Manifest,
     /// The component file it was loaded from.
@@ -246,7 +277,8 @@ pub struct Registry {
     /// Held for a whole reload: reloads take turns.
     turn: tokio::sync::Mutex<()>,
     /// Locked only to copy or update entries, never across an `.await`.
-    entries: std::sync::Mutex<BTreeMap<String, Entry>>,
+    /// Keyed by name, then origin: a name may have files in both folders.
+    entries: std::sync::Mutex<BTreeMap<Key, Entry>>,
     /// What manifest references may read; `None`: `file:` inside the
     /// plugin folder, no `HOOKHOST_*` variable.
     secret_rules: Option<SecretRules>,
@@ -270,7 +302,7 @@ impl Registry {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -284,6 +316,12 @@ impl Registry {
         let mut plugins: Vec<_> = self.published.load().routes.values().cloned().collect();
         plugins.sort_by(|a, b| a.name.cmp(&b.name));
         plugins
+    }
+
+    /// Whether `name` has files in the folder of `origin` that the
+    /// registry knows of (serving, waiting or failed).
+    pub fn has(&self, name: &str, origin: Origin) -> bool {
+        self.entries().contains_key(&(name.to_owned(), origin))
     }
 
     /// For each plugin whose newest files are not serving, why. The plugin
@@ -309,12 +347,26 @@ impl Registry {
     }
 
     /// Brings the plugins named by `changes` in line with the files in `dir`
-    /// and publishes the result. Fails only if the folder cannot be listed
-    /// (for [`Changes::Folder`] and [`Changes::Refresh`]); a plugin that fails
-    /// is reported and the rest go ahead.
+    /// (the plugin folder) and publishes the result. Fails only if the folder
+    /// cannot be listed (for [`Changes::Folder`] and [`Changes::Refresh`]); a
+    /// plugin that fails is reported and the rest go ahead.
     pub async fn reload(
         &self,
         runtime: &Arc<Runtime>,
+        dir: &Path,
+        changes: Changes,
+    ) -> anyhow::Result<LoadReport> {
+        self.reload_from(runtime, Origin::Folder, dir, changes)
+            .await
+    }
+
+    /// [`Registry::reload`] for the plugins of `origin`, whose folder is
+    /// `dir`. Plugins of the other origin are untouched (but a name clash
+    /// with them is decided here).
+    pub async fn reload_from(
+        &self,
+        runtime: &Arc<Runtime>,
+        origin: Origin,
         dir: &Path,
         changes: Changes,
     ) -> anyhow::Result<LoadReport> {
@@ -330,7 +382,12 @@ impl Registry {
                         .context("listing the plugin folder panicked")??
                 };
                 let mut names = listed;
-                names.extend(self.entries().keys().cloned());
+                names.extend(
+                    self.entries()
+                        .keys()
+                        .filter(|(_, o)| *o == origin)
+                        .map(|(name, _)| name.clone()),
+                );
                 names
             }
         };
@@ -341,14 +398,15 @@ impl Registry {
 
         let mut report = LoadReport::default();
         for name in names {
-            let snapshot = self.entries().get(&name).cloned().unwrap_or_default();
-            let step = build(runtime, dir, &rules, &name, &snapshot, force).await;
+            let key = (name.clone(), origin);
+            let snapshot = self.entries().get(&key).cloned().unwrap_or_default();
+            let step = build(runtime, origin, dir, &rules, &name, &snapshot, force).await;
             let mut entries = self.entries();
-            let entry = entries.entry(name.clone()).or_default();
+            let entry = entries.entry(key.clone()).or_default();
             match step {
                 Step::Unchanged => {}
                 Step::Removed => {
-                    if let Some(entry) = entries.remove(&name)
+                    if let Some(entry) = entries.remove(&key)
                         && let Some(live) = entry.live
                     {
                         tracing::info!(plugin = %name, route = %live.manifest.route, "plugin removed: its route now answers 404");
@@ -383,11 +441,11 @@ impl Registry {
                     report.failed.remove(&plugin.name);
                     report.loaded.push(plugin.name.clone());
                 }
-                Placement::Blocked { name, error } => {
+                Placement::Blocked { key, error } => {
                     self.failed.fetch_add(1, Ordering::Relaxed);
-                    let live = entries.get(&name).and_then(|e| e.live.as_ref());
-                    log_failure(&name, &error, live);
-                    report.failed.insert(name, error);
+                    let live = entries.get(&key).and_then(|e| e.live.as_ref());
+                    log_failure(&key.0, &error, live);
+                    report.failed.insert(key.0, error);
                 }
             }
         }
@@ -397,13 +455,78 @@ impl Registry {
             .filter_map(|entry| entry.live.clone())
             .map(|plugin| (plugin.manifest.route.clone(), plugin))
             .collect();
-        let errors = entries
-            .iter()
-            .filter_map(|(name, entry)| Some((name.clone(), entry.error.clone()?)))
-            .collect();
+        // One error per name: the plugin folder's first when both origins
+        // have one (a clash is recorded on the one that is not serving).
+        let mut errors = BTreeMap::new();
+        for ((name, _), entry) in entries.iter() {
+            if let Some(error) = &entry.error {
+                errors.entry(name.clone()).or_insert_with(|| error.clone());
+            }
+        }
         self.published.store(Arc::new(Published { routes, errors }));
         Ok(report)
     }
+
+    /// Builds plugin `name` from `wasm` and `manifest` exactly as a reload
+    /// of `origin` (folder `dir`) would: name checked, manifest validated
+    /// (secrets resolved), component compiled, linked and instantiated once
+    /// under the manifest's limits, and the running version's verification
+    /// kept. Nothing is published or recorded. The error's file is
+    /// `NAME.wasm` or `NAME.toml`, without a folder.
+    pub async fn check(
+        &self,
+        runtime: &Arc<Runtime>,
+        origin: Origin,
+        dir: &Path,
+        name: &str,
+        wasm: Vec<u8>,
+        manifest: Option<Vec<u8>>,
+    ) -> Result<(), LoadError> {
+        let wasm_path = PathBuf::from(format!("{name}.wasm"));
+        let manifest_path = PathBuf::from(format!("{name}.toml"));
+        let rules = match &self.secret_rules {
+            Some(rules) => rules.clone(),
+            None => SecretRules::new(dir)
+                .map_err(|why| LoadError::new(&manifest_path, format!("plugin folder: {why}")))?,
+        };
+        let mut snapshot = self
+            .entries()
+            .get(&(name.to_owned(), origin))
+            .cloned()
+            .unwrap_or_default();
+        // Always a real check, even of the bytes last tried.
+        snapshot.tried = None;
+        let files = Files {
+            component_digest: sha256(&wasm),
+            wasm: Some(wasm),
+            manifest: manifest.map(|bytes| {
+                let digest = sha256(&bytes);
+                (bytes, digest)
+            }),
+        };
+        let paths = Paths {
+            wasm: wasm_path,
+            manifest: manifest_path,
+        };
+        match build_files(
+            runtime, origin, &paths, &rules, name, &snapshot, false, files,
+        )
+        .await
+        {
+            Step::Built(..) | Step::Unchanged => Ok(()),
+            Step::Failed(error, _) => Err(error),
+            Step::Removed => Err(LoadError::new(&paths.wasm, "no component given")),
+        }
+    }
+}
+
+/// An entry's key: the plugin's name, then the folder it is in.
+type Key = (String, Origin);
+
+/// Where one plugin's two files are.
+struct Paths {
+    wasm: PathBuf,
+    manifest: PathBuf,
 }
 
 /// What reading one plugin's files came to.
@@ -436,6 +559,7 @@ impl PluginTotals for Registry {
 /// ones `entry` last tried (and `force` is off).
 async fn build(
     runtime: &Arc<Runtime>,
+    origin: Origin,
     dir: &Path,
     rules: &SecretRules,
     name: &str,
@@ -459,6 +583,26 @@ async fn build(
             );
         }
     };
+    let paths = Paths {
+        wasm: wasm_path,
+        manifest: manifest_path,
+    };
+    build_files(runtime, origin, &paths, rules, name, entry, force, files).await
+}
+
+/// [`build`] once the files are read: `paths` name them in errors.
+#[allow(clippy::too_many_arguments)]
+async fn build_files(
+    runtime: &Arc<Runtime>,
+    origin: Origin,
+    paths: &Paths,
+    rules: &SecretRules,
+    name: &str,
+    entry: &Entry,
+    force: bool,
+    files: Files,
+) -> Step {
+    let (wasm_path, manifest_path) = (&paths.wasm, &paths.manifest);
     let Some(wasm) = files.wasm else {
         if files.manifest.is_some() {
             tracing::warn!(manifest = %manifest_path.display(), "manifest has no {name}.wasm beside it; ignored");
@@ -476,7 +620,7 @@ async fn build(
         |file: &Path, reason: String| Step::Failed(LoadError::new(file, reason), Some(tried));
 
     if let Err(reason) = check_name(name) {
-        return failed(&wasm_path, reason);
+        return failed(wasm_path, reason);
     }
 
     let previous = entry.newest();
@@ -490,7 +634,7 @@ async fn build(
         (None, _) => Manifest::default_for(name),
         (Some((bytes, _)), _) => {
             let Ok(text) = String::from_utf8(bytes.clone()) else {
-                return failed(&manifest_path, "is not UTF-8 text".into());
+                return failed(manifest_path, "is not UTF-8 text".into());
             };
             let (rules, owned) = (rules.clone(), name.to_owned());
             // `file:` secrets are read (bounded, but still I/O): off the
@@ -501,9 +645,9 @@ async fn build(
             .await;
             match parsed {
                 Ok(Ok(manifest)) => manifest,
-                Ok(Err(reason)) => return failed(&manifest_path, reason),
+                Ok(Err(reason)) => return failed(manifest_path, reason),
                 Err(panic) => {
-                    return failed(&manifest_path, format!("validation panicked: {panic}"));
+                    return failed(manifest_path, format!("validation panicked: {panic}"));
                 }
             }
         }
@@ -526,9 +670,9 @@ async fn build(
         && let Some(scheme) = live.manifest.verify.as_ref()
     {
         let file = if files.manifest.is_some() {
-            &manifest_path
+            manifest_path
         } else {
-            &wasm_path
+            wasm_path
         };
         return failed(
             file,
@@ -550,8 +694,8 @@ async fn build(
             let compiled = tokio::task::spawn_blocking(move || runtime.prepare(&path, &wasm)).await;
             match compiled {
                 Ok(Ok(prepared)) => prepared,
-                Ok(Err(err)) => return failed(&wasm_path, format!("{err:#}")),
-                Err(panic) => return failed(&wasm_path, format!("compilation panicked: {panic}")),
+                Ok(Err(err)) => return failed(wasm_path, format!("{err:#}")),
+                Err(panic) => return failed(wasm_path, format!("compilation panicked: {panic}")),
             }
         }
     };
@@ -569,8 +713,8 @@ async fn build(
             .await
         {
             let file = match (&err, &files.manifest) {
-                (CallError::MemoryExceeded(_) | CallError::Timeout(_), Some(_)) => &manifest_path,
-                _ => &wasm_path,
+                (CallError::MemoryExceeded(_) | CallError::Timeout(_), Some(_)) => manifest_path,
+                _ => wasm_path,
             };
             let fix = match err {
                 CallError::MemoryExceeded(_) => " (raise `limits.memory` in its manifest)",
@@ -585,8 +729,9 @@ async fn build(
         Arc::new(Plugin {
             grants: manifest.grants(name),
             name: name.to_owned(),
+            origin,
             manifest,
-            path: wasm_path,
+            path: wasm_path.clone(),
             loaded_at: SystemTime::now(),
             prepared,
             digest: tried.component,
@@ -637,48 +782,70 @@ enum Placement {
         plugin: Arc<Plugin>,
         replaced: Option<Arc<Plugin>>,
     },
-    /// A waiting version found its route taken (newly, or by someone else).
-    Blocked { name: String, error: LoadError },
+    /// A waiting version found its route taken (newly, or by someone
+    /// else), or its name served from the other folder.
+    Blocked { key: Key, error: LoadError },
 }
 
 /// Moves waiting versions live where their route is free or their own, in
-/// name order, repeating while a move frees a route someone else waits for.
-/// Records a clash as the waiting plugin's error; the running version (if
-/// any) keeps serving on its route.
-fn place(entries: &mut BTreeMap<String, Entry>) -> Vec<Placement> {
-    let mut owners: HashMap<String, String> = entries
+/// name order (the plugin folder's before the deployed one's), repeating
+/// while a move frees a route or name someone else waits for. Records a
+/// clash as the waiting plugin's error; the running version (if any) keeps
+/// serving on its route. A name serves from one folder at a time: a version
+/// whose name is live from the other folder waits like one whose route is
+/// taken.
+fn place(entries: &mut BTreeMap<Key, Entry>) -> Vec<Placement> {
+    let mut owners: HashMap<String, Key> = entries
         .iter()
-        .filter_map(|(name, entry)| {
-            Some((entry.live.as_ref()?.manifest.route.clone(), name.clone()))
-        })
+        .filter_map(|(key, entry)| Some((entry.live.as_ref()?.manifest.route.clone(), key.clone())))
+        .collect();
+    let mut names: HashMap<String, Origin> = entries
+        .iter()
+        .filter(|(_, entry)| entry.live.is_some())
+        .map(|((name, origin), _)| (name.clone(), *origin))
         .collect();
     let mut placements = Vec::new();
-    let mut blocked: HashMap<String, LoadError> = HashMap::new();
+    let mut blocked: HashMap<Key, LoadError> = HashMap::new();
     loop {
         let mut moved = false;
-        for (name, entry) in entries.iter_mut() {
+        for (key, entry) in entries.iter_mut() {
             let Some(next) = entry.waiting.clone() else {
                 continue;
             };
+            let (name, origin) = key;
+            if names.get(name).is_some_and(|live| live != origin) {
+                let file = match origin {
+                    Origin::Folder => next.path.clone(),
+                    Origin::Deployed => next.route_file(),
+                };
+                let error = LoadError::new(
+                    file,
+                    format!("plugin {name} is both in the plugin folder and deployed; remove one"),
+                );
+                blocked.insert(key.clone(), error);
+                continue;
+            }
             let route = &next.manifest.route;
-            if let Some(owner) = owners.get(route).filter(|owner| *owner != name) {
+            if let Some(owner) = owners.get(route).filter(|owner| *owner != key) {
                 let error = LoadError::new(
                     next.route_file(),
                     format!(
-                        "route {route} is already served by plugin `{owner}`; this version goes live \
-                         when the route is free (or give one of them another `route` in its manifest)"
+                        "route {route} is already served by plugin `{}`; this version goes live \
+                         when the route is free (or give one of them another `route` in its manifest)",
+                        owner.0
                     ),
                 );
-                blocked.insert(name.clone(), error);
+                blocked.insert(key.clone(), error);
                 continue;
             }
             if let Some(live) = &entry.live {
                 owners.remove(&live.manifest.route);
             }
-            owners.insert(route.clone(), name.clone());
+            owners.insert(route.clone(), key.clone());
+            names.insert(name.clone(), *origin);
             entry.waiting = None;
             entry.error = None;
-            blocked.remove(name);
+            blocked.remove(key);
             let replaced = entry.live.replace(next.clone());
             placements.push(Placement::Live {
                 plugin: next,
@@ -692,13 +859,13 @@ fn place(entries: &mut BTreeMap<String, Entry>) -> Vec<Placement> {
     }
     let mut blocked: Vec<_> = blocked.into_iter().collect();
     blocked.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, error) in blocked {
-        let entry = entries.get_mut(&name).expect("blocked names are entries");
+    for (key, error) in blocked {
+        let entry = entries.get_mut(&key).expect("blocked names are entries");
         if error.same_as(entry.error.as_ref()) {
             continue;
         }
         entry.error = Some(error.clone());
-        placements.push(Placement::Blocked { name, error });
+        placements.push(Placement::Blocked { key, error });
     }
     placements
 }

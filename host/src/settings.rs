@@ -212,6 +212,19 @@ pub struct ServeSettings {
     #[arg(long, value_name = "env:VAR|file:PATH")]
     pub admin_token: Option<String>,
 
+    /// How often to check the deployment store for plugins deployed,
+    /// rolled back or undeployed through another host's admin API (or
+    /// behind this one's back); changes made through this host load at
+    /// once.
+    #[arg(long, default_value = defaults::DEPLOY_POLL, value_name = "DURATION",
+          value_parser = parse_poll)]
+    pub deploy_poll: Duration,
+
+    /// Largest body `PUT /plugins/{name}` accepts (the component in base64
+    /// and the manifest); larger deploys are answered 413.
+    #[arg(long, default_value = defaults::MAX_DEPLOY_BODY, value_name = "SIZE", value_parser = units::parse_size)]
+    pub max_deploy_body: u64,
+
     /// How long a sender's delivery id is remembered: a second delivery with
     /// the same id on the same route within this window is answered
     /// `200 {"duplicate": true}` and not handled again.
@@ -247,6 +260,14 @@ fn parse_host_id(text: &str) -> Result<String, String> {
             "`{text}` is not a host id: 1 to 64 letters, digits, `-`, `_`, `.` or `:`"
         ))
     }
+}
+
+fn parse_poll(text: &str) -> Result<Duration, String> {
+    let interval = units::parse_duration(text)?;
+    if interval.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(interval)
 }
 
 fn parse_body_size(text: &str) -> Result<u64, String> {
@@ -705,6 +726,8 @@ impl Resolved {
             config.watch = config::WatchMode::Poll(interval);
         }
         config.reload_debounce = s.reload_debounce;
+        config.deploy_poll = s.deploy_poll;
+        config.max_deploy_body = s.max_deploy_body;
         config.inbox.dedupe_window = s.dedupe_window;
         config.inbox.retention = s.retention;
         config.store = s.store;
@@ -785,6 +808,8 @@ impl Resolved {
         line("admin", s.admin.as_ref().and_then(|a| text(a)));
         // A reference (`env:VAR`, `file:PATH`), never the token itself.
         line("admin_token", s.admin_token.as_ref().and_then(|t| text(t)));
+        line("deploy_poll", duration(&s.deploy_poll));
+        line("max_deploy_body", Some(s.max_deploy_body.to_string()));
         line("dedupe_window", duration(&s.dedupe_window));
         line("retention", duration(&s.retention));
         line(

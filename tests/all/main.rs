@@ -14,6 +14,7 @@ mod connections;
 mod console;
 mod crash_loop;
 mod dashboard;
+mod deploy;
 mod examples;
 mod folder;
 mod fuzz;

@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use hookhost::pg::StoreSpec;
-use hookhost_test_artifacts::{GUEST_COUNTER, GUEST_FLEET, GUEST_KV};
+use hookhost_test_artifacts::{GUEST_CONFIG, GUEST_COUNTER, GUEST_FLEET, GUEST_KV};
 use reqwest::StatusCode;
 
-use crate::support::{
-    Binary, LocalServer, TestDb, TestHost, eventually, install, plugin, plugin_with,
-};
+use crate::support::{Binary, LocalServer, TestDb, TestHost, eventually, plugin, plugin_with};
 
 /// Starts an in-process host on `db` with `plugins`, the admin API, and
 /// host id `id`.
@@ -248,6 +247,63 @@ pub(crate) mod fleet {
     }
 }
 
+/// `PUT /plugins/{name}` on the admin API at `admin`: the component at
+/// `wasm` with `manifest`; the status and answer.
+async fn deploy(
+    client: &reqwest::Client,
+    admin: std::net::SocketAddr,
+    name: &str,
+    wasm: &str,
+    manifest: &str,
+) -> (StatusCode, serde_json::Value) {
+    let component = base64::engine::general_purpose::STANDARD.encode(std::fs::read(wasm).unwrap());
+    let response = client
+        .put(format!("http://{admin}/plugins/{name}"))
+        .json(&serde_json::json!({ "component_base64": component, "manifest": manifest }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// Waits until every one of `urls` answers a POST as `expect` says, and
+/// returns how long that took; fails after `limit`.
+async fn everywhere(
+    client: &reqwest::Client,
+    urls: &[String],
+    limit: Duration,
+    what: &str,
+    expect: impl Fn(StatusCode, &str) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    let mut pending: Vec<&String> = urls.iter().collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for url in pending {
+            let ok = match client.post(url).body("{}").send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    expect(status, &response.text().await.unwrap_or_default())
+                }
+                Err(_) => false,
+            };
+            if !ok {
+                still.push(url);
+            }
+        }
+        pending = still;
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not on every host within {limit:?} (still missing on {pending:?})"
+        );
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    started.elapsed()
+}
+
 /// The bar: three `hookhost serve` processes on one database, 8
 /// senders spread over them for 10 s, one host SIGKILLed at 4 s. Every event
 /// answered 202 reaches `done` exactly once, duplicates sent to another host
@@ -265,9 +321,9 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let mut hosts = Vec::new();
     for n in 0..3 {
+        // Empty plugin folders: the fleet's plugin is deployed, once.
         let plugins = dir.path().join(format!("plugins-{n}"));
         std::fs::create_dir(&plugins).unwrap();
-        install(&plugins, &[plugin_with("fleet", GUEST_FLEET, &manifest)]);
         let data = dir.path().join(format!("data-{n}"));
         let id = format!("host-{n}");
         hosts.push(Binary::spawn(
@@ -280,9 +336,33 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
                 &id,
                 "--admin",
                 "127.0.0.1:0",
+                // Deploys must reach the others by LISTEN/NOTIFY, not by
+                // the periodic check.
+                "--deploy-poll",
+                "60s",
             ],
         ));
     }
+    let admins: Vec<std::net::SocketAddr> = hosts.iter().map(Binary::admin_addr).collect();
+    let client = reqwest::Client::new();
+    let (status, answer) = deploy(&client, admins[0], "fleet", GUEST_FLEET, &manifest).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["version"], 1, "{answer}");
+    // Probes get host-made ids (never `s…`, the senders' own) and are
+    // logged like every delivery, so the counter check below counts them.
+    let probes: Vec<String> = hosts
+        .iter()
+        .map(|h| h.url(&format!("/hooks/fleet?log=http://{}/", recorder.addr)))
+        .collect();
+    let reached = everywhere(
+        &client,
+        &probes,
+        Duration::from_secs(5),
+        "deployed fleet",
+        |s, _| s == StatusCode::ACCEPTED,
+    )
+    .await;
+    println!("the fleet plugin, deployed through host 0, answered on all three after {reached:?}");
     let urls: Arc<Vec<String>> = Arc::new(
         hosts
             .iter()
@@ -375,8 +455,8 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
         Duration::from_secs(90),
         "every acked event done",
         || async {
-            (count(&sql, "SELECT count(*) FROM events WHERE status = 'done'").await >= acked_count)
-                .then_some(())
+            let done = "SELECT count(*) FROM events WHERE status = 'done' AND id LIKE 's%'";
+            (count(&sql, done).await >= acked_count).then_some(())
         },
     )
     .await;
@@ -401,8 +481,12 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
         assert_eq!(status, "done", "{id}");
         assert!(*attempts >= 1, "{id}");
     }
+    let of_senders = rows
+        .iter()
+        .filter(|row| row.get::<_, &str>(0).starts_with('s'))
+        .count();
     assert_eq!(
-        rows.len(),
+        of_senders,
         acked.len(),
         "events stored that no sender saw acked"
     );
@@ -464,4 +548,94 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
         drained.as_secs_f64(),
     );
     assert!(per_host.len() >= 2, "{per_host:?}");
+
+    // Deploy once through host 0, answered by every other host within 5 s;
+    // rollback likewise. Host 2 is dead: hosts 0 and 1, and a host started
+    // now on the same database, with nothing in its folders.
+    let late_plugins = dir.path().join("plugins-late");
+    std::fs::create_dir(&late_plugins).unwrap();
+    let late = Binary::spawn(
+        &late_plugins,
+        &dir.path().join("data-late"),
+        &[
+            "--store",
+            &db.url,
+            "--host-id",
+            "host-late",
+            "--admin",
+            "127.0.0.1:0",
+            "--deploy-poll",
+            "60s",
+        ],
+    );
+    let alive: Vec<String> = [&hosts[0], &hosts[1], &late]
+        .iter()
+        .map(|host| host.url("/hooks/ver"))
+        .collect();
+    let version = |v: &'static str| {
+        move |status: StatusCode, body: &str| {
+            status == StatusCode::OK
+                && serde_json::from_str::<serde_json::Value>(body)
+                    .is_ok_and(|answer| answer["all"]["version"] == v)
+        }
+    };
+    for v in ["1", "2"] {
+        let manifest = format!("[config]\nversion = \"{v}\"\n");
+        let (status, answer) = deploy(&client, admins[0], "ver", GUEST_CONFIG, &manifest).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let took = everywhere(
+            &client,
+            &alive,
+            Duration::from_secs(5),
+            "deployed ver",
+            version(v),
+        )
+        .await;
+        println!(
+            "version {v} of `ver`, deployed through host 0, answered on every host after {took:?}"
+        );
+    }
+    let rollback = client
+        .post(format!("http://{}/plugins/ver/rollback", admins[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rollback.status(), StatusCode::OK);
+    let took = everywhere(
+        &client,
+        &alive,
+        Duration::from_secs(5),
+        "rolled back ver",
+        version("1"),
+    )
+    .await;
+    println!("the rollback through host 0 answered on every host after {took:?}");
+    let versions: serde_json::Value = client
+        .get(format!("http://{}/plugins/ver/versions", late.admin_addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<(i64, bool, String)> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap(),
+                v["live"].as_bool().unwrap(),
+                v["deployed_by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (2, false, "host-0".to_owned()),
+            (1, true, "host-0".to_owned())
+        ],
+        "the late host lists the versions host 0 stored"
+    );
 }

@@ -24,6 +24,10 @@
 //! | `GET /readyz` | `200 {"status":"ready","plugins":N,"failed":[names]}` when the initial plugin load finished and the inbox store takes a write; else `503 {"status":"not ready","reason":…}` |
 //! | `GET /plugins` | every plugin: serving ones with route, mode, scheme, hash, delivery counts; failed ones with their error |
 //! | `POST /plugins/reload` | rescans the plugin folder (as SIGHUP does) and reports what changed |
+//! | `PUT /plugins/{name}` | deploys a new version (JSON `{"component_base64","manifest"}`): `201` new, `200` the live version's bytes, `422` would not load (nothing stored), `409` a plugin-folder name, `413` too large ([`crate::deploy`]) |
+//! | `GET /plugins/{name}/versions` | the deployed versions, newest first (`404` none) |
+//! | `POST /plugins/{name}/rollback[?to=V]` | makes an older version live (default: the newest older than the live one; `409` nothing older) |
+//! | `DELETE /plugins/{name}` | undeploys (`404` not deployed); the versions stay |
 //! | `GET /metrics` | Prometheus text format (see [`crate::telemetry`]) |
 //! | `GET /events/{id}[?route=R]` | the newest event with that delivery id, with its request |
 //! | `GET /events?status=&route=&since=&until=&limit=&before=` | events newest first, without requests (`since`/`until`: RFC 3339 receive times) |
@@ -32,6 +36,7 @@
 //! | `GET /ui/` | the dashboard ([`ui`]) |
 
 mod auth;
+mod deploy;
 mod routes;
 mod ui;
 mod views;
@@ -52,6 +57,7 @@ use serde_json::{Value, json};
 pub use auth::check_bind;
 pub use routes::{DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT};
 
+use crate::deploy::Deploy;
 use crate::inbox::Inbox;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
@@ -70,6 +76,10 @@ pub struct Parts {
     pub plugins_dir: PathBuf,
     /// What `GET /metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// Deploys, lists versions, rolls back and undeploys plugins.
+    pub deploy: Arc<Deploy>,
+    /// Largest `PUT /plugins/{name}` body, in bytes.
+    pub max_deploy_body: u64,
 }
 
 /// The admin API's request handler.
@@ -79,6 +89,8 @@ pub struct Admin {
     runtime: Arc<Runtime>,
     plugins_dir: PathBuf,
     metrics: Arc<Metrics>,
+    deploy: Arc<Deploy>,
+    max_deploy_body: u64,
     token: Option<Token>,
 }
 
@@ -91,6 +103,8 @@ impl Admin {
             runtime,
             plugins_dir,
             metrics,
+            deploy,
+            max_deploy_body,
         } = parts;
         Self {
             inbox,
@@ -98,6 +112,8 @@ impl Admin {
             runtime,
             plugins_dir,
             metrics,
+            deploy,
+            max_deploy_body,
             token,
         }
     }
@@ -145,8 +161,10 @@ impl Admin {
                 return ui::serve(request.uri().path(), request.method());
             }
         }
-        let (status, body) = match self.route(&request).await {
+        let path = request.uri().path().to_owned();
+        let (status, body) = match self.route(request).await {
             Ok(Answer::Json(body)) => (StatusCode::OK, body),
+            Ok(Answer::Created(body)) => (StatusCode::CREATED, body),
             Ok(Answer::Metrics(text)) => {
                 let mut response = http::Response::new(Full::new(Bytes::from(text)));
                 response.headers_mut().insert(
@@ -162,13 +180,14 @@ impl Admin {
                     tracing::error!(error = %err, "admin request failed");
                 }
                 if let Refusal::Unauthorized = &refusal {
-                    tracing::warn!(%peer, path = %request.uri().path(), "admin request without a valid token");
+                    tracing::warn!(%peer, path = %path, "admin request without a valid token");
                 }
                 if let Refusal::Forbidden(why) = &refusal {
-                    tracing::warn!(%peer, path = %request.uri().path(), reason = %why, "admin request refused");
+                    tracing::warn!(%peer, path = %path, reason = %why, "admin request refused");
                 }
                 let body = match &refusal {
                     Refusal::NotReady(reason) => json!({ "status": "not ready", "reason": reason }),
+                    Refusal::Unprocessable(body) => body.clone(),
                     _ => json!({ "error": refusal.message() }),
                 };
                 (refusal.status(), body)
@@ -189,9 +208,15 @@ impl Admin {
                 );
             }
             StatusCode::METHOD_NOT_ALLOWED => {
-                let path = request.uri().path().trim_end_matches('/');
-                let allow = if path.ends_with("/replay") || path == "/plugins/reload" {
+                let path = path.trim_end_matches('/');
+                let segments = path.split('/').count();
+                let allow = if path.ends_with("/replay")
+                    || path.ends_with("/rollback")
+                    || path == "/plugins/reload"
+                {
                     "POST"
+                } else if path.starts_with("/plugins/") && segments == 3 {
+                    "PUT, DELETE"
                 } else {
                     "GET"
                 };
@@ -206,6 +231,8 @@ impl Admin {
 /// A successful answer.
 enum Answer {
     Json(Value),
+    /// `201 Created`, with JSON.
+    Created(Value),
     /// `GET /metrics`: text, not JSON.
     Metrics(String),
 }
@@ -219,6 +246,12 @@ enum Refusal {
     Method(&'static str),
     BadRequest(String),
     Conflict(String),
+    /// 413: the body is larger than allowed.
+    TooLarge(String),
+    /// 415: not a body type this endpoint reads.
+    Unsupported(String),
+    /// 422: a deploy that would not load; the body says why.
+    Unprocessable(Value),
     Store(String),
     NotReady(String),
     /// The plugin folder could not be listed.
@@ -234,6 +267,9 @@ impl Refusal {
             Refusal::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::Conflict(_) => StatusCode::CONFLICT,
+            Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refusal::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::Store(_) | Refusal::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Reload(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -249,7 +285,10 @@ impl Refusal {
             | Refusal::NotReady(message)
             | Refusal::Forbidden(message)
             | Refusal::BadRequest(message)
+            | Refusal::TooLarge(message)
+            | Refusal::Unsupported(message)
             | Refusal::Conflict(message) => message.clone(),
+            Refusal::Unprocessable(body) => body["error"].as_str().unwrap_or_default().to_owned(),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::views::{attempt_json, error_json, event_json};
 use super::{Admin, Answer, Refusal, auth};
 use crate::config::Mode;
 use crate::inbox::{EventKey, Filter, Millis, Replayed, Status};
-use crate::registry::Changes;
+use crate::registry::{Changes, Origin};
 use crate::series::{BUCKET_SECONDS, BUCKETS};
 use crate::telemetry::{Outcome, QueueGauges};
 
@@ -21,23 +21,37 @@ pub const DEFAULT_LIST_LIMIT: u32 = 100;
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
 impl Admin {
-    pub(super) async fn route(&self, request: &Request<Incoming>) -> Result<Answer, Refusal> {
+    pub(super) async fn route(&self, request: Request<Incoming>) -> Result<Answer, Refusal> {
         auth::authorize(self.token.as_ref(), request.headers(), request.uri())?;
-        let query = Query::parse(request.uri().query().unwrap_or_default())?;
-        let segments: Vec<&str> = request
-            .uri()
+        let uri = request.uri().clone();
+        let method = request.method().clone();
+        let query = Query::parse(uri.query().unwrap_or_default())?;
+        let segments: Vec<&str> = uri
             .path()
             .trim_end_matches('/')
             .split('/')
             .skip(1)
             .collect();
-        let answer = match (request.method(), segments.as_slice()) {
+        let answer = match (&method, segments.as_slice()) {
             (&Method::GET, ["metrics"]) => return Ok(Answer::Metrics(self.metrics().await?)),
             (&Method::GET, ["healthz"]) => Ok(json!({ "status": "ok" })),
             (&Method::GET, ["readyz"]) => self.ready().await,
             (&Method::GET, ["plugins"]) => Ok(self.plugins()),
             (&Method::GET, ["stats"]) => Ok(self.stats()),
             (&Method::POST, ["plugins", "reload"]) => self.reload().await,
+            (&Method::PUT, ["plugins", name]) => return self.deploy_put(name, request).await,
+            (&Method::DELETE, ["plugins", name]) => self.undeploy(name).await,
+            (&Method::GET, ["plugins", name, "versions"]) => self.versions(name).await,
+            (&Method::POST, ["plugins", name, "rollback"]) => {
+                let to =
+                    match query.get("to") {
+                        Some(text) => Some(text.parse::<i64>().map_err(|_| {
+                            Refusal::BadRequest("to must be a version number".into())
+                        })?),
+                        None => None,
+                    };
+                self.rollback(name, to).await
+            }
             (&Method::GET, ["events"]) => self.list(&query).await,
             (&Method::POST, ["events", "replay"]) => self.replay_dead(&query).await,
             (&Method::GET, ["events", id]) => self.get(key(id, &query)?).await,
@@ -46,7 +60,11 @@ impl Admin {
                 Err(Refusal::Method("GET"))
             }
             (_, ["plugins"] | ["metrics"] | ["stats"]) => Err(Refusal::Method("GET")),
-            (_, ["events", _, "replay"] | ["plugins", "reload"]) => Err(Refusal::Method("POST")),
+            (_, ["events", _, "replay"] | ["plugins", "reload"] | ["plugins", _, "rollback"]) => {
+                Err(Refusal::Method("POST"))
+            }
+            (_, ["plugins", _]) => Err(Refusal::Method("PUT or DELETE")),
+            (_, ["plugins", _, "versions"]) => Err(Refusal::Method("GET")),
             _ => Err(Refusal::NotFound("no such admin endpoint".into())),
         };
         answer.map(Answer::Json)
@@ -103,6 +121,7 @@ impl Admin {
     /// nothing.
     fn plugins(&self) -> Value {
         let mut errors = self.registry.errors();
+        let versions = self.deploy.loaded_versions();
         let mut plugins: Vec<Value> = self
             .registry
             .plugins()
@@ -113,9 +132,15 @@ impl Admin {
                     .iter()
                     .map(|o| (o.as_str().to_owned(), plugin.stats.count(*o).into()))
                     .collect();
+                let version = match plugin.origin {
+                    Origin::Deployed => versions.get(&plugin.name).copied(),
+                    Origin::Folder => None,
+                };
                 json!({
                     "name": plugin.name,
                     "serving": true,
+                    "source": plugin.origin.as_str(),
+                    "version": version,
                     "route": plugin.manifest.route,
                     "mode": match plugin.manifest.mode {
                         Mode::Sync => "sync",
@@ -233,14 +258,24 @@ impl Admin {
     }
 
     /// Rescans the folder the way SIGHUP does: every manifest re-validated
-    /// (secrets re-read), unchanged components not recompiled.
+    /// (secrets re-read), unchanged components not recompiled; deployed
+    /// plugins' manifests too.
     async fn reload(&self) -> Result<Value, Refusal> {
         tracing::info!(folder = %self.plugins_dir.display(), "reload requested by an operator");
-        let report = self
+        let mut report = self
             .registry
             .reload(&self.runtime, &self.plugins_dir, Changes::Refresh)
             .await
             .map_err(|err| Refusal::Reload(format!("{err:#}")))?;
+        // Deployed plugins' manifests may reference secrets too.
+        let deployed = self
+            .deploy
+            .refresh()
+            .await
+            .map_err(|err| Refusal::Reload(format!("{err:#}")))?;
+        report.loaded.extend(deployed.loaded);
+        report.removed.extend(deployed.removed);
+        report.failed.extend(deployed.failed);
         Ok(json!({
             "loaded": report.loaded,
             "removed": report.removed,

@@ -6,6 +6,7 @@
 //! clients. Logging is not here: `main` installs it before dispatching.
 
 pub mod check;
+pub mod deploy;
 pub mod events;
 pub mod keygen;
 pub mod new;
@@ -48,6 +49,12 @@ pub enum Command {
     /// List, show and replay a running host's queued events (admin API).
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// Deploy a plugin through a running host's admin API (validated there
+    /// first; a new version each time), list its versions, roll it back or
+    /// undeploy it.
+    ///
+    /// Exits 0 when the host took it, 1 with the host's reason otherwise.
+    Deploy(deploy::DeployArgs),
     /// Validate a plugin offline, as the host would load it: the manifest,
     /// the component against the hookhost world, and a first instantiation
     /// within the manifest's limits.

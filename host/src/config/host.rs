@@ -47,7 +47,19 @@ pub mod defaults {
     pub const DEDUPE_WINDOW: &str = "24h";
     /// `--retention`.
     pub const RETENTION: &str = "7d";
+    /// `--deploy-poll`: [`super::DEFAULT_DEPLOY_POLL`].
+    pub const DEPLOY_POLL: &str = "2s";
+    /// `--max-deploy-body`: [`super::DEFAULT_MAX_DEPLOY_BODY`].
+    pub const MAX_DEPLOY_BODY: &str = "64MiB";
 }
+
+/// Default `--deploy-poll`: how often the deployment store's generation is
+/// checked, the backstop behind change notifications; a deploy through
+/// another host serves here within this (plus a compile).
+pub const DEFAULT_DEPLOY_POLL: Duration = Duration::from_secs(2);
+/// Default `--max-deploy-body`: the largest `PUT /plugins/{name}` body.
+/// Python components are about 19 MB, 26 MB in base64.
+pub const DEFAULT_MAX_DEPLOY_BODY: u64 = 64 * MIB;
 
 /// Default `--spare-instances`: one spare each for the 16 plugins called
 /// most recently, at a few MiB at most each.
@@ -132,6 +144,10 @@ pub struct HostConfig {
     pub admin_token: Option<Token>,
     /// The `[[alert]]` rules of `hookhost.toml`, secrets read.
     pub alerts: Vec<super::AlertRule>,
+    /// How often the deployment store is polled for changes.
+    pub deploy_poll: Duration,
+    /// Largest admin API deploy request body, in bytes.
+    pub max_deploy_body: u64,
 }
 
 impl HostConfig {
@@ -196,6 +212,8 @@ impl HostConfig {
             store: crate::pg::StoreSpec::Sqlite,
             admin_token: None,
             alerts: Vec::new(),
+            deploy_poll: DEFAULT_DEPLOY_POLL,
+            max_deploy_body: DEFAULT_MAX_DEPLOY_BODY,
         }
     }
 }
