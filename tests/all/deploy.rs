@@ -422,6 +422,9 @@ fn deploy_command_deploys_refuses_lists_and_rolls_back() {
     ]);
     assert!(out.contains("deployed cfg version 2 (new"), "{out}");
     assert_eq!(served_by(&host, "cfg"), "2");
+    let table = run_ok(&["plugins", "--admin", &admin]);
+    let row = table.lines().find(|l| l.starts_with("cfg ")).unwrap();
+    assert!(row.contains("deployed v2") && row.contains("/hooks/cfg"), "{table}");
 
     // Refused: the host's reason, exit 1.
     let broken = build.join("broken.wasm");
