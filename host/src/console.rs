@@ -106,7 +106,8 @@ impl Target {
             return Ok(pretty(&answer));
         }
         let mut rows = vec![row([
-            "NAME", "ROUTE", "MODE", "SCHEME", "LOADED", "OK", "FAILED", "REFUSED", "ERROR",
+            "NAME", "SOURCE", "ROUTE", "MODE", "SCHEME", "LOADED", "OK", "FAILED", "REFUSED",
+            "ERROR",
         ])];
         for plugin in answer["plugins"].as_array().into_iter().flatten() {
             let deliveries = &plugin["deliveries"];
@@ -119,8 +120,14 @@ impl Target {
                 error => format!("{}: {}", text(&error["file"]), text(&error["reason"])),
             };
             let serving = plugin["serving"] == true;
+            // `deployed v3`: the version deployed through the admin API.
+            let source = match plugin["version"].as_i64() {
+                Some(version) => format!("{} v{version}", text(&plugin["source"])),
+                None => text(&plugin["source"]),
+            };
             rows.push(vec![
                 text(&plugin["name"]),
+                source,
                 if serving {
                     text(&plugin["route"])
                 } else {

@@ -362,6 +362,23 @@ async fn a_name_both_in_the_folder_and_deployed_is_a_clash_and_the_folder_one_ke
     let both = plugin_entry(&plugins, "both");
     assert_eq!(both["source"], "deployed", "{both}");
     assert_eq!(both["last_error"], Value::Null, "{both}");
+
+    // Now the deployed one is running: a copy put back in the folder waits.
+    crate::support::deploy(&host.plugins, "both", &std::fs::read(ECHO).unwrap());
+    eventually(
+        Duration::from_secs(10),
+        "the folder copy reports the clash",
+        || async {
+            let (_, plugins) = host.admin_get("/plugins").await;
+            let both = plugin_entry(&plugins, "both").clone();
+            both["last_error"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("both in the plugin folder and deployed"))
+                .then_some(both)
+        },
+    )
+    .await;
+    assert_eq!(served(&host, "both").await.as_deref(), Ok("deployed"));
     host.stop().await;
 }
 
@@ -422,6 +439,12 @@ fn deploy_command_deploys_refuses_lists_and_rolls_back() {
     ]);
     assert!(out.contains("deployed cfg version 2 (new"), "{out}");
     assert_eq!(served_by(&host, "cfg"), "2");
+    let table = run_ok(&["plugins", "--admin", &admin]);
+    let row = table.lines().find(|l| l.starts_with("cfg ")).unwrap();
+    assert!(
+        row.contains("deployed v2") && row.contains("/hooks/cfg"),
+        "{table}"
+    );
 
     // Refused: the host's reason, exit 1.
     let broken = build.join("broken.wasm");
