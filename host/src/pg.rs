@@ -457,15 +457,19 @@ fn percent_decode(text: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "the URL decodes to bytes that are not UTF-8".to_owned())
 }
 
-/// A value that is not a store URL, shown without anything after a `:` in
-/// its user info (it might be a password).
+/// A value that is not a store URL, shown with the password of its user
+/// info (anything after a `:` before the `@`) replaced by `***`.
 fn redact_anything(text: &str) -> String {
-    match text.rsplit_once('@') {
-        Some((before, after)) => match before.split_once(':') {
-            Some((scheme_or_user, _)) => format!("{scheme_or_user}:***@{after}"),
-            None => text.to_owned(),
-        },
-        None => text.to_owned(),
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, _)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &rest[userinfo.len() + 1..])
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -486,7 +490,7 @@ mod tests {
         assert_eq!(StoreSpec::parse("sqlite").unwrap(), StoreSpec::Sqlite);
         let err = StoreSpec::parse("mysql://root:hunter2@db/x").unwrap_err();
         assert!(err.contains("postgres://"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("`mysql://root:***@db/x`"), "{err}");
     }
 
     #[test]

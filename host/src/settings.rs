@@ -80,8 +80,8 @@ pub struct ServeSettings {
     /// `sslmode=disable|prefer|require` (verify-ca and verify-full mean
     /// require: certificates are always verified), `sslrootcert=PEM`,
     /// `pool_size=N` (default 8) and libpq's `connect_timeout` are honoured.
-    #[arg(long, default_value = "sqlite", value_name = "sqlite|postgres://…", value_parser = crate::pg::StoreSpec::parse)]
-    pub store: crate::pg::StoreSpec,
+    #[arg(long, default_value = "sqlite", value_name = "sqlite|postgres://…", value_parser = parse_store)]
+    pub store: StoreSetting,
 
     /// This host's name in a fleet, recorded with every claim and attempt
     /// it makes and shown by `hookhost events` and `/plugins` [default: the
@@ -245,6 +245,25 @@ pub struct ServeSettings {
     /// `OTEL_TRACES_SAMPLER` (`_ARG`) are honoured.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+}
+
+/// `--store` as given: the store, or why it is not one. Never refused by
+/// the parser itself, whose error would repeat the value (and a password in
+/// it); [`Resolved::host_config`] refuses it with a redacted message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreSetting(Result<crate::pg::StoreSpec, String>);
+
+impl fmt::Debug for StoreSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Ok(spec) => write!(f, "{spec}"),
+            Err(_) => f.write_str("(not a store)"),
+        }
+    }
+}
+
+fn parse_store(text: &str) -> Result<StoreSetting, String> {
+    Ok(StoreSetting(crate::pg::StoreSpec::parse(text)))
 }
 
 fn parse_host_id(text: &str) -> Result<String, String> {
@@ -671,6 +690,9 @@ impl Resolved {
         if s.admin_token.is_some() && s.admin.is_none() {
             return Err(needs("admin_token", "admin"));
         }
+        if let Err(why) = &s.store.0 {
+            anyhow::bail!("`store` (from {}): {why}", self.source("store"));
+        }
         self.traces()?;
         if s.max_buffered < s.max_body {
             anyhow::bail!(
@@ -730,7 +752,10 @@ impl Resolved {
         config.max_deploy_body = s.max_deploy_body;
         config.inbox.dedupe_window = s.dedupe_window;
         config.inbox.retention = s.retention;
-        config.store = s.store;
+        config.store = s
+            .store
+            .0
+            .map_err(|why| anyhow::anyhow!("`store` (from {}): {why}", self.source("store")))?;
         if let Some(id) = s.host_id {
             config.inbox.host_id = id;
         }
@@ -771,7 +796,7 @@ impl Resolved {
         line("secrets_dir", s.secrets_dir.as_deref().and_then(path));
         line("data", path(&s.data));
         // Shown with the password masked (a reference is shown as written).
-        line("store", text(&s.store));
+        line("store", s.store.0.as_ref().ok().and_then(|spec| text(spec)));
         line("host_id", s.host_id.as_ref().and_then(|id| text(id)));
         line("max_body", Some(s.max_body.to_string()));
         line("max_concurrency", Some(s.max_concurrency.to_string()));
@@ -1133,5 +1158,44 @@ mod tests {
         assert_eq!(again.settings.retention, Duration::from_secs(7200));
         assert_eq!(again.settings.trusted_proxy, r.settings.trusted_proxy);
         assert_eq!(again.settings.poll, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn the_store_is_printed_without_its_password() {
+        let r = resolve_with(
+            Some("store = \"postgres://app:hunter2@db.internal:5432/hooks\"\n"),
+            &[],
+            &[("HOOKHOST_HOST_ID", "edge-7")],
+        )
+        .unwrap();
+        let text = r.to_toml();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(
+            text.contains("store = \"postgres://app:***@db.internal:5432/hooks\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("host_id = \"edge-7\"  # environment HOOKHOST_HOST_ID"),
+            "{text}"
+        );
+        assert!(!format!("{:?}", r.settings).contains("hunter2"));
+        let config = r.host_config().unwrap();
+        assert!(config.store.is_shared());
+        assert_eq!(config.inbox.host_id, "edge-7");
+        let by_reference = resolve_with(
+            None,
+            &["--store", "postgresql://app@db/hooks?password=env:PGPASS"],
+            &[],
+        )
+        .unwrap();
+        assert!(by_reference.to_toml().contains("password=env:PGPASS"));
+        let err =
+            resolve_with(None, &[], &[("HOOKHOST_STORE", "mysql://root:pw@x/db")]).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("HOOKHOST_STORE") && err.contains("postgres://"),
+            "{err}"
+        );
+        assert!(!err.contains(":pw@"), "{err}");
     }
 }

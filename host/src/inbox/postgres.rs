@@ -125,12 +125,12 @@ CREATE TABLE kv_usage (
     bytes  bigint NOT NULL                   -- sum of key and value bytes in kv
 );
 CREATE SEQUENCE claim_tokens;
--- Plugins deployed through the admin API (crate::deploy): every version's
+-- Plugins deployed through the admin API (the deploy module): every version's
 -- files, which one is live per name, and a counter every change grows.
 CREATE TABLE plugin_versions (
     name        text   NOT NULL,
     version     bigint NOT NULL,             -- 1, 2, … per name
-    sha256      text   NOT NULL,             -- crate::deploy::fingerprint
+    sha256      text   NOT NULL,             -- deploy::fingerprint of wasm and manifest
     size        bigint NOT NULL,
     wasm        bytea  NOT NULL,
     manifest    text,
