@@ -1155,12 +1155,12 @@ mod tests {
     }
 
     /// A fresh database, dropped at the end of the test.
-    struct Db {
+    pub(super) struct Db {
         name: String,
     }
 
     impl Db {
-        async fn create(test: &str) -> Self {
+        pub(super) async fn create(test: &str) -> Self {
             let name = format!("hh_unit_{}_{test}", std::process::id());
             let (client, connection) = tokio_postgres::connect(&server(), tokio_postgres::NoTls)
                 .await
@@ -1185,7 +1185,7 @@ mod tests {
         }
 
         /// A store on this database, as host `host` would open it.
-        async fn store(&self, host: &str) -> Arc<PostgresStore> {
+        pub(super) async fn store(&self, host: &str) -> Arc<PostgresStore> {
             let StoreSpec::Postgres(target) = StoreSpec::parse(&self.url()).unwrap() else {
                 unreachable!()
             };
@@ -1217,7 +1217,7 @@ mod tests {
         }
     }
 
-    fn event(id: &str, key: Option<&str>, at: Millis) -> NewEvent {
+    pub(super) fn event(id: &str, key: Option<&str>, at: Millis) -> NewEvent {
         NewEvent {
             id: id.to_owned(),
             dedupe: true,
@@ -1236,15 +1236,17 @@ mod tests {
     }
 
     /// Runs `work` on a blocking thread, as the inbox does.
-    async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    pub(super) async fn blocking<T: Send + 'static>(
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         tokio::task::spawn_blocking(work).await.unwrap()
     }
 
-    fn write(store: &PostgresStore, write: Write) -> Written {
+    pub(super) fn write(store: &PostgresStore, write: Write) -> Written {
         store.apply(&[write]).unwrap().remove(0).unwrap()
     }
 
-    fn claim_now(store: &PostgresStore, lease: Millis, limit: u32) -> Vec<Claimed> {
+    pub(super) fn claim_now(store: &PostgresStore, lease: Millis, limit: u32) -> Vec<Claimed> {
         let now = now_millis();
         match write(
             store,
@@ -1260,7 +1262,7 @@ mod tests {
         }
     }
 
-    fn append_all(store: &PostgresStore, events: Vec<NewEvent>) {
+    pub(super) fn append_all(store: &PostgresStore, events: Vec<NewEvent>) {
         let writes: Vec<Write> = events
             .into_iter()
             .map(|event| Write::Append {
@@ -1457,5 +1459,256 @@ mod tests {
         let pool = target.connect().await.unwrap();
         let err = PostgresStore::open(pool, "c".into()).await.err().unwrap();
         assert!(err.to_string().contains("newer hookhost"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    //! The rest of the [`Store`] contract on PostgreSQL, write by write, as
+    //! the SQLite backend's tests check it there: retries, dead letters,
+    //! replays (one and bulk), parking, purges, reads and key-value quotas.
+
+    use super::tests::{Db, append_all, blocking, claim_now, event, write};
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_whole_life_of_an_event_and_the_reads_that_show_it() {
+        let db = Db::create("life").await;
+        let store = db.store("solo").await;
+        blocking(move || {
+            let t0 = now_millis() - 60_000;
+            append_all(&store, vec![event("a", None, t0), event("b", None, t0 + 1)]);
+            assert_eq!(store.backlog().unwrap().pending, 2);
+            assert_eq!(store.backlog().unwrap().oldest_received_at, Some(t0));
+            assert_eq!(store.due_routes(now_millis()).unwrap(), ["/hooks/q"]);
+            let routes = store.route_backlogs().unwrap();
+            assert_eq!(routes.len(), 1);
+            assert_eq!(routes[0].1.pending, 2);
+            assert!(store.seen("/hooks/q", "a", t0).unwrap());
+            assert!(!store.seen("/hooks/q", "zz", t0).unwrap());
+
+            // A duplicate while pending; a retry; then dead.
+            let duplicate = store
+                .apply(&[Write::Append {
+                    event: event("a", None, t0 + 5),
+                    dedupe_since: t0 - 1,
+                }])
+                .unwrap()
+                .remove(0)
+                .unwrap();
+            assert!(matches!(duplicate, Written::Appended(Appended::Duplicate)));
+            let claimed = claim_now(&store, 60_000, 10);
+            assert_eq!(claimed.len(), 2);
+            let a = claimed.iter().find(|c| c.id == "a").unwrap().clone();
+            let b = claimed.iter().find(|c| c.id == "b").unwrap().clone();
+            let later = now_millis() + 3_600_000;
+            let retried = write(
+                &store,
+                Write::Retry {
+                    seq: a.seq,
+                    token: a.token,
+                    at: later,
+                    error: "downstream unavailable".into(),
+                },
+            );
+            assert!(matches!(retried, Written::Applied(true)));
+            let dead = write(
+                &store,
+                Write::Dead {
+                    seq: b.seq,
+                    token: b.token,
+                    at: now_millis(),
+                    error: "unsupported event".into(),
+                },
+            );
+            assert!(matches!(dead, Written::Applied(true)));
+            // b is settled, a waits for its retry: that is what is due next.
+            assert_eq!(store.next_due(now_millis()).unwrap(), Some(later));
+            let key = |id: &str| EventKey {
+                id: id.into(),
+                route: Some("/hooks/q".into()),
+            };
+            let b_event = store.get(&key("b")).unwrap().unwrap();
+            assert_eq!(b_event.status, Status::Dead);
+            assert_eq!(b_event.last_error.as_deref(), Some("unsupported event"));
+            assert_eq!(b_event.request.unwrap().body, b"{\"id\":\"b\"}");
+            let dead_only = store
+                .list(&Filter {
+                    status: Some(Status::Dead),
+                    limit: 10,
+                    ..Filter::default()
+                })
+                .unwrap();
+            assert_eq!(dead_only.len(), 1);
+            let newest_first = store
+                .list(&Filter {
+                    limit: 1,
+                    ..Filter::default()
+                })
+                .unwrap();
+            assert_eq!(newest_first[0].id, "b");
+            let page = store
+                .list(&Filter {
+                    before: Some(newest_first[0].seq),
+                    limit: 10,
+                    ..Filter::default()
+                })
+                .unwrap();
+            assert_eq!(page.len(), 1);
+            assert_eq!(page[0].id, "a");
+
+            // The sender's redelivery of a dead event revives it.
+            let revived = store
+                .apply(&[Write::Append {
+                    event: event("b", None, now_millis()),
+                    dedupe_since: t0 - 1,
+                }])
+                .unwrap()
+                .remove(0)
+                .unwrap();
+            assert!(matches!(revived, Written::Appended(Appended::Revived { seq }) if seq == b.seq));
+            let b_event = store.get(&key("b")).unwrap().unwrap();
+            assert_eq!((b_event.status, b_event.attempts, b_event.replays), (Status::Pending, 0, 1));
+
+            // Replay of a pending event is refused; of a done one, done again.
+            assert_eq!(
+                match write(&store, Write::Replay { key: key("a"), at: 0 }) {
+                    Written::Replayed(replayed) => replayed,
+                    other => panic!("{other:?}"),
+                },
+                Replayed::Pending
+            );
+            let b2 = claim_now(&store, 60_000, 10).remove(0);
+            assert_eq!(b2.id, "b");
+            assert_eq!(b2.attempt, 1, "a revived event starts its attempts again");
+            write(
+                &store,
+                Write::Complete {
+                    seq: b2.seq,
+                    token: b2.token,
+                    at: now_millis(),
+                },
+            );
+            let replayed = write(
+                &store,
+                Write::Replay {
+                    key: key("b"),
+                    at: now_millis(),
+                },
+            );
+            assert!(matches!(replayed, Written::Replayed(Replayed::Replayed { seq, .. }) if seq == b.seq));
+            let attempts = store.attempts(b.seq).unwrap();
+            let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+            assert_eq!(outcomes, ["dead", "ok"]);
+            assert!(attempts.iter().all(|a| a.host.as_deref() == Some("solo")));
+
+            // Park: due events of a route without a plugin wait, no attempt spent.
+            let parked = write(
+                &store,
+                Write::Park {
+                    route: "/hooks/q".into(),
+                    now: now_millis(),
+                    until: now_millis() + 10_000,
+                    error: "no plugin serves /hooks/q".into(),
+                },
+            );
+            assert!(matches!(parked, Written::Count(1)));
+            assert!(claim_now(&store, 60_000, 10).is_empty());
+
+            // Bulk replay of dead events, then purge of old done ones.
+            let c_at = now_millis();
+            append_all(&store, vec![event("c", None, c_at)]);
+            let c = claim_now(&store, 60_000, 10).remove(0);
+            write(
+                &store,
+                Write::Dead {
+                    seq: c.seq,
+                    token: c.token,
+                    at: c_at,
+                    error: "bad".into(),
+                },
+            );
+            let bulk = write(
+                &store,
+                Write::ReplayDead {
+                    route: None,
+                    dead_by: now_millis(),
+                    at: now_millis(),
+                    limit: 100,
+                },
+            );
+            assert!(matches!(bulk, Written::ReplayedDead(ref counts) if counts == &[("/hooks/q".to_owned(), 1)]));
+            let c = claim_now(&store, 60_000, 10).remove(0);
+            write(
+                &store,
+                Write::Complete {
+                    seq: c.seq,
+                    token: c.token,
+                    at: now_millis() - 1,
+                },
+            );
+            let purged = write(
+                &store,
+                Write::Purge {
+                    done_before: now_millis(),
+                    seen_before: now_millis() + 1,
+                    limit: 100,
+                },
+            );
+            // Event c and the three dedupe records.
+            assert!(matches!(purged, Written::Count(4)), "{purged:?}");
+            assert!(store.get(&key("c")).unwrap().is_none());
+            assert!(store.attempts(c.seq).unwrap().is_empty());
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_value_quotas_and_refusals_change_nothing() {
+        let db = Db::create("kv").await;
+        let store = db.store("solo").await;
+        blocking(move || {
+            let kv = |w: KvWrite| match write(&store, Write::Kv(w)) {
+                Written::Kv(written) => written,
+                other => panic!("{other:?}"),
+            };
+            let set = |key: &str, value: &[u8], max_total: u64| KvWrite::Set {
+                plugin: "p".into(),
+                key: key.into(),
+                value: value.to_vec(),
+                max_total,
+            };
+            assert_eq!(kv(set("a", b"12345", 20)), KvWritten::Set);
+            assert!(matches!(
+                kv(set("b", &[0; 30], 20)),
+                KvWritten::QuotaExceeded(_)
+            ));
+            assert_eq!(store.kv_get("p", "b").unwrap(), None);
+            let incr = |key: &str, delta: i64| KvWrite::Increment {
+                plugin: "p".into(),
+                key: key.into(),
+                delta,
+                max_value: 20,
+                max_total: 100,
+            };
+            assert_eq!(kv(incr("a", 1)), KvWritten::Incremented(12346));
+            assert_eq!(kv(set("word", b"xyz", 100)), KvWritten::Set);
+            assert!(matches!(kv(incr("word", 1)), KvWritten::NotANumber(_)));
+            assert_eq!(
+                store.kv_get("p", "word").unwrap().as_deref(),
+                Some(&b"xyz"[..])
+            );
+            assert_eq!(store.kv_keys("p", "").unwrap(), ["a", "word"]);
+            assert_eq!(store.kv_keys("p", "w").unwrap(), ["word"]);
+            assert_eq!(
+                kv(KvWrite::Delete {
+                    plugin: "p".into(),
+                    key: "a".into()
+                }),
+                KvWritten::Deleted(true)
+            );
+            assert_eq!(store.kv_keys("p", "").unwrap(), ["word"]);
+        })
+        .await;
     }
 }
