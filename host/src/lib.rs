@@ -165,7 +165,7 @@ pub async fn run(
     // Every host hears of a deploy through any of them at once (LISTEN);
     // the --deploy-poll check catches what a lost connection missed.
     let listener_task = shared.as_ref().map(|(target, _)| {
-        tokio::spawn(deploy::postgres::listen(target.clone(), deploy.notifier()))
+        tokio::spawn(deploy::postgres::listen(*target.clone(), deploy.notifier()))
     });
     if let Err(err) = deploy.sync().await {
         tracing::error!(error = %format!("{err:#}"), "deployed plugins not loaded; retrying every --deploy-poll");

@@ -46,7 +46,7 @@ pub enum StoreSpec {
     #[default]
     Sqlite,
     /// A PostgreSQL database, shareable by many hosts.
-    Postgres(PgTarget),
+    Postgres(Box<PgTarget>),
 }
 
 impl StoreSpec {
@@ -57,7 +57,7 @@ impl StoreSpec {
             return Ok(StoreSpec::Sqlite);
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return PgTarget::parse(text).map(StoreSpec::Postgres);
+            return PgTarget::parse(text).map(|target| StoreSpec::Postgres(Box::new(target)));
         }
         Err(format!(
             "`{}` is not a store: write `sqlite` (the default: inbox.db in --data) or \
@@ -479,7 +479,7 @@ mod tests {
 
     fn target(text: &str) -> PgTarget {
         match StoreSpec::parse(text).unwrap() {
-            StoreSpec::Postgres(target) => target,
+            StoreSpec::Postgres(target) => *target,
             StoreSpec::Sqlite => panic!("{text} parsed as sqlite"),
         }
     }

@@ -404,7 +404,7 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
                     Ok(response) if response.status() == StatusCode::ACCEPTED => {
                         acked.push(id.clone());
                         // Every fifth: the same id again, to the next host.
-                        if n % 5 == 0 {
+                        if n.is_multiple_of(5) {
                             let mut other = (host + 1) % urls.len();
                             if killed.load(Ordering::Relaxed) && other == KILLED {
                                 other = (other + 1) % urls.len();
