@@ -409,7 +409,12 @@ impl Dispatcher {
         let now = now_millis();
         for route in self.inbox.due_routes(now).await? {
             let Some(plugin) = self.registry.lookup(&route) else {
-                self.park(&route, now).await?;
+                // In a fleet another host may serve the route (a plugin in
+                // its own folder, a deploy still loading here): parking
+                // would hold its events back from that host too.
+                if !self.inbox.is_shared() {
+                    self.park(&route, now).await?;
+                }
                 continue;
             };
             let lane = self.lanes.entry(route).or_insert_with(|| Lane {

@@ -649,3 +649,66 @@ async fn three_hosts_share_one_inbox_and_lose_nothing_when_one_is_killed() {
         "the late host lists the versions host 0 stored"
     );
 }
+
+/// `sslmode=require` is TLS with the server's certificate verified: against
+/// the server's own certificate given as `sslrootcert` it connects (and
+/// PostgreSQL reports the connections encrypted); without it the host
+/// refuses to start, naming the reason. The server must have TLS on (these
+/// machines' does, with Debian's certificate for `localhost`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_verifies_the_servers_certificate() {
+    let db = TestDb::create().await;
+    let sql = db.client().await;
+    let ssl: String = sql.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(
+        ssl, "on",
+        "the test server has TLS off; this test needs it on (ssl = on in postgresql.conf)"
+    );
+    let cert: String = sql
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let local = db.url.replace("127.0.0.1", "localhost");
+    assert!(
+        local.contains("@localhost"),
+        "{local}: the certificate names localhost"
+    );
+
+    let store = StoreSpec::parse(&format!("{local}?sslmode=require&sslrootcert={cert}")).unwrap();
+    let host = TestHost::start_with_admin(&[plugin_with("kvq", GUEST_KV, QUEUE)], move |c| {
+        c.store = store;
+        c.inbox.host_id = "tls".into();
+    })
+    .await;
+    let accepted = host.post("/hooks/kvq?op=get&key=x", "").await;
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let encrypted: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+             WHERE a.datname = $1 AND s.ssl AND a.application_name = 'hookhost'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted >= 1, "no TLS connection from the host");
+    host.stop().await;
+
+    // Without the root, the same server's certificate is not trusted.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let refused = Binary::command(
+        &dir.path().join("plugins"),
+        &dir.path().join("data"),
+        &["--store", &format!("{local}?sslmode=require")],
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("certificate") && stderr.contains("cannot connect"),
+        "{stderr}"
+    );
+}
