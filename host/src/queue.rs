@@ -79,6 +79,13 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// wake the dispatcher by the thousand during a burst.
 const SCAN_GAP: Duration = Duration::from_millis(2);
 
+/// [`SCAN_GAP`] when other hosts share the store. A scan there is two
+/// queries over indexes that every claim and outcome of the fleet churns
+/// (tens of milliseconds with a backlog), and it is not what keeps a busy
+/// lane going (a full claim asks for the next one by itself): looking after
+/// every outcome would spend the database on scans instead of deliveries.
+const SHARED_SCAN_GAP: Duration = Duration::from_millis(100);
+
 /// Added to every lease on top of the attempts it covers: time to write the
 /// outcome even when the writer is busy.
 const LEASE_MARGIN: Duration = Duration::from_secs(10);
@@ -270,7 +277,12 @@ impl Dispatcher {
             let now = Instant::now();
             if self.scan_wanted && now >= self.next_scan {
                 self.scan_wanted = false;
-                self.next_scan = now + SCAN_GAP;
+                self.next_scan = now
+                    + if self.inbox.is_shared() {
+                        SHARED_SCAN_GAP
+                    } else {
+                        SCAN_GAP
+                    };
                 if let Err(err) = self.scan().await {
                     tracing::error!(error = %err, "inbox workers cannot read the store; trying again");
                     self.next_timer = Instant::now() + ERROR_PAUSE;
