@@ -77,40 +77,46 @@ impl std::fmt::Debug for Fetcher {
     }
 }
 
+/// A TLS client configuration (rustls with ring) trusting the webpki roots
+/// and also the PEM certificates in `extra`, which the operator gave as
+/// `setting` (named in every error): the host's own fetches, and its
+/// PostgreSQL connections (`sslrootcert`).
+pub fn client_config(extra: Option<&Path>, setting: &str) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra {
+        let certs = CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("{setting}: cannot read {}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{setting}: {} is not PEM certificates", path.display()))?;
+        if certs.is_empty() {
+            anyhow::bail!(
+                "{setting}: {} contains no certificate (expected `-----BEGIN CERTIFICATE-----`)",
+                path.display()
+            );
+        }
+        for cert in certs {
+            roots.add(cert).with_context(|| {
+                format!(
+                    "{setting}: {} holds a certificate rustls cannot use as a root",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol set-up failed")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Fetcher {
     /// A client trusting the webpki roots, and also the PEM certificates in
     /// `extra_ca` (the operator's `--verify-ca`) when given.
     pub fn new(extra_ca: Option<&Path>) -> anyhow::Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = extra_ca {
-            let certs = CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("--verify-ca: cannot read {}", path.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| {
-                    format!("--verify-ca: {} is not PEM certificates", path.display())
-                })?;
-            if certs.is_empty() {
-                anyhow::bail!(
-                    "--verify-ca: {} contains no certificate (expected `-----BEGIN CERTIFICATE-----`)",
-                    path.display()
-                );
-            }
-            for cert in certs {
-                roots.add(cert).with_context(|| {
-                    format!(
-                        "--verify-ca: {} holds a certificate rustls cannot use as a root",
-                        path.display()
-                    )
-                })?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol set-up failed")?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = client_config(extra_ca, "--verify-ca")?;
         Ok(Self {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),

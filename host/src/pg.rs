@@ -13,7 +13,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -347,31 +346,7 @@ impl PgTarget {
     }
 
     fn tls(&self) -> anyhow::Result<tokio_postgres_rustls::MakeRustlsConnect> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &self.root_cert {
-            use rustls_pki_types::pem::PemObject as _;
-            let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-                .with_context(|| format!("sslrootcert: cannot read {}", path.display()))?
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| {
-                    format!("sslrootcert: {} is not PEM certificates", path.display())
-                })?;
-            for cert in certs {
-                roots.add(cert).with_context(|| {
-                    format!(
-                        "sslrootcert: {} holds a certificate rustls cannot use",
-                        path.display()
-                    )
-                })?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol set-up failed")?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::fetch::client_config(self.root_cert.as_deref(), "sslrootcert")?;
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 }
