@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
@@ -59,10 +58,8 @@ impl SqliteDeployments {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create data folder {}", dir.display()))?;
         let path = dir.join("deployments.db");
-        create_private(&path)?;
-        let mut conn = Connection::open(&path)
-            .with_context(|| format!("cannot open deployment store {}", path.display()))?;
-        configure(&conn)
+        let mut conn = crate::inbox::open_durable(&path, "deployment store")?;
+        conn.pragma_update(None, "foreign_keys", true)
             .with_context(|| format!("cannot set up deployment store {}", path.display()))?;
         migrate(&mut conn).with_context(|| format!("deployment store {}", path.display()))?;
         Ok(Self {
@@ -79,30 +76,6 @@ impl SqliteDeployments {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-fn create_private(path: &Path) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
-        .map(drop)
-        .with_context(|| format!("cannot create deployment store {}", path.display()))
-}
-
-fn configure(conn: &Connection) -> anyhow::Result<()> {
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        anyhow::bail!(
-            "cannot use write-ahead logging (journal mode is {mode}); is the data folder on a network file system?"
-        );
-    }
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {

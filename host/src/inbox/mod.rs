@@ -44,6 +44,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 pub use order::{DEFAULT_LANE, OrderKey};
+pub use sqlite::open_durable;
 pub use store::{
     Appended, Attempt, Backlog, ClaimToken, Claimed, Event, EventKey, Filter, KvWrite, KvWritten,
     Millis, NewEvent, Recorded, Replayed, Status, StoreError, StoredRequest, now_millis,

@@ -221,10 +221,7 @@ impl SqliteStore {
             );
         }
         let path = dir.join("inbox.db");
-        create_private(&path)?;
-        let mut writer = Connection::open(&path)
-            .with_context(|| format!("cannot open inbox {}", path.display()))?;
-        configure(&writer).with_context(|| format!("cannot set up inbox {}", path.display()))?;
+        let mut writer = open_durable(&path, "inbox")?;
         migrate(&mut writer).with_context(|| format!("inbox {}", path.display()))?;
         let released = writer
             .execute(
@@ -275,8 +272,13 @@ impl SqliteStore {
     }
 }
 
-/// Creates `path` readable by its owner only: events hold whole requests.
-fn create_private(path: &Path) -> anyhow::Result<()> {
+/// Opens (creating if needed) the SQLite file `path`, readable by its owner
+/// only (it holds whole requests, or plugin components), in WAL mode with
+/// `synchronous=FULL`: every commit is fsync'd, so it survives power loss,
+/// not just a crash, and readers never block the writer. `what` names the
+/// file in errors ("inbox", "deployment store"). The inbox's and the
+/// deployment store's one way to open their files.
+pub fn open_durable(path: &Path, what: &str) -> anyhow::Result<Connection> {
     use anyhow::Context as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(false);
@@ -284,13 +286,14 @@ fn create_private(path: &Path) -> anyhow::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
         .open(path)
-        .map(drop)
-        .with_context(|| format!("cannot create inbox {}", path.display()))
+        .with_context(|| format!("cannot create {what} {}", path.display()))?;
+    let conn =
+        Connection::open(path).with_context(|| format!("cannot open {what} {}", path.display()))?;
+    configure(&conn).with_context(|| format!("cannot set up {what} {}", path.display()))?;
+    Ok(conn)
 }
 
 fn configure(conn: &Connection) -> anyhow::Result<()> {
-    // WAL: readers never block the writer; FULL: the log is fsync'd at every
-    // commit, so a committed event survives power loss, not just a crash.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         anyhow::bail!(
