@@ -43,7 +43,7 @@ use tokio::runtime::Handle;
 use super::store::{
     Appended, Attempt, Backlog, ClaimToken, Claimed, Event, EventKey, Filter, KvWrite, KvWritten,
     Millis, NewEvent, Replayed, Status, Store, StoreError, StoredRequest, Write, Written,
-    kv_incremented, kv_total_after, now_millis,
+    count_by_route, kv_incremented, kv_total_after, now_millis,
 };
 use crate::pg::{db_error, pool_error};
 
@@ -989,15 +989,9 @@ async fn apply_one(
             let rows = tx
                 .query(&statement, &[route, dead_by, at, &i64::from(*limit)])
                 .await?;
-            let mut counts: Vec<(String, u64)> = Vec::new();
-            for row in rows {
-                let route: String = row.get(0);
-                match counts.iter_mut().find(|(r, _)| *r == route) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((route, 1)),
-                }
-            }
-            Ok(Written::ReplayedDead(counts))
+            Ok(Written::ReplayedDead(count_by_route(
+                rows.iter().map(|row| row.get(0)),
+            )))
         }
         Write::Purge {
             done_before,

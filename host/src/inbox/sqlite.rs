@@ -39,7 +39,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, TransactionBehavio
 use super::store::{
     Appended, Attempt, Backlog, ClaimToken, Claimed, Event, EventKey, Filter, KvWrite, KvWritten,
     Millis, NewEvent, Replayed, Status, Store, StoreError, StoredRequest, Write, Written,
-    kv_incremented, kv_total_after, now_millis,
+    count_by_route, kv_incremented, kv_total_after, now_millis,
 };
 
 /// The schema version this host writes.
@@ -1059,17 +1059,12 @@ fn apply_one(conn: &Connection, host: &str, write: &Write) -> rusqlite::Result<W
                                ORDER BY seq LIMIT ?4)
                  RETURNING route",
             )?;
-            let mut counts: Vec<(String, u64)> = Vec::new();
-            for route in statement.query_map(params![route, dead_by, at, limit], |row| {
-                row.get::<_, String>(0)
-            })? {
-                let route = route?;
-                match counts.iter_mut().find(|(r, _)| *r == route) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((route, 1)),
-                }
-            }
-            Ok(Written::ReplayedDead(counts))
+            let routes = statement
+                .query_map(params![route, dead_by, at, limit], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Written::ReplayedDead(count_by_route(routes)))
         }
         Write::Purge {
             done_before,

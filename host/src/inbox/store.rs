@@ -432,6 +432,19 @@ pub(crate) fn kv_incremented(
     Ok((sum, text))
 }
 
+/// How many of `routes` (one per event a bulk replay touched) are each
+/// route, in the order each first appears: [`Written::ReplayedDead`].
+pub(crate) fn count_by_route(routes: impl IntoIterator<Item = String>) -> Vec<(String, u64)> {
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for route in routes {
+        match counts.iter_mut().find(|(r, _)| *r == route) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((route, 1)),
+        }
+    }
+    counts
+}
+
 /// What an [`Write::Append`] came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
