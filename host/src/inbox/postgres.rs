@@ -207,6 +207,20 @@ impl PostgresStore {
             .map_err(|err| StoreError::Backend(format!("PostgreSQL: {}", pool_error(&err))))
     }
 
+    /// Every row `sql` (a prepared statement, cached per connection)
+    /// answers with `params`, on a pooled connection: each read method.
+    fn read(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.block(async {
+            let client = self.client().await?;
+            let statement = client.prepare_cached(sql).await.map_err(backend)?;
+            client.query(&statement, params).await.map_err(backend)
+        })
+    }
+
     /// `writes` in one transaction; `Err` if any of them failed (nothing
     /// committed then).
     async fn apply_together(
@@ -329,227 +343,143 @@ impl Store for PostgresStore {
     }
 
     fn get(&self, key: &EventKey) -> Result<Option<Event>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS}, r.method, r.path, r.query, r.headers, r.body, r.verified_by
-                     FROM events e JOIN requests r USING (seq)
-                     WHERE e.id = $1 AND ($2::text IS NULL OR e.route = $2)
-                     ORDER BY e.seq DESC LIMIT 1"
-                ))
-                .await
-                .map_err(backend)?;
-            let row = client
-                .query_opt(&statement, &[&key.id, &key.route])
-                .await
-                .map_err(backend)?;
-            row.map(|row| {
-                let mut event = event_from_row(&row)?;
-                event.request = Some(request_from_row(&row, EVENT_COLUMN_COUNT));
+        let rows = self.read(
+            &format!(
+                "SELECT {EVENT_COLUMNS}, r.method, r.path, r.query, r.headers, r.body, r.verified_by
+                 FROM events e JOIN requests r USING (seq)
+                 WHERE e.id = $1 AND ($2::text IS NULL OR e.route = $2)
+                 ORDER BY e.seq DESC LIMIT 1"
+            ),
+            &[&key.id, &key.route],
+        )?;
+        rows.first()
+            .map(|row| {
+                let mut event = event_from_row(row)?;
+                event.request = Some(request_from_row(row, EVENT_COLUMN_COUNT));
                 Ok(event)
             })
             .transpose()
-        })
     }
 
     fn list(&self, filter: &Filter) -> Result<Vec<Event>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let status = filter.status.map(Status::as_str);
-            // `$n IS NULL OR`: PostgreSQL plans a generic statement well
-            // enough for an admin listing.
-            let statement = client
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events e
-                     WHERE ($1::text IS NULL OR e.status = $1)
-                       AND ($2::text IS NULL OR e.route = $2)
-                       AND ($3::bigint IS NULL OR e.seq < $3)
-                       AND ($4::bigint IS NULL OR e.received_at >= $4)
-                       AND ($5::bigint IS NULL OR e.received_at < $5)
-                     ORDER BY e.seq DESC LIMIT $6"
-                ))
-                .await
-                .map_err(backend)?;
-            let rows = client
-                .query(
-                    &statement,
-                    &[
-                        &status,
-                        &filter.route,
-                        &filter.before,
-                        &filter.received_since,
-                        &filter.received_until,
-                        &i64::from(filter.limit),
-                    ],
-                )
-                .await
-                .map_err(backend)?;
-            rows.iter().map(event_from_row).collect()
-        })
+        // `$n IS NULL OR`: PostgreSQL plans a generic statement well enough
+        // for an admin listing.
+        let rows = self.read(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM events e
+                 WHERE ($1::text IS NULL OR e.status = $1)
+                   AND ($2::text IS NULL OR e.route = $2)
+                   AND ($3::bigint IS NULL OR e.seq < $3)
+                   AND ($4::bigint IS NULL OR e.received_at >= $4)
+                   AND ($5::bigint IS NULL OR e.received_at < $5)
+                 ORDER BY e.seq DESC LIMIT $6"
+            ),
+            &[
+                &filter.status.map(Status::as_str),
+                &filter.route,
+                &filter.before,
+                &filter.received_since,
+                &filter.received_until,
+                &i64::from(filter.limit),
+            ],
+        )?;
+        rows.iter().map(event_from_row).collect()
     }
 
     fn seen(&self, route: &str, id: &str, since: Millis) -> Result<bool, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached("SELECT 1 FROM seen WHERE route = $1 AND id = $2 AND at >= $3")
-                .await
-                .map_err(backend)?;
-            let row = client
-                .query_opt(&statement, &[&route, &id, &since])
-                .await
-                .map_err(backend)?;
-            Ok(row.is_some())
-        })
+        let rows = self.read(
+            "SELECT 1 FROM seen WHERE route = $1 AND id = $2 AND at >= $3",
+            &[&route, &id, &since],
+        )?;
+        Ok(!rows.is_empty())
     }
 
     fn due_routes(&self, now: Millis) -> Result<Vec<String>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            // A skip scan over the routes of pending events (one index seek
-            // per route), then one seek each for something due: cost follows
-            // the number of routes, not the backlog. `DISTINCT` would read
-            // every due row, and the workers ask after every outcome.
-            let statement = client
-                .prepare_cached(
-                    "WITH RECURSIVE routes AS (
-                         (SELECT route FROM events WHERE status = 'pending'
-                          ORDER BY route LIMIT 1)
-                         UNION ALL
-                         SELECT (SELECT e.route FROM events e
-                                 WHERE e.status = 'pending' AND e.route > routes.route
-                                 ORDER BY e.route LIMIT 1)
-                         FROM routes WHERE routes.route IS NOT NULL)
-                     SELECT route FROM routes
-                     WHERE route IS NOT NULL AND EXISTS (
-                         SELECT 1 FROM events e
-                         WHERE e.status = 'pending' AND e.route = routes.route
-                           AND e.next_attempt_at <= $1)",
-                )
-                .await
-                .map_err(backend)?;
-            let rows = client.query(&statement, &[&now]).await.map_err(backend)?;
-            Ok(rows.iter().map(|row| row.get(0)).collect())
-        })
+        // A skip scan over the routes of pending events (one index seek per
+        // route), then one seek each for something due: cost follows the
+        // number of routes, not the backlog. `DISTINCT` would read every due
+        // row, and the workers ask after outcomes.
+        let rows = self.read(
+            "WITH RECURSIVE routes AS (
+                 (SELECT route FROM events WHERE status = 'pending'
+                  ORDER BY route LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT e.route FROM events e
+                         WHERE e.status = 'pending' AND e.route > routes.route
+                         ORDER BY e.route LIMIT 1)
+                 FROM routes WHERE routes.route IS NOT NULL)
+             SELECT route FROM routes
+             WHERE route IS NOT NULL AND EXISTS (
+                 SELECT 1 FROM events e
+                 WHERE e.status = 'pending' AND e.route = routes.route
+                   AND e.next_attempt_at <= $1)",
+            &[&now],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     fn next_due(&self, now: Millis) -> Result<Option<Millis>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT min(next_attempt_at) FROM events
-                     WHERE status = 'pending' AND next_attempt_at > $1",
-                )
-                .await
-                .map_err(backend)?;
-            let row = client
-                .query_one(&statement, &[&now])
-                .await
-                .map_err(backend)?;
-            Ok(row.get(0))
-        })
+        let rows = self.read(
+            "SELECT min(next_attempt_at) FROM events
+             WHERE status = 'pending' AND next_attempt_at > $1",
+            &[&now],
+        )?;
+        Ok(rows.first().and_then(|row| row.get(0)))
     }
 
     fn backlog(&self) -> Result<Backlog, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT count(*), min(received_at) FROM events WHERE status = 'pending'",
-                )
-                .await
-                .map_err(backend)?;
-            let row = client.query_one(&statement, &[]).await.map_err(backend)?;
-            Ok(Backlog {
-                pending: u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
-                oldest_received_at: row.get(1),
-            })
-        })
+        let rows = self.read(
+            "SELECT count(*), min(received_at) FROM events WHERE status = 'pending'",
+            &[],
+        )?;
+        Ok(rows.first().map(backlog_from_row).unwrap_or_default())
     }
 
     fn attempts(&self, seq: i64) -> Result<Vec<Attempt>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT replay, attempt, at, outcome, error, host FROM attempts
-                     WHERE seq = $1 ORDER BY replay, attempt",
-                )
-                .await
-                .map_err(backend)?;
-            let rows = client.query(&statement, &[&seq]).await.map_err(backend)?;
-            Ok(rows
-                .iter()
-                .map(|row| Attempt {
-                    replay: row.get::<_, i32>(0) as u32,
-                    attempt: row.get::<_, i32>(1) as u32,
-                    at: row.get(2),
-                    outcome: row.get(3),
-                    error: row.get(4),
-                    host: row.get(5),
-                })
-                .collect())
-        })
+        let rows = self.read(
+            "SELECT replay, attempt, at, outcome, error, host FROM attempts
+             WHERE seq = $1 ORDER BY replay, attempt",
+            &[&seq],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| Attempt {
+                replay: row.get::<_, i32>(0) as u32,
+                attempt: row.get::<_, i32>(1) as u32,
+                at: row.get(2),
+                outcome: row.get(3),
+                error: row.get(4),
+                host: row.get(5),
+            })
+            .collect())
     }
 
     fn route_backlogs(&self) -> Result<Vec<(String, Backlog)>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT route, count(*), min(received_at) FROM events
-                     WHERE status = 'pending' GROUP BY route ORDER BY route",
-                )
-                .await
-                .map_err(backend)?;
-            let rows = client.query(&statement, &[]).await.map_err(backend)?;
-            Ok(rows
-                .iter()
-                .map(|row| {
-                    (
-                        row.get(0),
-                        Backlog {
-                            pending: u64::try_from(row.get::<_, i64>(1)).unwrap_or_default(),
-                            oldest_received_at: row.get(2),
-                        },
-                    )
-                })
-                .collect())
-        })
+        let rows = self.read(
+            "SELECT count(*), min(received_at), route FROM events
+             WHERE status = 'pending' GROUP BY route ORDER BY route",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(2), backlog_from_row(row)))
+            .collect())
     }
 
     fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached("SELECT value FROM kv WHERE plugin = $1 AND key = $2")
-                .await
-                .map_err(backend)?;
-            let row = client
-                .query_opt(&statement, &[&plugin, &key])
-                .await
-                .map_err(backend)?;
-            Ok(row.map(|row| row.get(0)))
-        })
+        let rows = self.read(
+            "SELECT value FROM kv WHERE plugin = $1 AND key = $2",
+            &[&plugin, &key],
+        )?;
+        Ok(rows.first().map(|row| row.get(0)))
     }
 
     fn kv_keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(
-                    "SELECT key FROM kv WHERE plugin = $1 AND starts_with(key, $2) ORDER BY key",
-                )
-                .await
-                .map_err(backend)?;
-            let rows = client
-                .query(&statement, &[&plugin, &prefix])
-                .await
-                .map_err(backend)?;
-            Ok(rows.iter().map(|row| row.get(0)).collect())
-        })
+        let rows = self.read(
+            "SELECT key FROM kv WHERE plugin = $1 AND starts_with(key, $2) ORDER BY key",
+            &[&plugin, &prefix],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     fn is_shared(&self) -> bool {
@@ -618,6 +548,14 @@ async fn lock_namespaces(
 const EVENT_COLUMNS: &str = "e.seq, e.id, e.route, e.status, e.attempts, e.replays, e.received_at, \
      e.next_attempt_at, e.claimed_until, e.done_at, e.dead_at, e.last_error, e.order_key, e.claimed_by";
 const EVENT_COLUMN_COUNT: usize = 14;
+
+/// A [`Backlog`] from a row's `count(*)` and `min(received_at)`.
+fn backlog_from_row(row: &tokio_postgres::Row) -> Backlog {
+    Backlog {
+        pending: u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+        oldest_received_at: row.get(1),
+    }
+}
 
 fn event_from_row(row: &tokio_postgres::Row) -> Result<Event, StoreError> {
     let status: String = row.get(3);
