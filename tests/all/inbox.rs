@@ -931,7 +931,9 @@ mod retry_hints {
                 async move {
                     let event = event(&client, &admin, id).await?;
                     let first = event["attempt_log"].as_array()?.first()?.clone();
-                    Some((event, first))
+                    // The event and its attempt log are two reads: wait until
+                    // the event's own row shows the attempt as well.
+                    (event["attempts"].as_u64()? >= 1).then_some((event, first))
                 }
             },
         )
